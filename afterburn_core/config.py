@@ -1,0 +1,165 @@
+"""One configuration object for a run: defaults, ``.afterburn.yaml``, validation.
+
+``AnalysisConfig`` is what a run is keyed by (together with the two checkpoint
+fingerprints). Each field carries its help text in ``metadata["help"]``, which
+the CLI reuses; ``__post_init__`` rejects a bad value with a sentence naming the
+field, the value and what is allowed. ``.afterburn.yaml`` is read with
+``yaml.safe_load`` only; an unknown key is an error that lists the known ones.
+
+What each analysis depends on is declared by that analysis (``CACHE_FIELDS``);
+this module does not know which fields matter to whom.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from afterburn_core.errors import ConfigError
+
+TRAINING_METHODS = ("unknown", "sft", "dpo", "rlhf", "rlvr", "grpo", "lora")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+#: Largest value accepted for ``max_new_tokens``: beyond this a suite run on a
+#: CPU takes hours, and the behaviour statistics do not need longer answers.
+MAX_NEW_TOKENS_LIMIT = 4096
+#: Upper bound for ``spectrum_top_k``: the randomized range finder stops being
+#: cheaper than an exact spectrum well before this on typical widths (≤ 8192).
+SPECTRUM_TOP_K_LIMIT = 1024
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Settings of one run. Defaults are what a careful user would pick."""
+
+    method: str = field(
+        default="unknown",
+        metadata=_help(f"How the trained model was post-trained: one of {', '.join(TRAINING_METHODS)}."),
+    )
+    device: str = field(
+        default="auto",
+        metadata=_help("Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
+    )
+    suites: tuple[str, ...] = field(
+        default=(),
+        metadata=_help("Prompt suites: built-in names or paths to YAML/JSONL files (empty = the default set)."),
+    )
+    max_new_tokens: int = field(default=128, metadata=_help("Most tokens generated per answer."))
+    batch_size: int = field(default=0, metadata=_help("Prompts per generation batch; 0 picks one by memory."))
+    temperature: float = field(default=0.0, metadata=_help("Sampling temperature; 0 means greedy decoding."))
+    top_p: float = field(default=1.0, metadata=_help("Nucleus sampling mass, used when temperature > 0."))
+    seed: int = field(default=0, metadata=_help("Random seed for sampling and randomized spectra."))
+    spectrum_top_k: int = field(default=32, metadata=_help("Singular values computed per weight delta."))
+    exact_spectra: bool = field(
+        default=False, metadata=_help("Compute full spectra exactly instead of the randomized top-k.")
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata=_help("Allow model repos to run their own Python code. Off unless you trust them.")
+    )
+
+    def __post_init__(self) -> None:
+        if self.method not in TRAINING_METHODS:
+            raise ConfigError(f"method: {self.method!r} is not one of {', '.join(TRAINING_METHODS)}")
+        if self.device not in DEVICES:
+            raise ConfigError(f"device: {self.device!r} is not one of {', '.join(DEVICES)}")
+        if not isinstance(self.suites, tuple) or not all(isinstance(s, str) and s for s in self.suites):
+            raise ConfigError(f"suites: {self.suites!r} must be a list of suite names or file paths")
+        _check_int("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
+        _check_int("batch_size", self.batch_size, 0, 4096)
+        _check_int("seed", self.seed, 0, 2**32 - 1)
+        _check_int("spectrum_top_k", self.spectrum_top_k, 1, SPECTRUM_TOP_K_LIMIT)
+        _check_number("temperature", self.temperature, 0.0, 10.0)
+        _check_number("top_p", self.top_p, 1e-6, 1.0)
+        for name in ("exact_spectra", "trust_remote_code"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: {getattr(self, name)!r} must be true or false")
+
+    def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
+        """The fields an analysis depends on, as JSON values, for its cache key."""
+        unknown = [n for n in names if n not in FIELD_NAMES]
+        if unknown:
+            raise KeyError(f"unknown config fields {unknown}")
+        return {n: _jsonable(getattr(self, n)) for n in sorted(names)}
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys), stored with the run."""
+        return json.dumps({f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AnalysisConfig:
+        """Rebuild a config stored by ``to_json``."""
+        return cls.from_mapping(json.loads(text), source="stored run config")
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], *, source: str = "config") -> AnalysisConfig:
+        """Build from a mapping (YAML, JSON, CLI flags); unknown keys are an error naming them."""
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
+        unknown = sorted(set(values) - set(FIELD_NAMES))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown key {unknown[0]!r}; known keys are {', '.join(FIELD_NAMES)}"
+            )
+        cleaned = dict(values)
+        if "suites" in cleaned:
+            suites = cleaned["suites"]
+            if isinstance(suites, str):
+                suites = [suites]
+            if not isinstance(suites, (list, tuple)):
+                raise ConfigError(f"{source}: suites must be a list, got {suites!r}")
+            cleaned["suites"] = tuple(suites)
+        for name in ("temperature", "top_p"):
+            if isinstance(cleaned.get(name), int) and not isinstance(cleaned.get(name), bool):
+                cleaned[name] = float(cleaned[name])
+        try:
+            return cls(**cleaned)
+        except ConfigError as error:
+            raise ConfigError(f"{source}: {error}") from None
+
+    def replace(self, **changes: Any) -> AnalysisConfig:
+        """A copy with some fields changed (validated again)."""
+        return self.from_mapping({**json.loads(self.to_json()), **changes}, source="config")
+
+
+FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(AnalysisConfig))
+
+
+def load_config_file(path: str | Path) -> AnalysisConfig:
+    """Read ``.afterburn.yaml`` (safe_load only) into a validated config."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read it ({error.__class__.__name__})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
+    return AnalysisConfig.from_mapping(values or {}, source=str(path))
+
+
+def _check_int(name: str, value: Any, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{name}: {value!r} must be a whole number from {low} to {high}")
+
+
+def _check_number(name: str, value: Any, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ConfigError(f"{name}: {value!r} must be a number from {low} to {high}")
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

@@ -1,0 +1,155 @@
+"""Runs a run: its stages in order, each served from the cache or computed and stored.
+
+This is the worker's body. The dashboard launches it in a separate process
+(``afterburn_core.jobs``); the CLI calls it in the foreground with a terminal
+bar. Either way it writes status, per-stage progress, results and the reason
+of a failure to the store, and nothing else: it draws nothing and prints
+nothing.
+
+Stages: ``resolve`` (references → files + fingerprints; never cached, since
+fingerprints are how a changed checkpoint is noticed) then the analyses, each
+keyed by the pair's fingerprints, its kind, its schema version and the config
+fields it reads.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from afterburn_core.config import AnalysisConfig
+from afterburn_core.errors import AfterburnError, AnalysisFailed, RunCancelled
+from afterburn_core.progress import ProgressCallback, StageReporter
+from afterburn_core.serde import from_jsonable, to_jsonable
+from afterburn_core.store import RunStore, cache_key
+from afterburn_core.types import InventoryResult, ResolvedCheckpoint
+
+
+@dataclass
+class RunContext:
+    """What the stages of one run share: the config and, once resolved, the two checkpoints."""
+
+    config: AnalysisConfig
+    base_reference: str
+    trained_reference: str
+    base: ResolvedCheckpoint | None = None
+    trained: ResolvedCheckpoint | None = None
+
+    def pair(self) -> tuple[ResolvedCheckpoint, ResolvedCheckpoint]:
+        """Both checkpoints; only valid after the resolve stage."""
+        if self.base is None or self.trained is None:
+            raise AnalysisFailed("internal: an analysis ran before the checkpoints were resolved")
+        return self.base, self.trained
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One cached stage: its result type and the config fields its result depends on."""
+
+    result_type: type
+    cache_fields: tuple[str, ...]
+    compute: Callable[[RunContext, StageReporter], Any]
+
+    @property
+    def kind(self) -> str:
+        return self.result_type.KIND
+
+
+def _compute_inventory(context: RunContext, progress: StageReporter) -> InventoryResult:
+    from afterburn_core.checkpoints.pairing import build_inventory
+
+    progress.update(0, 1, "reading tensor headers")
+    return build_inventory(*context.pair())
+
+
+#: The analyses of a run, in order. Later issues append weights, generations, behaviour, …
+ANALYSES: tuple[Analysis, ...] = (Analysis(InventoryResult, (), _compute_inventory),)
+RESOLVE_STAGE = "resolve"
+STAGE_NAMES: tuple[str, ...] = (RESOLVE_STAGE, *(analysis.kind for analysis in ANALYSES))
+
+
+def analysis_cache_key(analysis: Analysis, context: RunContext) -> str:
+    """The key this analysis's result is stored under for this run."""
+    base, trained = context.pair()
+    return cache_key(
+        analysis.kind,
+        analysis.result_type.SCHEMA_VERSION,
+        (base.fingerprint, trained.fingerprint),
+        context.config.subset(analysis.cache_fields),
+    )
+
+
+def execute_run(
+    store: RunStore, run_id: str, on_update: ProgressCallback | None = None, *, raise_errors: bool = False
+) -> str:
+    """Run every stage of ``run_id``; return its final status (done / failed / cancelled).
+
+    The outcome is always written to the store. ``raise_errors`` also re-raises
+    an ``AfterburnError`` afterwards, for a caller (the CLI) that turns its class
+    into an exit code.
+    """
+    record = store.get_run(run_id)
+    context = RunContext(AnalysisConfig.from_json(record.config_json), record.base_reference, record.trained_reference)
+    store.mark_started(run_id, os.getpid())
+    try:
+        _resolve(store, run_id, context, on_update)
+        for analysis in ANALYSES:
+            _run_analysis(store, run_id, analysis, context, on_update)
+    except (RunCancelled, KeyboardInterrupt) as error:
+        store.finish_run(run_id, "cancelled", str(error) or "interrupted")
+        if raise_errors or isinstance(error, KeyboardInterrupt):
+            raise
+        return "cancelled"
+    except AfterburnError as error:
+        store.finish_run(run_id, "failed", str(error))
+        if raise_errors:
+            raise
+        return "failed"
+    except Exception as error:  # noqa: BLE001 - a worker must record any crash, not die silently
+        log_path = store.home / "logs" / f"{run_id}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(traceback.format_exc(), encoding="utf-8")
+        store.finish_run(
+            run_id, "failed", f"internal error {type(error).__name__}: {error} (traceback in {log_path})"
+        )
+        if raise_errors:
+            raise AnalysisFailed(f"internal error {type(error).__name__}: {error} (traceback in {log_path})") from error
+        return "failed"
+    store.finish_run(run_id, "done")
+    return "done"
+
+
+def _resolve(store: RunStore, run_id: str, context: RunContext, on_update: ProgressCallback | None) -> None:
+    from afterburn_core.checkpoints import resolve_pair
+
+    progress = StageReporter(store, run_id, RESOLVE_STAGE, on_update)
+    progress.update(0, 2, "resolving references and fingerprinting files")
+    context.base, context.trained = resolve_pair(context.base_reference, context.trained_reference)
+    store.set_fingerprints(run_id, context.base.fingerprint, context.trained.fingerprint)
+    progress.finish("resolved")
+
+
+def _run_analysis(
+    store: RunStore, run_id: str, analysis: Analysis, context: RunContext, on_update: ProgressCallback | None
+) -> None:
+    key = analysis_cache_key(analysis, context)
+    progress = StageReporter(store, run_id, analysis.kind, on_update)
+    if store.get_result(key) is not None:
+        store.link_result(run_id, analysis.kind, key)
+        progress.finish("cached")
+        return
+    result = analysis.compute(context, progress)
+    store.put_result(run_id, key, analysis.kind, analysis.result_type.SCHEMA_VERSION, to_jsonable(result))
+    progress.finish("computed")
+
+
+def load_result(store: RunStore, run_id: str, result_type: type) -> Any | None:
+    """A run's stored result of one kind as its typed object, or None if it has none (yet)."""
+    key = store.run_result_keys(run_id).get(result_type.KIND)
+    if key is None:
+        return None
+    document = store.get_result(key)
+    return None if document is None else from_jsonable(result_type, document)

@@ -1,0 +1,142 @@
+"""Typed, versioned records shared by the core, the CLI, the pages and the reports.
+
+Everything here is a frozen dataclass that ``afterburn_core.serde`` turns into
+JSON and back without loss. Results of analyses carry ``schema_version``; the
+store keys cached results by it, so bumping a result's ``SCHEMA_VERSION``
+makes old stored copies misses instead of stale hits.
+
+This module holds data only: no I/O, no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar, Literal
+
+CheckpointKind = Literal["local_dir", "safetensors_file", "pickle_file", "hub", "adapter"]
+WeightFormat = Literal["safetensors", "pickle"]
+RunStatus = Literal["queued", "running", "done", "failed", "cancelled"]
+StageStatus = Literal["pending", "running", "done", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class ResolvedCheckpoint:
+    """A model reference resolved to files on this disk.
+
+    ``reference`` is what the user typed (``org/name@rev``, a path, ``demo:base``);
+    everything else is what it resolved to. Paths are absolute strings so the
+    record serializes as is. ``fingerprint`` is a hex digest over the files that
+    define the model (weights, config, tokenizer): it changes when any of them
+    changes, and it is what cache keys are made of.
+    """
+
+    reference: str
+    kind: CheckpointKind
+    root: str
+    weight_files: tuple[str, ...]
+    weight_format: WeightFormat
+    config_path: str | None
+    fingerprint: str
+    revision: str | None = None
+    adapter_base: ResolvedCheckpoint | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The reference as the user wrote it, for titles and tables."""
+        return self.reference
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """Where one stage of a run stands; written by the worker, read by every door."""
+
+    stage: str
+    status: StageStatus
+    done: int
+    total: int
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        """Share of the stage done, 0..1 (a finished stage is 1 even when ``total`` is 0)."""
+        if self.status in ("done", "skipped"):
+            return 1.0
+        return min(1.0, self.done / self.total) if self.total > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run: a (base, trained, config) triple, its status and its progress."""
+
+    run_id: str
+    base_reference: str
+    trained_reference: str
+    base_fingerprint: str | None
+    trained_fingerprint: str | None
+    config_json: str
+    status: RunStatus
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    worker_pid: int | None = None
+    stages: tuple[StageProgress, ...] = ()
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to finish (or to now for a run still working is not stored)."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+    @property
+    def is_active(self) -> bool:
+        """True while a worker may still write to this run."""
+        return self.status in ("queued", "running")
+
+
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor of a checkpoint as its header describes it (no data read)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class CheckpointSummary:
+    """What one checkpoint holds, read from headers and ``config.json`` only."""
+
+    checkpoint: ResolvedCheckpoint
+    architecture: str | None
+    model_type: str | None
+    num_layers: int | None
+    hidden_size: int | None
+    vocab_size: int | None
+    num_tensors: int
+    num_parameters: int
+    parameters_by_dtype: dict[str, int]
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class InventoryResult:
+    """The ``inventory`` analysis: both checkpoints side by side, tensors paired by name.
+
+    It is the first stage of every run: it proves both references load, tells
+    the user what they are comparing, and lists every tensor that exists on one
+    side only or changes shape, so nothing is silently dropped later.
+    """
+
+    KIND: ClassVar[str] = "inventory"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    base: CheckpointSummary
+    trained: CheckpointSummary
+    shared_tensors: int
+    base_only: tuple[TensorEntry, ...]
+    trained_only: tuple[TensorEntry, ...]
+    shape_changed: tuple[tuple[TensorEntry, TensorEntry], ...]
+    dtype_changed: int
+    schema_version: int = field(default=SCHEMA_VERSION)
