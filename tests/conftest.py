@@ -24,3 +24,12 @@ def store(afterburn_home: Path):
     """A run store in the test's own home."""
     with RunStore(afterburn_home) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A tiny base Llama and a differently seeded 'trained' copy, built once per session."""
+    from checkpoint_factories import build_tiny_llama
+
+    root = tmp_path_factory.mktemp("tiny-pair")
+    return build_tiny_llama(root / "base", seed=0), build_tiny_llama(root / "trained", seed=1)

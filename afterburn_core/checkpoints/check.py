@@ -10,14 +10,10 @@ as cached or to-be-downloaded. The run itself does the full resolution.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from afterburn_core.checkpoints.references import parse_reference
 from afterburn_core.errors import AfterburnError
-
-#: ``owner/name`` with an optional ``@revision``, as the hub spells repo ids.
-HUB_ID = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?:@(?P<revision>[\w./-]+))?$")
 
 
 @dataclass(frozen=True)
@@ -32,14 +28,11 @@ def check_reference(reference: str, *, adapter_base: str | None = None) -> Refer
     """One-line verdict on ``reference``; never raises for bad input, never downloads."""
     from afterburn_core.checkpoints import resolve
 
-    text = reference.strip()
-    if not text:
-        return ReferenceCheck(False, "enter a folder, a .safetensors file, a hub id (owner/name@revision) or demo")
-    hub = HUB_ID.match(text)
-    if hub and not Path(text).expanduser().exists():
-        return _check_hub(hub.group("repo"), hub.group("revision"))
     try:
-        checkpoint = resolve(text, adapter_base=adapter_base)
+        parsed = parse_reference(reference)
+        if parsed.kind == "hub":
+            return _check_hub(parsed.repo_id, parsed.revision)
+        checkpoint = resolve(reference, adapter_base=adapter_base)
     except AfterburnError as error:
         return ReferenceCheck(False, str(error))
     described = {
