@@ -1,0 +1,165 @@
+"""Resolve what the user typed into a checked, fingerprinted ``ResolvedCheckpoint``.
+
+Contract: ``resolve(reference, adapter_base=None, token=None)`` accepts a
+local folder (HF layout), a ``.safetensors`` file, a ``.bin`` / ``.pt`` /
+``.pth`` file, a peft adapter folder, ``demo`` / ``demo:<name>``, or a Hub id
+``owner/name[@revision]`` (see ``references.py`` for how they are told apart)
+and returns the checkpoint's files, checked (``local.py``: configs parse,
+shards exist, safetensors headers fit, pickles load with ``weights_only=True``
+so a hostile pickle is refused here, before any analysis), with their
+fingerprint. ``resolve_pair(base, trained)`` does both sides of a run; a bare
+``demo`` means ``demo:base`` on the base side and ``demo:trained`` on the
+trained side.
+
+Result fields by kind: ``root`` is the folder (the file's folder for
+``safetensors_file`` / ``pickle_file``; the snapshot folder for ``hub``);
+``config_path`` is ``config.json`` (a single file's sibling one, if any) and,
+for an ``adapter``, its ``adapter_config.json`` (the model's config is then the
+base's); ``revision`` is the commit sha for a Hub model or adapter; a demo's
+``reference`` is spelled out (``demo:base``).
+
+An adapter's base comes from ``adapter_base`` if given, else from
+``base_model_name_or_path`` in adapter_config.json: a path there is read
+relative to the adapter folder, anything else is a Hub id. Giving
+``adapter_base`` for something that is not an adapter is an error, not ignored.
+
+It leaves to others: reading tensors (``tensors.py``), summaries
+(``summary.py``), downloads themselves (``hub.py``).
+
+Cost: the checks above plus the fingerprint (``fingerprint.py``): small files
+hashed whole, ~3 MiB read per large file; a Hub reference costs one metadata
+request online (none offline) once its files are cached.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from afterburn_core.checkpoints.fingerprint import fingerprint_files, model_files
+from afterburn_core.checkpoints.hub import fetch_snapshot
+from afterburn_core.checkpoints.local import LocalLayout, inspect_path
+from afterburn_core.checkpoints.references import ParsedReference, parse_reference
+from afterburn_core.errors import AfterburnError, BadCheckpoint, CheckpointNotFound
+from afterburn_core.types import ResolvedCheckpoint
+
+#: What a bare ``demo`` means on each side of a pair.
+DEFAULT_DEMO_NAME = {"base": "base", "trained": "trained"}
+
+
+def _demo_models() -> dict:
+    try:
+        from afterburn_core.demo import DEMO_MODELS
+    except ImportError:
+        raise CheckpointNotFound(
+            "the bundled demo models are not installed (afterburn_core.demo.DEMO_MODELS is missing); "
+            "reinstall afterburn or give a model folder instead."
+        ) from None
+    return dict(DEMO_MODELS)
+
+
+def _demo_path(parsed: ParsedReference, side: str) -> tuple[str, Path]:
+    models = _demo_models()
+    name = parsed.demo_name or DEFAULT_DEMO_NAME[side]
+    if name not in models:
+        valid = ", ".join(f"demo:{key}" for key in sorted(models))
+        raise CheckpointNotFound(f"unknown demo model {parsed.text!r}; choose one of {valid}.")
+    path = Path(models[name]).absolute()
+    if not path.exists():
+        raise CheckpointNotFound(
+            f"the demo model demo:{name} is missing at {path}; reinstall afterburn or rebuild the demo models."
+        )
+    return f"demo:{name}", path
+
+
+def _adapter_base_reference(layout: LocalLayout) -> tuple[str, Path]:
+    """The base named in adapter_config.json, and the folder a relative path there is read from."""
+    config_path = layout.config_path
+    value = layout.adapter_config.get("base_model_name_or_path")
+    if not isinstance(value, str) or not value.strip():
+        raise BadCheckpoint(
+            f"{config_path} names no base_model_name_or_path; pass adapter_base (--adapter-base) "
+            "to say which model the adapter applies to."
+        )
+    return value.strip(), layout.root
+
+
+def _resolve_base(layout: LocalLayout, adapter_base: str | None, token: str | None) -> ResolvedCheckpoint:
+    if adapter_base is not None:
+        base_text, relative_to = adapter_base, None
+        context = f"the adapter_base given for adapter {layout.root}"
+    else:
+        base_text, relative_to = _adapter_base_reference(layout)
+        context = (
+            f"the base model named in {layout.config_path}; pass adapter_base (--adapter-base) to use a copy of it"
+        )
+    try:
+        base, _ = _resolve(base_text, side="base", adapter_base=None, token=token, relative_to=relative_to)
+    except AfterburnError as error:
+        raise type(error)(f"{str(error).rstrip('.')} ({context}).") from None
+    if base.kind == "adapter":
+        raise BadCheckpoint(
+            f"base model {base_text!r} of adapter {layout.root} is itself an adapter; "
+            "point adapter_base at the full model it was trained on."
+        )
+    return base
+
+
+def _resolve(
+    reference: str, *, side: str, adapter_base: str | None, token: str | None, relative_to: Path | None = None
+) -> tuple[ResolvedCheckpoint, bool]:
+    """The checkpoint, and whether ``adapter_base`` was used (it is only for adapters)."""
+    parsed = parse_reference(reference, relative_to=relative_to)
+    revision = None
+    display = parsed.text
+    if parsed.kind == "demo":
+        display, path = _demo_path(parsed, side)
+        layout = inspect_path(path)
+    elif parsed.kind == "path":
+        layout = inspect_path(Path(os.path.normpath(parsed.path)))
+    else:
+        snapshot, revision = fetch_snapshot(parsed.repo_id, parsed.revision, token)
+        layout = inspect_path(snapshot)
+
+    kind = "hub" if parsed.kind == "hub" and layout.kind == "local_dir" else layout.kind
+    base = _resolve_base(layout, adapter_base, token) if layout.kind == "adapter" else None
+    files = model_files(layout.root, layout.weight_files, layout.config_path)
+    fingerprint = fingerprint_files(layout.root, files, base.fingerprint if base is not None else None)
+    checkpoint = ResolvedCheckpoint(
+        reference=display,
+        kind=kind,
+        root=str(layout.root),
+        weight_files=tuple(sorted(str(path) for path in layout.weight_files)),
+        weight_format=layout.weight_format,
+        config_path=str(layout.config_path) if layout.config_path is not None else None,
+        fingerprint=fingerprint,
+        revision=revision,
+        adapter_base=base,
+    )
+    return checkpoint, layout.kind == "adapter"
+
+
+def _unused_adapter_base(adapter_base: str, references: str) -> BadCheckpoint:
+    return BadCheckpoint(
+        f"adapter_base {adapter_base!r} was given but {references} is not a peft adapter "
+        "(no adapter_config.json); drop adapter_base or point at the adapter folder."
+    )
+
+
+def resolve(reference: str, *, adapter_base: str | None = None, token: str | None = None) -> ResolvedCheckpoint:
+    """Resolve one model reference to checked files on this disk (see the module docstring)."""
+    checkpoint, used_adapter_base = _resolve(reference, side="base", adapter_base=adapter_base, token=token)
+    if adapter_base is not None and not used_adapter_base:
+        raise _unused_adapter_base(adapter_base, repr(reference))
+    return checkpoint
+
+
+def resolve_pair(
+    base_ref: str, trained_ref: str, *, adapter_base: str | None = None, token: str | None = None
+) -> tuple[ResolvedCheckpoint, ResolvedCheckpoint]:
+    """``(base, trained)`` of one run; ``adapter_base`` applies to whichever side is an adapter."""
+    base, base_used = _resolve(base_ref, side="base", adapter_base=adapter_base, token=token)
+    trained, trained_used = _resolve(trained_ref, side="trained", adapter_base=adapter_base, token=token)
+    if adapter_base is not None and not (base_used or trained_used):
+        raise _unused_adapter_base(adapter_base, f"neither {base_ref!r} nor {trained_ref!r}")
+    return base, trained

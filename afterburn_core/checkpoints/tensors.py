@@ -1,0 +1,226 @@
+"""The tensors of a checkpoint: listed from headers, read one at a time.
+
+Contract: ``open_tensor_index(ckpt)`` returns a ``TensorIndex`` (a context
+manager) that lists every tensor as ``TensorEntry(name, shape, dtype)`` and
+reads any one with ``load(name)``. Names are normalized by
+``normalize_tensor_name`` (a leading ``base_model.model.`` then a leading
+``model.`` removed) so a checkpoint saved with the prefix pairs up with one
+saved without it, and an adapter's factors line up with its base's tensors.
+``load`` accepts the normalized or the original name. dtypes are torch-style
+names (``float32``, ``bfloat16``, ``float8_e4m3fn``) for safetensors and pickle
+alike. Entries come file by file in on-disk order, so reading them in that
+order streams each shard front to back.
+
+It leaves to others: pairing two indexes, metrics, what a tensor means
+(``weights/``); which files to open (``resolve``).
+
+Cost: safetensors — building the index reads each file's JSON header only;
+``load`` reads one tensor through ``safe_open`` (memory-mapped). Pickle — the
+index unpickles each file once with ``weights_only=True`` and mmap (structure
+only) and keeps no tensor; ``load`` keeps the last file it opened mapped, so
+reading a shard's tensors in order unpickles it once (a legacy non-zip pickle
+is held in memory while it is the open one). Never a whole model in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from afterburn_core.checkpoints.local import read_safetensors_header
+from afterburn_core.checkpoints.pickles import load_pickle_state_dict
+from afterburn_core.errors import BadCheckpoint
+from afterburn_core.types import ResolvedCheckpoint, TensorEntry
+
+#: safetensors dtype codes → torch dtype names (safetensors' ``Dtype`` enum, torch's names).
+SAFETENSORS_DTYPES = {
+    "BOOL": "bool",
+    "U8": "uint8",
+    "I8": "int8",
+    "U16": "uint16",
+    "I16": "int16",
+    "U32": "uint32",
+    "I32": "int32",
+    "U64": "uint64",
+    "I64": "int64",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "F32": "float32",
+    "F64": "float64",
+    "C64": "complex64",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+    "F8_E8M0": "float8_e8m0fnu",
+    "F4": "float4_e2m1fn_x2",
+}
+
+#: Prefixes removed, in this order, by ``normalize_tensor_name``: peft wraps the model in
+#: ``base_model.model.``; ``*ForCausalLM`` keeps the trunk under ``model.`` while a bare
+#: ``*Model`` saves it at the top level.
+NAME_PREFIXES = ("base_model.model.", "model.")
+
+
+def normalize_tensor_name(name: str) -> str:
+    """``model.layers.0.mlp.up_proj.weight`` → ``layers.0.mlp.up_proj.weight`` (each prefix at most once)."""
+    for prefix in NAME_PREFIXES:
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
+
+
+def torch_dtype_name(dtype: object) -> str:
+    """``torch.bfloat16`` → ``bfloat16``; a safetensors code (``BF16``) → ``bfloat16``."""
+    text = str(dtype)
+    if text in SAFETENSORS_DTYPES:
+        return SAFETENSORS_DTYPES[text]
+    return text.removeprefix("torch.")
+
+
+class TensorIndex:
+    """Every tensor of one checkpoint, by normalized name; see the module docstring."""
+
+    def __init__(self, checkpoint: ResolvedCheckpoint):
+        self.checkpoint = checkpoint
+        self._entries: dict[str, TensorEntry] = {}
+        self._location: dict[str, tuple[Path, str]] = {}
+        self._raw_to_name: dict[str, str] = {}
+        self._nbytes: dict[str, int] = {}
+        self._stack = contextlib.ExitStack()
+        self._safetensors_handles: dict[Path, object] = {}
+        self._open_pickle: tuple[Path, dict] | None = None
+        for weight_file in (Path(path) for path in checkpoint.weight_files):
+            if checkpoint.weight_format == "safetensors":
+                self._add_safetensors(weight_file)
+            else:
+                self._add_pickle(weight_file)
+
+    # -- building -----------------------------------------------------------------------------
+    def _add(self, weight_file: Path, raw_name: str, shape: tuple[int, ...], dtype: str, nbytes: int) -> None:
+        name = normalize_tensor_name(raw_name)
+        if name in self._entries:
+            other_file, other_raw = self._location[name]
+            raise BadCheckpoint(
+                f"tensor {raw_name!r} in {weight_file} and {other_raw!r} in {other_file} both stand for {name!r}; "
+                "remove the duplicate or re-save the checkpoint."
+            )
+        self._entries[name] = TensorEntry(name=name, shape=shape, dtype=dtype)
+        self._location[name] = (weight_file, raw_name)
+        self._raw_to_name[raw_name] = name
+        self._nbytes[name] = nbytes
+
+    def _add_safetensors(self, weight_file: Path) -> None:
+        header = read_safetensors_header(weight_file)
+        tensors = [(name, entry) for name, entry in header.items() if name != "__metadata__"]
+        for raw_name, entry in sorted(tensors, key=lambda item: item[1]["data_offsets"][0]):
+            start, end = entry["data_offsets"]
+            shape = tuple(int(size) for size in entry["shape"])
+            self._add(weight_file, raw_name, shape, torch_dtype_name(entry["dtype"]), end - start)
+
+    def _add_pickle(self, weight_file: Path) -> None:
+        for raw_name, tensor in load_pickle_state_dict(weight_file).items():
+            nbytes = tensor.numel() * tensor.element_size()
+            self._add(weight_file, raw_name, tuple(tensor.shape), torch_dtype_name(tensor.dtype), nbytes)
+
+    # -- reading ------------------------------------------------------------------------------
+    def entries(self) -> list[TensorEntry]:
+        """Every tensor, file by file in on-disk order."""
+        return list(self._entries.values())
+
+    def names(self) -> list[str]:
+        """Normalized names, in the order of ``entries()``."""
+        return list(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self._entries or name in self._raw_to_name)
+
+    def _name(self, name: str) -> str:
+        if name in self._entries:
+            return name
+        if name in self._raw_to_name:
+            return self._raw_to_name[name]
+        raise KeyError(f"{self.checkpoint.reference} has no tensor {name!r}")
+
+    def entry(self, name: str) -> TensorEntry:
+        """The entry of a tensor by normalized or original name."""
+        return self._entries[self._name(name)]
+
+    def source(self, name: str) -> tuple[str, str]:
+        """``(weight file, name as stored in it)`` of a tensor."""
+        weight_file, raw_name = self._location[self._name(name)]
+        return str(weight_file), raw_name
+
+    def nbytes(self, name: str) -> int:
+        """Bytes the tensor's data takes on disk."""
+        return self._nbytes[self._name(name)]
+
+    @property
+    def num_parameters(self) -> int:
+        """Total elements over all tensors."""
+        total = 0
+        for entry in self._entries.values():
+            count = 1
+            for size in entry.shape:
+                count *= size
+            total += count
+        return total
+
+    @property
+    def size_bytes(self) -> int:
+        """Total bytes of tensor data (headers and pickle structure excluded)."""
+        return sum(self._nbytes.values())
+
+    @property
+    def parameters_by_dtype(self) -> dict[str, int]:
+        """Elements per dtype name, sorted by dtype."""
+        counts: dict[str, int] = {}
+        for entry in self._entries.values():
+            count = 1
+            for size in entry.shape:
+                count *= size
+            counts[entry.dtype] = counts.get(entry.dtype, 0) + count
+        return dict(sorted(counts.items()))
+
+    def load(self, name: str):
+        """One tensor (``torch.Tensor`` of ``entry(name).shape``, on CPU) read from disk now."""
+        weight_file, raw_name = self._location[self._name(name)]
+        if self.checkpoint.weight_format == "safetensors":
+            return self._load_safetensors(weight_file, raw_name)
+        if self._open_pickle is None or self._open_pickle[0] != weight_file:
+            self._open_pickle = None  # drop the previous file's mapping before opening the next
+            self._open_pickle = (weight_file, load_pickle_state_dict(weight_file))
+        return self._open_pickle[1][raw_name]
+
+    def _load_safetensors(self, weight_file: Path, raw_name: str):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            handle = self._safetensors_handles.get(weight_file)
+            if handle is None:
+                handle = self._stack.enter_context(safe_open(str(weight_file), framework="pt", device="cpu"))
+                self._safetensors_handles[weight_file] = handle
+            return handle.get_tensor(raw_name)
+        except (SafetensorError, OSError) as error:
+            raise BadCheckpoint(
+                f"tensor {raw_name!r} of {weight_file} cannot be read ({error}); re-download the checkpoint."
+            ) from None
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        """Release every open file and mapping."""
+        self._open_pickle = None
+        self._safetensors_handles.clear()
+        self._stack.close()
+
+    def __enter__(self) -> TensorIndex:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def open_tensor_index(checkpoint: ResolvedCheckpoint) -> TensorIndex:
+    """A ``TensorIndex`` over ``checkpoint``; use it in a ``with`` block to release files."""
+    return TensorIndex(checkpoint)
