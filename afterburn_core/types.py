@@ -84,10 +84,10 @@ class RunRecord:
 
     @property
     def duration_s(self) -> float | None:
-        """Seconds from start to finish (or to now for a run still working is not stored)."""
-        if self.started_at is None or self.finished_at is None:
+        """Wall seconds from launch (creation) to finish, as the user waited them; None while active."""
+        if self.finished_at is None:
             return None
-        return self.finished_at - self.started_at
+        return self.finished_at - self.created_at
 
     @property
     def is_active(self) -> bool:

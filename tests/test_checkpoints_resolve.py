@@ -294,6 +294,15 @@ def test_resolve_pair_applies_adapter_base_to_the_adapter_side(world, tmp_path):
         resolve_pair(str(world.base), str(world.trained), adapter_base=str(other_base))
 
 
+def test_resolve_pair_applies_a_trained_adapter_to_the_runs_base(world, tmp_path):
+    """The adapter's config names a hub id that is not here; the run's base is used instead."""
+    adapter = copy_checkpoint(world.lora, tmp_path / "adapter")
+    set_adapter_base(adapter, "nobody/not-downloaded")
+    local_base = copy_checkpoint(world.base, tmp_path / "local_base")
+    base, trained = resolve_pair(str(local_base), str(adapter))
+    assert trained.adapter_base == base
+
+
 def test_unknown_demo_lists_the_valid_ones(fake_demo):
     with pytest.raises(CheckpointNotFound) as error:
         resolve("demo:nope")

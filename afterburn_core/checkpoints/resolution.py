@@ -157,9 +157,18 @@ def resolve(reference: str, *, adapter_base: str | None = None, token: str | Non
 def resolve_pair(
     base_ref: str, trained_ref: str, *, adapter_base: str | None = None, token: str | None = None
 ) -> tuple[ResolvedCheckpoint, ResolvedCheckpoint]:
-    """``(base, trained)`` of one run; ``adapter_base`` applies to whichever side is an adapter."""
+    """``(base, trained)`` of one run.
+
+    ``adapter_base`` applies to whichever side is an adapter. Without it, a
+    trained-side adapter is applied to the run's own base reference: comparing
+    a base with that base plus an adapter is what a pair of them means, and
+    the user's base (say a local copy) beats the hub id peft recorded.
+    """
     base, base_used = _resolve(base_ref, side="base", adapter_base=adapter_base, token=token)
-    trained, trained_used = _resolve(trained_ref, side="trained", adapter_base=adapter_base, token=token)
+    trained_adapter_base = adapter_base
+    if adapter_base is None and base.kind != "adapter":
+        trained_adapter_base = base.reference  # as typed, with a bare "demo" spelled out as demo:base
+    trained, trained_used = _resolve(trained_ref, side="trained", adapter_base=trained_adapter_base, token=token)
     if adapter_base is not None and not (base_used or trained_used):
         raise _unused_adapter_base(adapter_base, f"neither {base_ref!r} nor {trained_ref!r}")
     return base, trained

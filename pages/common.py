@@ -1,0 +1,183 @@
+"""What every page shares: the run store, the selected run, and text formatting.
+
+The store is one ``RunStore`` per ``$AFTERBURN_HOME`` for the whole server
+(``st.cache_resource``), keyed by its folder so a test that points the
+variable elsewhere gets its own store. The selected run lives in
+``st.session_state`` (the sidebar picker in ``app.py`` writes it) and is
+mirrored in the ``?run=<id>`` query parameter so a link opens a run.
+
+This module computes nothing: pages ask ``afterburn_core`` and format what it
+returns. Every string a model, a checkpoint or a user wrote goes through
+``escape_markdown`` before it reaches a markdown-rendering element.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from datetime import datetime
+
+import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+
+from afterburn_core.store import RunStore, default_home
+from afterburn_core.types import RunRecord
+
+#: Page files, relative to app.py; ``st.switch_page`` / ``st.page_link`` take these.
+NEW_RUN_PAGE = "pages/new_run.py"
+OVERVIEW_PAGE = "pages/overview.py"
+
+#: Session-state key of the run the result pages show (a run id, or absent).
+SELECTED_RUN_KEY = "afterburn_selected_run"
+#: Query parameter that mirrors the selected run, so ``…/overview?run=<id>`` opens it.
+RUN_QUERY_PARAM = "run"
+
+SHORT_ID_LENGTH = 8
+SHORT_FINGERPRINT_LENGTH = 12
+
+#: Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
+STATUS_ICONS = {
+    "queued": ":gray[:material/schedule:]",
+    "running": ":blue[:material/autorenew:]",
+    "done": ":green[:material/check_circle:]",
+    "failed": ":red[:material/error:]",
+    "cancelled": ":orange[:material/cancel:]",
+}
+
+
+@st.cache_resource(show_spinner=False)
+def _store_at(home: str) -> RunStore:
+    return RunStore(home)
+
+
+def get_store() -> RunStore:
+    """The run store of ``$AFTERBURN_HOME`` (one connection per server, shared by sessions)."""
+    return _store_at(str(default_home()))
+
+
+_FRAME_KEY = "_afterburn_app_ran"
+_FRAME_RETRY_KEY = "_afterburn_app_rerun_asked"
+
+
+def mark_app_frame() -> None:
+    """Called by app.py on every run: the sidebar and the selection exist for this session."""
+    st.session_state[_FRAME_KEY] = True
+
+
+def require_app_frame() -> None:
+    """Make sure app.py ran before this page; rerun once through it if not.
+
+    A fresh server runs its first script in Streamlit's legacy ``pages/``
+    folder mode (it finds the design's ``pages/`` before any ``st.navigation``
+    call), and stays in it until some session runs app.py: a link such as
+    ``/overview?run=…`` then runs the page alone, with no sidebar and no
+    selection. Turning the mode off is exactly what ``st.navigation`` itself
+    does first; the rerun then goes through app.py. Remove if Streamlit stops
+    guessing from the folder once an app calls ``st.navigation``.
+    """
+    if st.session_state.get(_FRAME_KEY):
+        return
+    if st.session_state.get(_FRAME_RETRY_KEY):
+        st.error("Start the dashboard with `streamlit run app.py`, not a page file.")
+        st.stop()
+    st.session_state[_FRAME_RETRY_KEY] = True
+    PagesManager.uses_pages_directory = False
+    st.rerun()
+
+
+def selected_run_id() -> str | None:
+    """The run the result pages should show, or None when none is picked."""
+    return st.session_state.get(SELECTED_RUN_KEY)
+
+
+def select_run(run_id: str | None) -> None:
+    """Make ``run_id`` the selected run (the sidebar picker follows on the next run)."""
+    if run_id is None:
+        st.session_state.pop(SELECTED_RUN_KEY, None)
+    else:
+        st.session_state[SELECTED_RUN_KEY] = run_id
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+# Everything CommonMark lets a backslash escape, plus ':' (Streamlit's emoji, icon and
+# colour directives) and '$' (its LaTeX); '<' and '>' too, so nothing reads as a tag.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def escape_markdown(text: str) -> str:
+    """``text`` so that a markdown element shows it literally (no links, emphasis, HTML, LaTeX)."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+
+
+def short_id(run_id: str) -> str:
+    """The first characters of a run id: enough to tell runs apart in a list."""
+    return run_id[:SHORT_ID_LENGTH]
+
+
+def format_when(timestamp: float | None) -> str:
+    """Local date and time to the minute, e.g. ``2025-11-23 14:05``."""
+    if timestamp is None:
+        return "—"
+    return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
+
+
+def format_duration(seconds: float | None) -> str:
+    """``0.04 s``, ``4.2 s``, ``12 s``, ``3 min 05 s``, ``2 h 03 min``; ``—`` when unknown."""
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds:.2f} s"
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def elapsed(record: RunRecord) -> str:
+    """How long the run took, or has been going for while it is active."""
+    if record.duration_s is not None:
+        return format_duration(record.duration_s)
+    if record.started_at is not None and record.is_active:
+        return format_duration(time.time() - record.started_at)
+    return "—"
+
+
+def format_bytes(size: int) -> str:
+    """Binary units, e.g. ``1.5 MiB``."""
+    if size < 1024:
+        return f"{size} B"
+    value = float(size)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024:
+            return f"{value:.1f} {unit}"
+    return f"{value / 1024:.1f} TiB"
+
+
+def format_count(count: int | None) -> str:
+    """``1,234,567``; ``—`` when unknown."""
+    return "—" if count is None else f"{count:,}"
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    """``4096 × 11008``; a scalar is ``()``."""
+    return " × ".join(str(dim) for dim in shape) if shape else "()"
+
+
+def run_label(record: RunRecord) -> str:
+    """``3f2a9c1b · demo:base → demo:trained · 2025-11-23 14:05`` (plain text, for pickers)."""
+    return (
+        f"{short_id(record.run_id)} · {record.base_reference} → {record.trained_reference}"
+        f" · {format_when(record.created_at)}"
+    )
+
+
+def status_markdown(record: RunRecord) -> str:
+    """The run's status with a coloured icon, as markdown (``st.markdown`` / ``st.caption``)."""
+    return f"{STATUS_ICONS.get(record.status, '')} {escape_markdown(record.status)}".strip()

@@ -1,0 +1,272 @@
+"""New run: pick a base and a post-trained checkpoint, launch, watch, and the runs so far.
+
+The page computes nothing. ``check_reference`` validates each reference as it
+is typed (cheap, never downloads); Launch records the run
+(``jobs.create_run``) and starts its worker process (``jobs.launch_worker``).
+The progress view is a fragment that re-reads the store every second, so it
+shows the same thing after a reload or from another tab: the watched run is
+named in ``?active=<id>``, else it is the newest active run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import streamlit as st
+
+from afterburn_core.checkpoints.check import ReferenceCheck, check_reference
+from afterburn_core.config import DEVICES, TRAINING_METHODS, AnalysisConfig
+from afterburn_core.errors import AfterburnError, RunNotFound
+from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
+from afterburn_core.types import RunRecord
+from pages.common import (
+    OVERVIEW_PAGE,
+    elapsed,
+    escape_markdown,
+    format_duration,
+    format_when,
+    get_store,
+    require_app_frame,
+    select_run,
+    selected_run_id,
+    short_id,
+    status_markdown,
+)
+
+BASE_KEY = "new_run_base"
+TRAINED_KEY = "new_run_trained"
+METHOD_KEY = "new_run_method"
+DEVICE_KEY = "new_run_device"
+WATCH_KEY = "new_run_watched"
+#: Query parameter naming the run the progress view follows, so a reload keeps following it.
+ACTIVE_QUERY_PARAM = "active"
+#: (button label, trained reference, what the pair shows) — the bundled demo pairs, all on demo:base.
+DEMO_PAIRS = (
+    ("Demo: fine-tuned", "demo:trained", "fine-tuned with planted behaviours and weight edits"),
+    ("Demo: control", "demo:control", "fine-tuned as long on clean data: nothing planted"),
+    ("Demo: LoRA adapter", "demo:lora", "a LoRA adapter of demo:base"),
+)
+HISTORY_LIMIT = 50
+#: Re-checking a reference fingerprints local files; typing reruns the page on every edit,
+#: so a verdict is reused for a few seconds (long enough for reruns, short enough for edits on disk).
+CHECK_TTL_S = 5
+
+_DEFAULTS = AnalysisConfig()
+_FIELD_HELP = {field.name: field.metadata.get("help") for field in dataclasses.fields(AnalysisConfig)}
+_REFERENCE_HELP = (
+    "A local folder or .safetensors / .bin file, a hub id (owner/name@revision), a LoRA adapter folder, "
+    "or a bundled demo model (demo:base, demo:trained, demo:control, demo:lora)."
+)
+
+
+@st.cache_data(ttl=CHECK_TTL_S, show_spinner=False)
+def _check(reference: str) -> ReferenceCheck:
+    return check_reference(reference)
+
+
+def _kept(key: str) -> str:
+    # Streamlit drops a widget's state when another page runs; this copy outlives it.
+    return f"_kept_{key}"
+
+
+def _remember(key: str) -> None:
+    st.session_state[_kept(key)] = st.session_state[key]
+
+
+def _restore(key: str, default: str) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(_kept(key), default)
+
+
+def _use_demo_pair(trained_reference: str) -> None:
+    for key, value in ((BASE_KEY, "demo:base"), (TRAINED_KEY, trained_reference)):
+        st.session_state[key] = value
+        _remember(key)
+
+
+def _show_check(label: str, verdict: ReferenceCheck) -> None:
+    line = f"**{label}** · {escape_markdown(verdict.message)}"
+    (st.success if verdict.ok else st.error)(line)
+
+
+def _watch(run_id: str) -> None:
+    st.session_state[WATCH_KEY] = run_id
+    if st.query_params.get(ACTIVE_QUERY_PARAM) != run_id:
+        st.query_params[ACTIVE_QUERY_PARAM] = run_id
+
+
+def _watched_run(runs: list[RunRecord]) -> RunRecord | None:
+    by_id = {record.run_id: record for record in runs}
+    for wanted in (st.query_params.get(ACTIVE_QUERY_PARAM), st.session_state.get(WATCH_KEY)):
+        if wanted in by_id:
+            return by_id[wanted]
+    return next((record for record in runs if record.is_active), None)
+
+
+def _open_results(run_id: str) -> None:
+    select_run(run_id)
+    st.switch_page(OVERVIEW_PAGE)
+
+
+# --- the form ------------------------------------------------------------------------------------
+
+require_app_frame()
+st.title("New run")
+st.caption("Compare a base checkpoint with its post-trained version: what changed in the weights, and how.")
+
+store = get_store()
+
+_restore(BASE_KEY, "demo:base")
+_restore(TRAINED_KEY, "demo:trained")
+
+demo_columns = st.columns(len(DEMO_PAIRS) + 1, vertical_alignment="center")
+demo_columns[0].markdown("**Bundled demo pairs**")
+for column, (label, trained_reference, description) in zip(demo_columns[1:], DEMO_PAIRS):
+    column.button(
+        label,
+        key=f"demo_pair_{trained_reference}",
+        help=f"demo:base → {trained_reference}: {description}",
+        on_click=_use_demo_pair,
+        args=(trained_reference,),
+        width="stretch",
+    )
+
+base_column, trained_column = st.columns(2)
+with base_column:
+    base_reference = st.text_input(
+        "Base model", key=BASE_KEY, help=_REFERENCE_HELP, on_change=_remember, args=(BASE_KEY,)
+    )
+    base_check = _check(base_reference)
+    _show_check("Base", base_check)
+with trained_column:
+    trained_reference = st.text_input(
+        "Post-trained model", key=TRAINED_KEY, help=_REFERENCE_HELP, on_change=_remember, args=(TRAINED_KEY,)
+    )
+    # No adapter_base: the run resolves an adapter's base from its adapter_config.json, so the
+    # check must too, or it would accept what the run then refuses.
+    trained_check = _check(trained_reference)
+    _show_check("Post-trained", trained_check)
+
+method_column, device_column, launch_column = st.columns([2, 2, 1], vertical_alignment="bottom")
+_restore(METHOD_KEY, _DEFAULTS.method)
+_restore(DEVICE_KEY, _DEFAULTS.device)
+method = method_column.selectbox(
+    "Training method", TRAINING_METHODS, key=METHOD_KEY, help=_FIELD_HELP["method"], on_change=_remember,
+    args=(METHOD_KEY,),
+)
+device = device_column.selectbox(
+    "Device", DEVICES, key=DEVICE_KEY, help=_FIELD_HELP["device"], on_change=_remember, args=(DEVICE_KEY,)
+)
+references_ok = base_check.ok and trained_check.ok
+if launch_column.button(
+    "Launch",
+    key="new_run_launch",
+    type="primary",
+    disabled=not references_ok,
+    help=None if references_ok else "Fix the references above first.",
+    width="stretch",
+):
+    try:
+        config = AnalysisConfig(method=method, device=device)
+        new_run_id = create_run(store, base_reference, trained_reference, config)
+        launch_worker(store, new_run_id)
+    except AfterburnError as error:
+        st.error(escape_markdown(str(error)))
+    else:
+        _watch(new_run_id)
+
+# --- progress of the watched run -----------------------------------------------------------------
+
+try:
+    reap_dead_workers(store)
+    runs = store.list_runs(limit=HISTORY_LIMIT)
+except AfterburnError as error:
+    st.error(escape_markdown(str(error)))
+    st.stop()
+
+
+def _progress(run_id: str, was_active: bool) -> None:
+    fragment_store = get_store()
+    try:
+        reap_dead_workers(fragment_store)
+        record = fragment_store.get_run(run_id)
+    except RunNotFound:
+        st.info("The run this view followed was deleted.")
+        return
+    except AfterburnError as error:
+        st.error(escape_markdown(str(error)))
+        return
+    if was_active and not record.is_active:
+        # Finished since the page last ran in full: rerun it all, so the sidebar lists the run
+        # and this view stops polling.
+        st.rerun()
+    st.markdown(
+        f"**Run {short_id(record.run_id)}** · {escape_markdown(record.base_reference)} → "
+        f"{escape_markdown(record.trained_reference)} · {status_markdown(record)} · {elapsed(record)}"
+    )
+    for stage in record.stages:
+        detail = f" — {escape_markdown(stage.message)}" if stage.message else ""
+        st.progress(stage.fraction, text=f"**{escape_markdown(stage.stage)}** · {stage.status}{detail}")
+    if record.is_active:
+        if st.button("Cancel", key=f"cancel_{record.run_id}", icon=":material/stop:"):
+            try:
+                cancel_run(fragment_store, record.run_id)
+            except AfterburnError as error:
+                st.error(escape_markdown(str(error)))
+    elif record.status == "done":
+        st.success("Done.")
+        if st.button("Open results", key=f"open_{record.run_id}", type="primary", icon=":material/arrow_forward:"):
+            _open_results(record.run_id)
+    elif record.status == "failed":
+        st.error(escape_markdown(record.error or "the run failed without giving a reason"))
+    else:
+        st.warning(escape_markdown(record.error or "the run was cancelled"))
+
+
+watched = _watched_run(runs)
+if watched is not None:
+    # Keep following it once it ends (so its outcome stays on screen), and across reloads.
+    _watch(watched.run_id)
+    st.subheader("Progress")
+    st.fragment(run_every=1 if watched.is_active else None)(_progress)(watched.run_id, watched.is_active)
+
+# --- history -------------------------------------------------------------------------------------
+
+st.subheader("Runs")
+if not runs:
+    st.caption("No runs yet: launch one above.")
+widths = [1.2, 5, 1.2, 1.6, 1, 1]
+if runs:
+    for column, heading in zip(st.columns(widths), ("Status", "Base → post-trained", "Duration", "When", "", "")):
+        column.caption(heading)
+for record in runs:
+    status_column, pair_column, duration_column, when_column, open_column, delete_column = st.columns(
+        widths, vertical_alignment="center"
+    )
+    status_column.markdown(status_markdown(record))
+    pair_column.text(f"{short_id(record.run_id)} · {record.base_reference} → {record.trained_reference}")
+    # Only the progress view above refreshes while a run works; a running clock here would go stale.
+    duration_column.text(format_duration(record.duration_s) if not record.is_active else "…")
+    when_column.text(format_when(record.created_at))
+    if open_column.button(
+        "Open", key=f"history_open_{record.run_id}", disabled=record.status != "done", width="stretch"
+    ):
+        _open_results(record.run_id)
+    if delete_column.button(
+        "Delete",
+        key=f"history_delete_{record.run_id}",
+        disabled=record.is_active,
+        help="Cancel the run before deleting it." if record.is_active else None,
+        width="stretch",
+    ):
+        try:
+            # Re-read: the run may have started (or a worker taken it) since this row was drawn.
+            if store.get_run(record.run_id).is_active:
+                st.warning(f"Run {short_id(record.run_id)} is still active: cancel it before deleting it.")
+            else:
+                store.delete_run(record.run_id)
+                if selected_run_id() == record.run_id:
+                    select_run(None)
+                st.rerun()
+        except AfterburnError as error:
+            st.error(escape_markdown(str(error)))

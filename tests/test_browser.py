@@ -1,0 +1,174 @@
+"""The whole path in a real browser: a real server, a real worker, the bundled demo pair.
+
+Starts ``streamlit run app.py`` on a free port with its own ``$AFTERBURN_HOME``,
+drives headless Chromium through playwright: open a ``?run=`` link as the
+server's first page, launch the preselected demo pair, watch the progress view
+reach done, reload, open the results.
+No page may show Streamlit's exception box. Screenshots land in
+``test-artifacts/`` for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from afterburn_core.config import AnalysisConfig
+from afterburn_core.jobs import create_run
+from afterburn_core.runner import execute_run
+from afterburn_core.store import RunStore
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+SERVER_START_TIMEOUT_S = 60
+#: The demo inventory takes about a second; the rest is the worker importing torch.
+RUN_TIMEOUT_MS = 120_000
+EXCEPTION_BOX = '[data-testid="stException"]'
+#: Tall enough that a screenshot holds the whole page (Streamlit scrolls inside its own container).
+VIEWPORT = {"width": 1400, "height": 1500}
+
+pytestmark = pytest.mark.browser
+
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_serving(url: str, server: subprocess.Popen, log_path: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"streamlit exited with {server.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    pytest.fail(f"streamlit did not serve within {SERVER_START_TIMEOUT_S} s:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def server_url(tmp_path: Path, afterburn_home: Path):
+    """A dashboard server of this checkout, on a free port, with an empty run store."""
+    port = _free_port()
+    log_path = tmp_path / "streamlit.log"
+    env = {**os.environ, "AFTERBURN_HOME": str(afterburn_home)}
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py",
+             "--server.port", str(port), "--server.headless", "true"],
+            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://localhost:{port}"
+        _wait_until_serving(url, server, log_path)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def _settled(page: Page) -> None:
+    """Wait until Streamlit has finished running the script for what is on screen."""
+    page.wait_for_selector('[data-testid="stApp"]')
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=30_000,
+    )
+
+
+def _no_exception(page: Page, where: str) -> None:
+    assert page.locator(EXCEPTION_BOX).count() == 0, f"{where}: {page.locator(EXCEPTION_BOX).first.inner_text()}"
+
+
+def _shot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, animations="disabled")
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed")
+def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterburn_home: Path):
+    with RunStore(afterburn_home) as store:
+        linked_run_id = create_run(store, "demo:base", "demo:control", AnalysisConfig())
+        assert execute_run(store, linked_run_id) == "done", store.get_run(linked_run_id).error
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            # The server's very first page is a link to a finished run: it must open that run.
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{server_url}/overview?run={linked_run_id}")
+            expect(page.get_by_text("Shared tensors")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text(f"Run {linked_run_id}")).to_be_visible()
+            expect(page.get_by_test_id("stSidebar").get_by_text("demo:base → demo:control")).to_be_visible()
+            _settled(page)
+            _no_exception(page, "checkpoints page opened from a link")
+            _shot(page, "00-link-on-a-fresh-server")
+
+            page.goto(server_url)
+            expect(page.get_by_role("heading", name="New run")).to_be_visible(timeout=30_000)
+            expect(page.get_by_role("textbox", name="Base model")).to_have_value("demo:base")
+            expect(page.get_by_role("textbox", name="Post-trained model")).to_have_value("demo:trained")
+            launch = page.get_by_role("button", name="Launch")
+            expect(launch).to_be_enabled(timeout=30_000)
+            _settled(page)
+            _no_exception(page, "new run page")
+            _shot(page, "01-new-run")
+
+            # A reference that names nothing: one line in red, and no launching.
+            trained_input = page.get_by_role("textbox", name="Post-trained model")
+            trained_input.fill("/no/such/model")
+            trained_input.press("Enter")
+            expect(page.get_by_text("/no/such/model").last).to_be_visible(timeout=30_000)
+            expect(launch).to_be_disabled()
+            _settled(page)
+            _no_exception(page, "invalid reference")
+            _shot(page, "01b-invalid-reference")
+            page.get_by_role("button", name="Demo: fine-tuned").click()
+            expect(trained_input).to_have_value("demo:trained", timeout=30_000)
+            expect(launch).to_be_enabled(timeout=30_000)
+
+            launch.click()
+            expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
+            _settled(page)
+            _no_exception(page, "progress view")
+            _shot(page, "02-run-done")
+            run_id = page.url.split("active=")[1].split("&")[0]
+
+            # A reload keeps following the run: it is read from the store, named in the URL.
+            page.reload()
+            expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=30_000)
+            _no_exception(page, "reloaded progress view")
+
+            page.get_by_role("button", name="Open results").click()
+            expect(page.get_by_role("heading", name="Checkpoints")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Shared tensors")).to_be_visible(timeout=30_000)
+            _settled(page)
+            _no_exception(page, "checkpoints page")
+            assert f"run={run_id}" in page.url
+            _shot(page, "03-checkpoints")
+        finally:
+            browser.close()
