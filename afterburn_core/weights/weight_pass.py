@@ -1,0 +1,47 @@
+"""What one streamed pass over a checkpoint pair hands to the structure and diagnosis steps.
+
+``engine.compare_weights`` reads each tensor pair once and produces, besides
+the serialized per-tensor ``TensorDiff`` records, a few small vectors per
+tensor (``TensorDetail``) that the layer, head, norm and embedding views need:
+per-row and per-column energy of ΔW, per-row energy of W, and the values of
+1-D tensors. They stay in memory for the length of one analysis and are never
+stored; their size is O(rows + cols) per tensor, never O(rows × cols).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from afterburn_core.types import TensorDiff
+
+
+@dataclass
+class TensorDetail:
+    """Small per-tensor vectors kept from the pass (float64 numpy arrays).
+
+    For a 2-D tensor of shape (rows, cols) — rows are output features — over
+    the rows both sides share (a grown vocabulary compares the shared rows):
+    ``row_delta_sq[i] = ‖ΔW[i, :]‖²``, ``col_delta_sq[j] = ‖ΔW[:, j]‖²``,
+    ``row_base_sq[i] = ‖W_base[i, :]‖²``. For a 1-D tensor: both sides' values.
+    A LoRA adapter fills the 2-D fields from its factors without forming B·A.
+    """
+
+    name: str
+    row_delta_sq: np.ndarray | None = None
+    col_delta_sq: np.ndarray | None = None
+    row_base_sq: np.ndarray | None = None
+    base_values: np.ndarray | None = None
+    trained_values: np.ndarray | None = None
+
+
+@dataclass
+class WeightPass:
+    """Everything one pass produced: the records, their details, where and how long."""
+
+    tensors: tuple[TensorDiff, ...]
+    details: dict[str, TensorDetail] = field(default_factory=dict)
+    device: str = "cpu"
+    seconds: float = 0.0
+    is_adapter: bool = False
