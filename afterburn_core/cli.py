@@ -18,14 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from afterburn_core import __version__
 from afterburn_core.config import DEVICES, TRAINING_METHODS, AnalysisConfig, load_config_file
 from afterburn_core.errors import AfterburnError, BadInput
 from afterburn_core.store import RunStore
+from afterburn_core.terminal import StageBars, print_inventory, print_weight_diff
+from afterburn_core.types import InventoryResult, WeightDiffResult
 
 #: The config file picked up from the working directory when --config is not given.
 DEFAULT_CONFIG_FILE = ".afterburn.yaml"
@@ -46,10 +48,6 @@ def _translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _store(home: str | None) -> RunStore:
-    return RunStore(home)
-
-
 home_option = click.option(
     "--home", envvar="AFTERBURN_HOME", default=None, help="Run store folder (default $AFTERBURN_HOME or ~/.cache/afterburn)."
 )
@@ -61,31 +59,91 @@ def main() -> None:
     """Afterburn: what post-training did to a model — weights, behaviour, reward hacking."""
 
 
-@main.command()
-@click.option("--base", "base_reference", required=True, help="Base model: folder, .safetensors file, hub id[@rev], or 'demo'.")
-@click.option("--trained", "trained_reference", required=True, help="Post-trained model or LoRA adapter folder, or 'demo'.")
-@click.option("--method", type=click.Choice(TRAINING_METHODS), default=None, help="How the trained model was post-trained.")
-@click.option("--device", type=click.Choice(DEVICES), default=None, help="Where to compute (default auto).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help=f"Settings file (default ./{DEFAULT_CONFIG_FILE} when present).")
-@home_option
-@_translate_errors
-def diagnose(base_reference: str, trained_reference: str, method: str | None, device: str | None,
-             config_path: str | None, home: str | None) -> None:
-    """Run every analysis on a base / trained pair and print the summary."""
-    from afterburn_core.jobs import create_run
-    from afterburn_core.runner import execute_run, load_result
-    from afterburn_core.types import InventoryResult
+def _pair_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every pair command shares, in the order --help shows them."""
+    for option in reversed((
+        click.option("--base", "base_reference", required=True,
+                      help="Base model: folder, .safetensors file, hub id[@rev], or 'demo'."),
+        click.option("--trained", "trained_reference", required=True,
+                     help="Post-trained model or LoRA adapter folder (applied to --base), or 'demo'."),
+        click.option("--device", type=click.Choice(DEVICES), default=None, help="Where to compute (default auto)."),
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                     help=f"Settings file (default ./{DEFAULT_CONFIG_FILE} when present)."),
+        home_option,
+    )):
+        command = option(command)
+    return command
 
-    config = _load_config(config_path).replace(
-        **{name: value for name, value in (("method", method), ("device", device)) if value is not None}
-    )
-    with _store(home) as store:
-        run_id = create_run(store, base_reference, trained_reference, config)
-        _err.print(f"run [bold]{run_id}[/] in {store.path}", highlight=False)
-        with _progress_bar() as on_update:
-            execute_run(store, run_id, on_update=on_update, raise_errors=True)
-        _print_inventory(load_result(store, run_id, InventoryResult))
+
+def _run_pair(store: RunStore, base_reference: str, trained_reference: str, config: AnalysisConfig,
+              analyses: tuple[str, ...] | None) -> str:
+    """Create a run, execute it here with a bar per stage, return its id (errors propagate)."""
+    from afterburn_core.jobs import create_run
+    from afterburn_core.runner import execute_run
+
+    run_id = create_run(store, base_reference, trained_reference, config, analyses)
+    _err.print(f"run [bold]{run_id}[/] in {escape(str(store.path))}", highlight=False)
+    with StageBars(_err) as on_update:
+        execute_run(store, run_id, on_update=on_update, raise_errors=True)
+    return run_id
+
+
+def _settings(config_path: str | None, **flags: Any) -> AnalysisConfig:
+    """The config file's settings, overridden by the flags the user actually gave."""
+    return _load_config(config_path).replace(**{name: value for name, value in flags.items() if value is not None})
+
+
+@main.command()
+@_pair_options
+@click.option("--method", type=click.Choice(TRAINING_METHODS), default=None, help="How the trained model was post-trained.")
+@_translate_errors
+def diagnose(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
+             home: str | None, method: str | None) -> None:
+    """Run every analysis on a base / trained pair and print the summary."""
+    from afterburn_core.runner import load_result
+
+    config = _settings(config_path, method=method, device=device)
+    with RunStore(home) as store:
+        run_id = _run_pair(store, base_reference, trained_reference, config, None)
+        print_inventory(_out, load_result(store, run_id, InventoryResult))
+        print_weight_diff(_out, load_result(store, run_id, WeightDiffResult))
+
+
+@main.command("weight-diff")
+@_pair_options
+@click.option("--exact", is_flag=True, default=None, help="Full spectra (fp64 Gram / svdvals) instead of the randomized top-k.")
+@click.option("--top-k", type=int, default=None, help="Singular values per ΔW in the default mode (default 32).")
+@click.option("--seed", type=int, default=None, help="Seed of the randomized range finder (default 0).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the result as JSON (schema: docs/weight-diff-schema.md) instead of a summary.")
+@_translate_errors
+def weight_diff(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
+                home: str | None, exact: bool | None, top_k: int | None, seed: int | None, output: str | None) -> None:
+    """Compare two checkpoints tensor by tensor, streamed: metrics, spectra, structure, diagnosis."""
+    from afterburn_core.runner import load_result
+    from afterburn_core.serde import to_jsonable
+
+    if output is not None and not output.lower().endswith(".json"):
+        raise BadInput(f"-o {output}: weight-diff writes JSON; name the file *.json")
+    config = _settings(config_path, device=device, exact_spectra=exact, spectrum_top_k=top_k, seed=seed)
+    with RunStore(home) as store:
+        run_id = _run_pair(store, base_reference, trained_reference, config, ("weights",))
+        result = load_result(store, run_id, WeightDiffResult)
+    if output is None:
+        print_weight_diff(_out, result)
+        return
+    _write_json(Path(output), to_jsonable(result))
+    _err.print(f"wrote {escape(output)}", highlight=False)
+
+
+def _write_json(path: Path, document: Any) -> None:
+    """Write atomically: a reader never sees half a file, a failure leaves the old one."""
+    temporary = path.with_name(f".{path.name}.partial")
+    try:
+        temporary.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
+        temporary.replace(path)
+    except OSError as error:
+        raise BadInput(f"cannot write {path}: {error.strerror}") from None
 
 
 def _load_config(config_path: str | None) -> AnalysisConfig:
@@ -95,56 +153,6 @@ def _load_config(config_path: str | None) -> AnalysisConfig:
         _err.print(f"using settings from ./{DEFAULT_CONFIG_FILE}", highlight=False)
         return load_config_file(DEFAULT_CONFIG_FILE)
     return AnalysisConfig()
-
-
-class _progress_bar:
-    """A rich bar per stage, fed by the runner's progress callback."""
-
-    def __enter__(self) -> Callable[[str, int, int, str], None]:
-        self._progress = Progress(
-            TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[message]}"),
-            TimeElapsedColumn(), console=_err, transient=False,
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._progress.__enter__()
-        return self._update
-
-    def _update(self, stage: str, done: int, total: int, message: str) -> None:
-        if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(stage, total=max(total, 1), message="")
-        self._progress.update(self._tasks[stage], completed=done, total=max(total, 1), message=message)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._progress.__exit__(*exc_info)
-
-
-def _print_inventory(inventory: Any) -> None:
-    table = Table(title="Checkpoints", show_lines=False)
-    table.add_column("")
-    table.add_column("base")
-    table.add_column("trained")
-    sides = (inventory.base, inventory.trained)
-    rows = (
-        ("reference", [s.checkpoint.reference for s in sides]),
-        ("kind", [s.checkpoint.kind for s in sides]),
-        ("architecture", [s.architecture or "?" for s in sides]),
-        ("layers / hidden / vocab", [f"{s.num_layers} / {s.hidden_size} / {s.vocab_size}" for s in sides]),
-        ("tensors", [f"{s.num_tensors:,}" for s in sides]),
-        ("parameters", [f"{s.num_parameters:,}" for s in sides]),
-        ("dtypes", [", ".join(f"{d}: {n:,}" for d, n in sorted(s.parameters_by_dtype.items())) for s in sides]),
-        ("fingerprint", [s.checkpoint.fingerprint[:16] for s in sides]),
-    )
-    for label, values in rows:
-        table.add_row(label, *(click.unstyle(v) for v in values))
-    _out.print(table)
-    _out.print(
-        f"{inventory.shared_tensors:,} tensors on both sides, {len(inventory.base_only)} base only, "
-        f"{len(inventory.trained_only)} trained only, {len(inventory.shape_changed)} with a new shape, "
-        f"{inventory.dtype_changed} with a new dtype",
-        highlight=False,
-    )
-    for base_entry, trained_entry in inventory.shape_changed:
-        _out.print(f"  shape {base_entry.name}: {list(base_entry.shape)} → {list(trained_entry.shape)}", highlight=False)
 
 
 @main.command()
@@ -162,16 +170,16 @@ def inspect(reference: str, adapter_base: str | None, as_json: bool) -> None:
         click.echo(json.dumps(to_jsonable(summary), indent=2))
         return
     checkpoint = summary.checkpoint
-    _out.print(f"[bold]{click.unstyle(reference)}[/] → {checkpoint.kind} at {checkpoint.root}", highlight=False)
+    _out.print(f"[bold]{escape(reference)}[/] → {checkpoint.kind} at {escape(checkpoint.root)}", highlight=False)
     if checkpoint.revision:
         _out.print(f"revision {checkpoint.revision}", highlight=False)
     if checkpoint.adapter_base is not None:
-        _out.print(f"adapter of {checkpoint.adapter_base.reference} ({checkpoint.adapter_base.root})", highlight=False)
+        _out.print(f"adapter of {checkpoint.adapter_base.reference} ({checkpoint.adapter_base.root})", highlight=False, markup=False)
     _out.print(
         f"{summary.architecture or 'unknown architecture'}: {summary.num_tensors:,} tensors, "
         f"{summary.num_parameters:,} parameters, {summary.size_bytes / 2**20:.1f} MiB", highlight=False,
     )
-    _out.print(f"fingerprint {checkpoint.fingerprint}", highlight=False)
+    _out.print(f"fingerprint {checkpoint.fingerprint}", highlight=False, markup=False)
 
 
 @main.group()
@@ -186,7 +194,7 @@ def runs_list(home: str | None) -> None:
     """Every stored run, newest first."""
     from afterburn_core.jobs import reap_dead_workers
 
-    with _store(home) as store:
+    with RunStore(home) as store:
         reap_dead_workers(store)
         records = store.list_runs()
     if not records:
@@ -197,7 +205,7 @@ def runs_list(home: str | None) -> None:
         table.add_column(column)
     for record in records:
         table.add_row(
-            record.run_id, record.status, click.unstyle(record.base_reference), click.unstyle(record.trained_reference),
+            record.run_id, record.status, escape(record.base_reference), escape(record.trained_reference),
             dt.datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M"),
             f"{record.duration_s:.1f} s" if record.duration_s is not None else "",
         )
@@ -212,7 +220,7 @@ def runs_show(run_id: str, home: str | None) -> None:
     """One run: its status, stages and results as JSON."""
     from afterburn_core.serde import to_jsonable
 
-    with _store(home) as store:
+    with RunStore(home) as store:
         record = store.get_run(run_id)
         results = {kind: store.get_result(key) for kind, key in store.run_result_keys(run_id).items()}
     click.echo(json.dumps({"run": to_jsonable(record), "results": results}, indent=2))
@@ -224,7 +232,7 @@ def runs_show(run_id: str, home: str | None) -> None:
 @_translate_errors
 def runs_delete(run_id: str, home: str | None) -> None:
     """Forget a run (and results no other run uses)."""
-    with _store(home) as store:
+    with RunStore(home) as store:
         if store.get_run(run_id).is_active:
             raise BadInput(f"run {run_id} is still working; cancel it first")
         store.delete_run(run_id)

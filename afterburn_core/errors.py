@@ -34,6 +34,10 @@ class UnsafeCheckpoint(BadInput):
     """A checkpoint would run code on load (a pickle payload) and was refused."""
 
 
+class ShapeMismatch(BadInput):
+    """Two checkpoints hold a tensor of the same name with shapes that cannot be compared."""
+
+
 class ConfigError(BadInput):
     """A setting or ``.afterburn.yaml`` key is unknown or has a value out of range."""
 

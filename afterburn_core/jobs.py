@@ -26,7 +26,7 @@ from pathlib import Path
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.errors import AfterburnError, BadInput, RunCancelled
-from afterburn_core.runner import STAGE_NAMES, execute_run
+from afterburn_core.runner import execute_run, stages_for
 from afterburn_core.store import RunStore
 
 #: The worker writes a heartbeat this often, from a thread, even inside one long step.
@@ -39,12 +39,18 @@ HEARTBEAT_STALE_S = 60.0
 QUEUED_STALE_S = 60.0
 
 
-def create_run(store: RunStore, base_reference: str, trained_reference: str, config: AnalysisConfig) -> str:
-    """Record a queued run of every stage; return its id. Nothing is computed yet."""
+def create_run(
+    store: RunStore,
+    base_reference: str,
+    trained_reference: str,
+    config: AnalysisConfig,
+    analyses: tuple[str, ...] | None = None,
+) -> str:
+    """Record a queued run of ``analyses`` (None: all); return its id. Nothing is computed yet."""
     for label, reference in (("base", base_reference), ("trained", trained_reference)):
         if not reference or not reference.strip():
             raise BadInput(f"the {label} model reference is empty; give a folder, a file, a hub id or 'demo'")
-    return store.create_run(base_reference.strip(), trained_reference.strip(), config.to_json(), STAGE_NAMES)
+    return store.create_run(base_reference.strip(), trained_reference.strip(), config.to_json(), stages_for(analyses))
 
 
 def launch_worker(store: RunStore, run_id: str) -> subprocess.Popen[bytes]:

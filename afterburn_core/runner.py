@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from afterburn_core.config import AnalysisConfig
-from afterburn_core.errors import AfterburnError, AnalysisFailed, RunCancelled
+from afterburn_core.errors import AfterburnError, AnalysisFailed, BadInput, RunCancelled
 from afterburn_core.progress import ProgressCallback, StageReporter
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.store import RunStore, cache_key
-from afterburn_core.types import InventoryResult, ResolvedCheckpoint
+from afterburn_core.types import InventoryResult, ResolvedCheckpoint, WeightDiffResult
 
 
 @dataclass
@@ -65,10 +65,31 @@ def _compute_inventory(context: RunContext, progress: StageReporter) -> Inventor
     return build_inventory(*context.pair())
 
 
-#: The analyses of a run, in order. Later issues append weights, generations, behaviour, …
-ANALYSES: tuple[Analysis, ...] = (Analysis(InventoryResult, (), _compute_inventory),)
+def _compute_weights(context: RunContext, progress: StageReporter) -> WeightDiffResult:
+    from afterburn_core.weights.analysis import analyze_weights
+
+    return analyze_weights(*context.pair(), context.config, progress.update)
+
+
+#: The analyses a run can hold, in the order they run. Later issues append behaviour, …
+ANALYSES: tuple[Analysis, ...] = (
+    Analysis(InventoryResult, (), _compute_inventory),
+    # Device is left out of the key on purpose: the numbers do not depend on it beyond fp32 noise.
+    Analysis(WeightDiffResult, ("spectrum_top_k", "exact_spectra", "seed"), _compute_weights),
+)
 RESOLVE_STAGE = "resolve"
-STAGE_NAMES: tuple[str, ...] = (RESOLVE_STAGE, *(analysis.kind for analysis in ANALYSES))
+ANALYSIS_KINDS: tuple[str, ...] = tuple(analysis.kind for analysis in ANALYSES)
+STAGE_NAMES: tuple[str, ...] = (RESOLVE_STAGE, *ANALYSIS_KINDS)
+
+
+def stages_for(kinds: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The stages of a run computing ``kinds`` (None: every analysis), in pipeline order."""
+    if kinds is None:
+        return STAGE_NAMES
+    unknown = sorted(set(kinds) - set(ANALYSIS_KINDS))
+    if unknown:
+        raise BadInput(f"unknown analysis {unknown[0]!r}; choose from {', '.join(ANALYSIS_KINDS)}")
+    return (RESOLVE_STAGE, *(kind for kind in ANALYSIS_KINDS if kind in kinds))
 
 
 def analysis_cache_key(analysis: Analysis, context: RunContext) -> str:
@@ -96,8 +117,10 @@ def execute_run(
     store.mark_started(run_id, os.getpid())
     try:
         _resolve(store, run_id, context, on_update)
+        wanted = {stage.stage for stage in record.stages}
         for analysis in ANALYSES:
-            _run_analysis(store, run_id, analysis, context, on_update)
+            if analysis.kind in wanted:
+                _run_analysis(store, run_id, analysis, context, on_update)
     except (RunCancelled, KeyboardInterrupt) as error:
         store.finish_run(run_id, "cancelled", str(error) or "interrupted")
         if raise_errors or isinstance(error, KeyboardInterrupt):

@@ -110,6 +110,17 @@ def escape_markdown(text: str) -> str:
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
 
 
+def visible_text(text: str) -> str:
+    """``text`` quoted, with control, format and odd whitespace characters written as escapes.
+
+    For strings whose exact characters matter, such as decoded tokens: ``' the'``
+    shows its leading space, ``'\\n'`` its newline, ``'\\u202e'`` a direction
+    override that would otherwise reorder what follows. Still plain text: show it
+    through ``st.dataframe`` / chart labels, or ``escape_markdown`` it.
+    """
+    return repr(text)
+
+
 def short_id(run_id: str) -> str:
     """The first characters of a run id: enough to tell runs apart in a list."""
     return run_id[:SHORT_ID_LENGTH]

@@ -3,7 +3,9 @@
 Starts ``streamlit run app.py`` on a free port with its own ``$AFTERBURN_HOME``,
 drives headless Chromium through playwright: open a ``?run=`` link as the
 server's first page, launch the preselected demo pair, watch the progress view
-reach done, reload, open the results.
+reach done, reload, open the results (checkpoints, then weights). A hand-built
+weight diff with hostile model strings checks that nothing a checkpoint wrote
+becomes markup in the page.
 No page may show Streamlit's exception box. Screenshots land in
 ``test-artifacts/`` for a person to look at.
 """
@@ -24,6 +26,7 @@ from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.runner import execute_run
 from afterburn_core.store import RunStore
+from ui_helpers import store_result, weight_diff_result
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -35,6 +38,8 @@ RUN_TIMEOUT_MS = 120_000
 EXCEPTION_BOX = '[data-testid="stException"]'
 #: Tall enough that a screenshot holds the whole page (Streamlit scrolls inside its own container).
 VIEWPORT = {"width": 1400, "height": 1500}
+#: The Weights page is long: findings, two heatmaps, a table, a spectrum, norms and tokens.
+WEIGHTS_VIEWPORT = {"width": 1400, "height": 4800}
 
 pytestmark = pytest.mark.browser
 
@@ -95,6 +100,15 @@ def _settled(page: Page) -> None:
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=30_000,
+    )
+
+
+def _charts_drawn(page: Page, count: int) -> None:
+    """Wait until ``count`` Vega-Lite charts are drawn and no element is still a loading skeleton."""
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length >= {count}"
+        " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
         timeout=30_000,
     )
 
@@ -170,5 +184,43 @@ def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterbur
             _no_exception(page, "checkpoints page")
             assert f"run={run_id}" in page.url
             _shot(page, "03-checkpoints")
+
+            page.set_viewport_size(WEIGHTS_VIEWPORT)
+            page.get_by_role("link", name="Weights").click()
+            expect(page.get_by_role("heading", name="Weights")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Layer × module")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Singular-value spectrum of ΔW")).to_be_visible()
+            _settled(page)
+            _charts_drawn(page, 5)
+            _no_exception(page, "weights page")
+            assert f"run={run_id}" in page.url
+            _shot(page, "04-weights")
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed")
+def test_weights_page_shows_hostile_model_strings_as_text(server_url: str, afterburn_home: Path):
+    hostile_tokens = ("<img src=x onerror=alert(1)>", "[link](javascript:alert(1))", "**bold**\nline", "\u202eevil",
+                      ":red[x] $x$", "\x00", " lead", "ok")
+    with RunStore(afterburn_home) as store:
+        run_id = store_result(store, weight_diff_result(token_strings=hostile_tokens, unpaired=True))
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=WEIGHTS_VIEWPORT)
+            page.goto(f"{server_url}/weights?run={run_id}")
+            expect(page.get_by_text("Not compared one to one")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Norm shifts")).to_be_visible()
+            # The reading names the most-moved token quoted, as text, not as an image tag.
+            expect(page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first).to_be_visible()
+            _settled(page)
+            _charts_drawn(page, 5)
+            _no_exception(page, "weights page with hostile strings")
+            assert page.locator('img[src="x"]').count() == 0
+            assert page.locator('a[href^="javascript"]').count() == 0
+            _shot(page, "04b-weights-hand-built")
         finally:
             browser.close()

@@ -1,0 +1,44 @@
+"""Which torch device an analysis computes on.
+
+``choose_device("auto")`` picks CUDA, then Apple MPS, then the CPU; asking for
+a device this machine lacks is a ``ConfigError`` with a one-line fix. It owns
+nothing else: dtypes are chosen by each analysis (the weight diff computes in
+fp32, and in fp64 where it says so). Cost: imports torch; queries the driver.
+"""
+
+from __future__ import annotations
+
+from afterburn_core.errors import ConfigError
+
+#: Names accepted by ``choose_device`` (the same as ``config.DEVICES``).
+DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available(torch) -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def choose_device(requested: str = "auto"):
+    """``torch.device`` for ``requested`` (auto = cuda, then mps, then cpu)."""
+    import torch
+
+    name = (requested or "auto").strip().lower()
+    if name not in DEVICE_NAMES:
+        raise ConfigError(f"device: {requested!r} is not one of {', '.join(DEVICE_NAMES)}.")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available(torch):
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device: cuda was asked for but no CUDA GPU is available; use --device cpu or auto.")
+    if name == "mps" and not _mps_available(torch):
+        raise ConfigError("device: mps was asked for but Apple MPS is not available; use --device cpu or auto.")
+    return torch.device(name)
+
+
+def supports_float64(device) -> bool:
+    """False on MPS, which has no float64: fp64 steps then run on the CPU."""
+    return getattr(device, "type", str(device)) != "mps"

@@ -1,0 +1,110 @@
+"""Rich terminal views of results, for the CLI: progress bars, the inventory, the weight diff.
+
+It only formats stored numbers; every string that came from a model or a
+checkpoint is printed with markup off, so ``[bold]`` in a tensor name stays
+text. It computes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from afterburn_core.types import InventoryResult, WeightDiffResult
+
+#: Rows of the "most changed tensors" table in the terminal summary.
+TOP_TENSORS_SHOWN = 12
+
+
+class StageBars:
+    """A rich bar per stage, fed by the runner's progress callback."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+
+    def __enter__(self) -> Callable[[str, int, int, str], None]:
+        self._progress = Progress(
+            TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[message]}"),
+            TimeElapsedColumn(), console=self._console, transient=False,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._progress.__enter__()
+        return self._update
+
+    def _update(self, stage: str, done: int, total: int, message: str) -> None:
+        if stage not in self._tasks:
+            self._tasks[stage] = self._progress.add_task(stage, total=max(total, 1), message="")
+        self._progress.update(self._tasks[stage], completed=done, total=max(total, 1), message=escape(message))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._progress.__exit__(*exc_info)
+
+
+def print_inventory(console: Console, inventory: InventoryResult) -> None:
+    """Both checkpoints side by side, and the tensors that do not pair up."""
+    table = Table(title="Checkpoints")
+    table.add_column("")
+    table.add_column("base")
+    table.add_column("trained")
+    sides = (inventory.base, inventory.trained)
+    rows = (
+        ("reference", [s.checkpoint.reference for s in sides]),
+        ("kind", [s.checkpoint.kind for s in sides]),
+        ("architecture", [s.architecture or "?" for s in sides]),
+        ("layers / hidden / vocab", [f"{s.num_layers} / {s.hidden_size} / {s.vocab_size}" for s in sides]),
+        ("tensors", [f"{s.num_tensors:,}" for s in sides]),
+        ("parameters", [f"{s.num_parameters:,}" for s in sides]),
+        ("dtypes", [", ".join(f"{d}: {n:,}" for d, n in sorted(s.parameters_by_dtype.items())) for s in sides]),
+        ("fingerprint", [s.checkpoint.fingerprint[:16] for s in sides]),
+    )
+    for label, values in rows:
+        table.add_row(label, *(escape(value) for value in values))
+    console.print(table)
+    console.print(
+        f"{inventory.shared_tensors:,} tensors on both sides, {len(inventory.base_only)} base only, "
+        f"{len(inventory.trained_only)} trained only, {len(inventory.shape_changed)} with a new shape, "
+        f"{inventory.dtype_changed} with a new dtype",
+        highlight=False, markup=False,
+    )
+    for base_entry, trained_entry in inventory.shape_changed:
+        console.print(
+            f"  shape {base_entry.name}: {list(base_entry.shape)} → {list(trained_entry.shape)}",
+            highlight=False, markup=False,
+        )
+
+
+def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
+    """Profile, findings, the most changed tensors, and what sits on one side only."""
+    console.print(
+        f"Weight profile: [bold]{result.diagnosis.profile}[/]  ·  {len(result.tensors)} tensors  ·  "
+        f"top 10 % hold {result.concentration.top_decile_share:.0%} of ‖ΔW‖²  ·  Gini {result.concentration.gini:.2f}"
+        f"  ·  {result.seconds:.1f} s on {escape(result.device)}",
+        highlight=False,
+    )
+    for finding in result.diagnosis.findings:
+        console.print(f"  • [bold]{escape(finding.title)}[/]: {escape(finding.detail)}", highlight=False)
+    ranked = sorted(
+        (t for t in result.tensors if t.relative_change is not None),
+        key=lambda t: t.relative_change or 0.0, reverse=True,
+    )
+    table = Table(title=f"Most changed tensors (of {len(ranked)} compared)")
+    for column in ("tensor", "status", "shape", "‖ΔW‖/‖W‖", "‖ΔW‖", "cos", "rank 90 %", "low-rank"):
+        table.add_column(column, justify="left" if column in ("tensor", "status") else "right")
+    for tensor in ranked[:TOP_TENSORS_SHOWN]:
+        rank_90 = "" if tensor.singular_values is None else (str(tensor.rank_90) if tensor.rank_90 is not None else f"> {len(tensor.singular_values)}")
+        table.add_row(
+            escape(tensor.name), tensor.status, "×".join(map(str, tensor.shape)),
+            f"{tensor.relative_change:.4g}", f"{tensor.frob_norm_delta:.4g}",
+            f"{tensor.cosine_similarity:.6f}" if tensor.cosine_similarity is not None else "",
+            rank_90, {True: "yes", False: "no", None: ""}[tensor.low_rank],
+        )
+    console.print(table)
+    one_sided = [t for t in result.tensors if t.status in ("base_only", "trained_only", "resized", "tied")]
+    for tensor in one_sided:
+        extra = f" (+{tensor.added_rows} rows)" if tensor.status == "resized" else (
+            f" (tied to {tensor.tied_to})" if tensor.tied_to else "")
+        console.print(f"  {tensor.status}: {tensor.name}{extra}", highlight=False, markup=False)

@@ -1,0 +1,61 @@
+"""What a tensor is, from its (normalized) name: its layer index and module type.
+
+``classify(name) -> (layer, module)`` recognises Llama / Qwen / Mistral
+(``layers.3.self_attn.q_proj.weight``), GPT-NeoX (``gpt_neox.layers.3.attention.dense``)
+and GPT-2 (``transformer.h.3.attn.c_proj``) names, biases included. Fused
+projections (``query_key_value``, ``c_attn``, ``qkv_proj``, ``gate_up_proj``)
+are ``other``: they mix module types and no view can split them by name.
+It reads names only (no tensors, no config) and costs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+
+from afterburn_core.types import ModuleType
+
+_LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)(?:\.|$)")
+
+#: Module types by the last name component before ``weight`` / ``bias``; checked after norms.
+_BY_COMPONENT: dict[str, ModuleType] = {
+    "q_proj": "q", "query": "q", "wq": "q", "q": "q",
+    "k_proj": "k", "key": "k", "wk": "k", "k": "k",
+    "v_proj": "v", "value": "v", "wv": "v", "v": "v",
+    "o_proj": "o", "out_proj": "o", "wo": "o", "dense": "o",
+    "gate_proj": "gate", "w1": "gate",
+    "up_proj": "up", "w3": "up", "c_fc": "up", "dense_h_to_4h": "up", "fc1": "up",
+    "down_proj": "down", "w2": "down", "dense_4h_to_h": "down", "fc2": "down",
+    "embed_tokens": "embed", "wte": "embed", "wpe": "embed", "embed_in": "embed",
+    "word_embeddings": "embed", "tok_embeddings": "embed", "embed_positions": "embed",
+    "lm_head": "head", "embed_out": "head", "output": "head",
+}
+
+_NORM = re.compile(r"(?:^|[._])(?:norm|layernorm|layer_norm|ln|ln_\d+|ln_f|rms_norm)(?:$|[._])|norm", re.IGNORECASE)
+
+
+def layer_index(name: str) -> int | None:
+    """The block index in ``name`` (``layers.7.…`` → 7), None outside the stack."""
+    match = _LAYER.search(name)
+    return int(match.group(1)) if match else None
+
+
+def classify(name: str) -> tuple[int | None, ModuleType]:
+    """``(layer, module type)`` of a tensor name; see the module docstring."""
+    layer = layer_index(name)
+    parts = name.split(".")
+    if parts and parts[-1] in ("weight", "bias", "scale"):
+        parts = parts[:-1]
+    component = parts[-1] if parts else ""
+    if _NORM.search(component) or component.startswith("ln_"):
+        return layer, "norm"
+    # GPT-2 reuses c_proj for the attention output and the MLP down projection.
+    if component == "c_proj":
+        return layer, "down" if "mlp" in parts else "o"
+    module = _BY_COMPONENT.get(component)
+    if module == "o" and component == "dense" and not any(p in ("attention", "self_attn", "attn") for p in parts):
+        module = None  # a bare "dense" outside attention (e.g. a pooler) says nothing
+    if module in ("q", "k", "v") and len(component) == 1 and layer is None:
+        module = None
+    if module == "head" and component == "output" and layer is not None:
+        module = None  # BERT-style "layer.3.output.dense" is not a head
+    return layer, module or "other"
