@@ -46,7 +46,10 @@ def test_adapter_equals_merged_model(tmp_path, options, exact):
             continue
         delta = deltas[raw].numpy()
         sigma = np.linalg.svd(delta, compute_uv=False)
-        assert (record.status, record.spectrum_method, record.low_rank) == ("changed", "lora_factors", True)
+        assert (record.status, record.spectrum_method) == ("changed", "lora_factors")
+        # Same verdict as the merged model; rank-8 factors on these 64-wide matrices are 12.5 % of
+        # the dimension, which the verdict does not call low-rank — rank 2 (the rank_pattern) is.
+        assert record.low_rank == other.low_rank == (record.rank_90 <= 4)
         assert record.frob_norm_delta == pytest.approx(np.linalg.norm(delta), rel=1e-10)
         assert record.frob_norm_delta == pytest.approx(other.frob_norm_delta, rel=1e-4)
         assert record.cosine_similarity == pytest.approx(other.cosine_similarity, rel=1e-6)

@@ -24,6 +24,7 @@ from afterburn_core.weights.structure import (
     top_share,
 )
 from afterburn_core.weights.tokens import load_token_decoder
+from afterburn_core.weights.spectrum import is_low_rank
 from afterburn_core.weights.weight_pass import TensorDetail, WeightPass
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +63,8 @@ def make_pass(base: dict[str, torch.Tensor], trained: dict[str, torch.Tensor]) -
             rank_90 = int((energy < 0.9 - 1e-12).sum()) + 1 if delta_norm > 0 else None
             extra = dict(singular_values=tuple(float(s) for s in singular), spectrum_method="exact_svdvals",
                          rank_90=rank_90, effective_rank=float(min(w.shape)) if delta_norm > 0 else None,
-                         energy_top_k=1.0 if delta_norm > 0 else None)
+                         energy_top_k=1.0 if delta_norm > 0 else None,
+                         low_rank=is_low_rank(rank_90, 1.0, min(w.shape)) if delta_norm > 0 else None)
             details[name] = TensorDetail(
                 name, row_delta_sq=(delta**2).sum(1).numpy(), col_delta_sq=(delta**2).sum(0).numpy(),
                 row_base_sq=(w**2).sum(1).numpy(),

@@ -23,6 +23,7 @@ from collections import defaultdict
 import numpy as np
 
 from afterburn_core.types import Diagnosis, Finding, TensorDiff
+from afterburn_core.weights.spectrum import LOW_RANK_MAX_ABSOLUTE, LOW_RANK_MAX_FRACTION, LOW_RANK_MIN_DIM
 from afterburn_core.weights.structure import Structure, is_compared, moved_median, row_drifts
 from afterburn_core.weights.weight_pass import WeightPass
 
@@ -59,18 +60,6 @@ LAYER_OUTLIER_RATIO = 1.3
 MAX_NAMED = 5
 
 # --- rank -----------------------------------------------------------------------------------------
-
-#: A 2-D delta is low-rank when 90 % of its energy (rank_90) sits in at most this share of its dimension
-#: min(rows, cols) ... Demo: the planted rank-3 q_proj needs 3/128 = 0.023; the lowest unplanted
-#: fine-tune delta needs 9/64 = 0.14 (edited) and 11/128 = 0.086 (control); edited lm_head needs 1/128
-#: (its change is one shared direction: a real finding, and named as one).
-LOW_RANK_MAX_FRACTION = 0.05
-#: ... or in at most this many directions, whatever the dimension. Demo LoRA adapter (r = 8, peft's
-#: default rank): every one of its 12 deltas needs 1–4 directions (4/64 on a v_proj, above 5 %);
-#: unplanted fine-tune deltas need at least 9.
-LOW_RANK_MAX_ABSOLUTE = 4
-#: Smaller matrices are not judged: below 8 × LOW_RANK_MAX_ABSOLUTE a few directions are most of them.
-LOW_RANK_MIN_DIM = 32
 
 # --- norms ----------------------------------------------------------------------------------------
 
@@ -259,12 +248,8 @@ def top_energy_share(tensor: TensorDiff, rank: int) -> float | None:
 
 
 def is_low_rank(tensor: TensorDiff) -> bool:
-    """rank_90 within LOW_RANK_MAX_FRACTION of the dimension or LOW_RANK_MAX_ABSOLUTE (2-D, big enough)."""
-    if len(tensor.shape) != 2 or not _changed(tensor) or tensor.rank_90 is None:
-        return False
-    dimension = min(tensor.shape)
-    limit = max(LOW_RANK_MAX_FRACTION * dimension, LOW_RANK_MAX_ABSOLUTE)
-    return dimension >= LOW_RANK_MIN_DIM and tensor.rank_90 <= limit
+    """The engine's verdict (``spectrum.is_low_rank``), for a tensor that changed."""
+    return bool(tensor.low_rank) and _changed(tensor)
 
 
 def _rank(weight_pass: WeightPass) -> list[Finding]:

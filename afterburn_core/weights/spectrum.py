@@ -64,10 +64,19 @@ EXACT_TOLERANCE = 1e-5
 #: rank_90 and rank_99: the energy shares (of ‖ΔW‖_F²) the issue names.
 ENERGY_90 = 0.90
 ENERGY_99 = 0.99
-#: Low-rank (LoRA-like) verdict: 90 % of ‖ΔW‖_F² within at most this fraction of min(m, n)
-#: directions. LoRA ranks in practice are r ≤ 64 on widths ≥ 512 (Hu et al. 2021 use r ≤ 64 on
-#: d = 12288), i.e. ≤ 1/8; a random full-rank ΔW needs ≥ ~0.5·min(m, n) (Marchenko–Pastur).
-LOW_RANK_MAX_FRACTION = 1 / 8
+#: Low-rank (LoRA-like) verdict — the one verdict every view and finding uses. A 2-D ΔW is
+#: low-rank when 90 % of ‖ΔW‖_F² sits in at most this share of min(m, n) directions … Sources:
+#: LoRA ranks in practice are r = 8–64 on widths 2048–12288 (Hu et al. 2021), ≤ 3 %; a random
+#: full-rank ΔW needs ≥ ~0.5·min(m, n) (Marchenko–Pastur). Measured on the demo pairs (exact fp64
+#: SVD): the planted rank-3 q_proj needs 3/128 = 0.023; the lowest unplanted full fine-tune delta
+#: needs 9/64 = 0.14 (edited pair) and 11/128 = 0.086 (control), so 0.05 separates them.
+LOW_RANK_MAX_FRACTION = 0.05
+#: … or in at most this many directions, whatever the dimension: the demo LoRA adapter (r = 8,
+#: peft's default) needs 1–4 directions per delta (4/64 on a v_proj is above 5 %), unplanted
+#: fine-tune deltas at least 9.
+LOW_RANK_MAX_ABSOLUTE = 4
+#: Smaller matrices are not judged: below 8 × LOW_RANK_MAX_ABSOLUTE a few directions are most of them.
+LOW_RANK_MIN_DIM = 32
 #: …and at least this share of the energy in the top k singular values (the same 90 % as rank_90).
 LOW_RANK_MIN_ENERGY_TOP_K = 0.90
 
@@ -265,12 +274,7 @@ def summarize(spectrum: Spectrum, frob_sq: float, rows: int, cols: int, top_k: i
     if exact and spectrum.full and values.sum() > 0:
         shares = values[values > 0] / values.sum()
         effective_rank = float(np.exp(-(shares * np.log(shares)).sum()))
-    low_rank = (
-        rank_90 is not None
-        and rank_90 <= LOW_RANK_MAX_FRACTION * min(rows, cols)
-        and energy_top_k is not None
-        and energy_top_k >= LOW_RANK_MIN_ENERGY_TOP_K
-    )
+    low_rank = is_low_rank(rank_90, energy_top_k, min(rows, cols))
     kept = values if exact else values[:top_k]
     return SpectrumSummary(
         singular_values=tuple(float(value) for value in kept),
@@ -280,4 +284,15 @@ def summarize(spectrum: Spectrum, frob_sq: float, rows: int, cols: int, top_k: i
         rank_99=rank_99,
         effective_rank=effective_rank,
         low_rank=bool(low_rank),
+    )
+
+
+def is_low_rank(rank_90: int | None, energy_top_k: float | None, dimension: int) -> bool:
+    """The LoRA-like verdict on a ΔW whose smaller side is ``dimension`` (constants above)."""
+    return (
+        dimension >= LOW_RANK_MIN_DIM
+        and rank_90 is not None
+        and rank_90 <= max(LOW_RANK_MAX_FRACTION * dimension, LOW_RANK_MAX_ABSOLUTE)
+        and energy_top_k is not None
+        and energy_top_k >= LOW_RANK_MIN_ENERGY_TOP_K
     )
