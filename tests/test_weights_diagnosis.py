@@ -129,9 +129,11 @@ def test_surgical_profile_and_frozen_modules(tmp_path: Path) -> None:
     trained[PLANTED_PROJECTION] += 0.01
     diagnosis = run(tmp_path, base, trained)
     assert diagnosis.profile == "surgical"
-    frozen = {f.title for f in diagnosis.findings if f.title.startswith("Module type")}
-    assert {"Module type 'norm' frozen", "Module type 'embed' frozen", "Module type 'down' frozen"} <= frozen
-    assert "Module type 'q' frozen" not in frozen
+    [frozen] = [f for f in diagnosis.findings if f.title.endswith("module types frozen")]
+    for module in ("'norm'", "'embed'", "'down'", "'k'", "'v'"):
+        assert module in frozen.detail
+    assert "'q'" not in frozen.detail  # the one module that changed
+    assert frozen.value == sum(1 for name in base if "q_proj" not in name)
     assert "Norms frozen" in titles(diagnosis)
     assert "Output head frozen: lm_head.weight" in titles(diagnosis)
 

@@ -227,17 +227,18 @@ def _frozen_modules(weight_pass: WeightPass) -> list[Finding]:
             by_module[tensor.module].append(tensor)
     if not any(_changed(t) for members in by_module.values() for t in members):
         return []
-    findings = []
-    for module, members in sorted(by_module.items()):
-        if not any(_changed(t) for t in members):
-            findings.append(
-                Finding(
-                    f"Module type '{module}' frozen",
-                    f"All {len(members)} '{module}' tensors are bit-identical while the rest changed.",
-                    float(len(members)),
-                )
-            )
-    return findings
+    frozen = {module: len(members) for module, members in sorted(by_module.items())
+              if not any(_changed(t) for t in members)}
+    if not frozen:
+        return []
+    listed = ", ".join(f"'{module}' ({count})" for module, count in frozen.items())
+    return [
+        Finding(
+            f"{len(frozen)} module type{'s' * (len(frozen) != 1)} frozen",
+            f"Every tensor of {listed} is bit-identical while the rest changed.",
+            float(sum(frozen.values())),
+        )
+    ]
 
 
 def top_energy_share(tensor: TensorDiff, rank: int) -> float | None:
