@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.markup import escape
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from afterburn_core import __version__

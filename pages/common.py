@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import datetime
+from typing import Any
 
 import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
@@ -192,3 +193,36 @@ def run_label(record: RunRecord) -> str:
 def status_markdown(record: RunRecord) -> str:
     """The run's status with a coloured icon, as markdown (``st.markdown`` / ``st.caption``)."""
     return f"{STATUS_ICONS.get(record.status, '')} {escape_markdown(record.status)}".strip()
+
+
+def selected_result(result_type: type, missing: str) -> tuple[RunRecord, Any]:
+    """The selected run and its stored result of ``result_type``, under the run's caption.
+
+    Stops the page with a pointer to New run when no run is selected or the run
+    has no such result (``missing`` says why), and with the one-line error when
+    the store cannot be read: every result page opens the same way.
+    """
+    from afterburn_core.errors import AfterburnError
+    from afterburn_core.runner import load_result
+
+    run_id = selected_run_id()
+    if run_id is None:
+        st.info("No run selected. Launch one on the New run page; finished runs appear in the sidebar.")
+        st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
+        st.stop()
+    store = get_store()
+    try:
+        record = store.get_run(run_id)
+        result = load_result(store, run_id, result_type)
+    except AfterburnError as error:
+        st.error(escape_markdown(str(error)))
+        st.stop()
+    st.caption(
+        f"Run {escape_markdown(run_id)} · {escape_markdown(record.base_reference)} → "
+        f"{escape_markdown(record.trained_reference)} · {format_when(record.created_at)}"
+    )
+    if result is None:
+        st.info(missing)
+        st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
+        st.stop()
+    return record, result

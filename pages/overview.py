@@ -11,20 +11,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from afterburn_core.errors import AfterburnError
-from afterburn_core.runner import load_result
 from afterburn_core.types import CheckpointSummary, InventoryResult, TensorEntry
 from pages.common import (
-    NEW_RUN_PAGE,
     SHORT_FINGERPRINT_LENGTH,
-    escape_markdown,
     format_bytes,
     format_count,
     format_shape,
-    format_when,
-    get_store,
     require_app_frame,
-    selected_run_id,
+    selected_result,
 )
 
 _KIND_NAMES = {
@@ -82,28 +76,9 @@ def _tensor_list(title: str, count: int, table: dict[str, list[str]], empty: str
 require_app_frame()
 st.title("Checkpoints")
 
-run_id = selected_run_id()
-if run_id is None:
-    st.info("No run selected. Launch one on the New run page; finished runs appear in the sidebar.")
-    st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
-    st.stop()
-
-store = get_store()
-try:
-    record = store.get_run(run_id)
-    inventory = load_result(store, run_id, InventoryResult)
-except AfterburnError as error:
-    st.error(escape_markdown(str(error)))
-    st.stop()
-
-st.caption(
-    f"Run {escape_markdown(run_id)} · {escape_markdown(record.base_reference)} → "
-    f"{escape_markdown(record.trained_reference)} · {format_when(record.created_at)}"
+record, inventory = selected_result(
+    InventoryResult, "This run has no stored checkpoint inventory. Launch it again from the New run page."
 )
-if inventory is None:
-    st.warning("This run has no stored checkpoint inventory. Launch it again from the New run page.")
-    st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
-    st.stop()
 
 base_rows = _summary_rows(inventory.base)
 trained_rows = _summary_rows(inventory.trained)

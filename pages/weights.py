@@ -23,19 +23,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from afterburn_core.errors import AfterburnError
-from afterburn_core.runner import load_result
 from afterburn_core.types import EmbeddingDrift, HeadScores, TensorDiff, TokenDrift, WeightDiffResult
 from pages.common import (
-    NEW_RUN_PAGE,
     escape_markdown,
     format_count,
     format_duration,
     format_shape,
-    format_when,
-    get_store,
     require_app_frame,
-    selected_run_id,
+    selected_result,
     visible_text,
 )
 
@@ -501,29 +496,11 @@ def show_embeddings(drift: EmbeddingDrift | None) -> None:
 require_app_frame()
 st.title("Weights")
 
-run_id = selected_run_id()
-if run_id is None:
-    st.info("No run selected. Launch one on the New run page; finished runs appear in the sidebar.")
-    st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
-    st.stop()
-
-store = get_store()
-try:
-    record = store.get_run(run_id)
-    result = load_result(store, run_id, WeightDiffResult)
-except AfterburnError as error:
-    st.error(escape_markdown(str(error)))
-    st.stop()
-
-st.caption(
-    f"Run {escape_markdown(run_id)} · {escape_markdown(record.base_reference)} → "
-    f"{escape_markdown(record.trained_reference)} · {format_when(record.created_at)}"
+record, result = selected_result(
+    WeightDiffResult,
+    "This run has no weight diff: it was made before the weights analysis existed, or that analysis "
+    "did not run. Launch the pair again from the New run page to compute it.",
 )
-if result is None:
-    st.info("This run has no weight diff: it was made before the weights analysis existed, or that analysis "
-            "did not run. Launch the pair again from the New run page to compute it.")
-    st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
-    st.stop()
 
 st.caption(
     f"Spectra: {'exact' if result.exact else f'top {result.spectrum_top_k} singular values'} · "

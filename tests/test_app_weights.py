@@ -16,12 +16,6 @@ from dataclasses import replace
 import pandas as pd
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
-
-from afterburn_core.config import AnalysisConfig
-from afterburn_core.demo import MEASUREMENTS_PATH
-from afterburn_core.jobs import create_run
-from afterburn_core.store import RunStore
-from pages.common import escape_markdown
 from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
     finished_run,
     fresh_streamlit_caches,
@@ -38,6 +32,12 @@ from ui_helpers import (
     store_result,
     weight_diff_result,
 )
+
+from afterburn_core.config import AnalysisConfig
+from afterburn_core.demo import MEASUREMENTS_PATH
+from afterburn_core.jobs import create_run
+from afterburn_core.store import RunStore
+from pages.common import escape_markdown
 
 WEIGHTS = "pages/weights.py"
 

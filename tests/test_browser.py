@@ -21,12 +21,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from ui_helpers import store_result, weight_diff_result
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.runner import execute_run
 from afterburn_core.store import RunStore
-from ui_helpers import store_result, weight_diff_result
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

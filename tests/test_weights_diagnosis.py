@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_weights_structure import DEMO_BASE, checkpoint_at, make_pass
 
 from afterburn_core.types import Diagnosis, TensorDiff
 from afterburn_core.weights import diagnosis as dx
 from afterburn_core.weights.diagnosis import diagnose, peer_key, profile_of
 from afterburn_core.weights.structure import build_structure
 from afterburn_core.weights.weight_pass import WeightPass
-from test_weights_structure import DEMO_BASE, checkpoint_at, make_pass
 
 LAYERS, HIDDEN, FFN, VOCAB = 4, 64, 96, 300
 PLANTED_PROJECTION = "model.layers.1.self_attn.q_proj.weight"

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 import torch
 from weight_factories import (
-    EMBED, HEAD, NORM, Q_PROJ, add_noise, cast, grow_vocab, llama_tensors, move_rows, plant_low_rank, rescale,
+    EMBED,
+    HEAD,
+    NORM,
+    Q_PROJ,
+    add_noise,
+    cast,
+    grow_vocab,
+    llama_tensors,
+    move_rows,
+    plant_low_rank,
+    rescale,
     save_checkpoint,
 )
 

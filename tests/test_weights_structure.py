@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from afterburn_core.types import ResolvedCheckpoint, TensorDiff
+from afterburn_core.weights.spectrum import is_low_rank
 from afterburn_core.weights.structure import (
     HeadLayout,
     build_structure,
@@ -24,7 +25,6 @@ from afterburn_core.weights.structure import (
     top_share,
 )
 from afterburn_core.weights.tokens import load_token_decoder
-from afterburn_core.weights.spectrum import is_low_rank
 from afterburn_core.weights.weight_pass import TensorDetail, WeightPass
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
