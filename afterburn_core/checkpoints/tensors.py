@@ -15,7 +15,8 @@ It leaves to others: pairing two indexes, metrics, what a tensor means
 (``weights/``); which files to open (``resolve``).
 
 Cost: safetensors — building the index reads each file's JSON header only;
-``load`` reads one tensor through ``safe_open`` (memory-mapped). Pickle — the
+``load`` reads one tensor (or a row slice of it) through ``safe_open``, mapping the file for
+that read only. Pickle — the
 index unpickles each file once with ``weights_only=True`` and mmap (structure
 only) and keeps no tensor; ``load`` keeps the last file it opened mapped, so
 reading a shard's tensors in order unpickles it once (a legacy non-zip pickle
@@ -24,7 +25,6 @@ is held in memory while it is the open one). Never a whole model in memory.
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 
 from afterburn_core.checkpoints.local import read_safetensors_header
@@ -85,8 +85,6 @@ class TensorIndex:
         self._location: dict[str, tuple[Path, str]] = {}
         self._raw_to_name: dict[str, str] = {}
         self._nbytes: dict[str, int] = {}
-        self._stack = contextlib.ExitStack()
-        self._safetensors_handles: dict[Path, object] = {}
         self._open_pickle: tuple[Path, dict] | None = None
         for weight_file in (Path(path) for path in checkpoint.weight_files):
             if checkpoint.weight_format == "safetensors":
@@ -183,25 +181,31 @@ class TensorIndex:
             counts[entry.dtype] = counts.get(entry.dtype, 0) + count
         return dict(sorted(counts.items()))
 
-    def load(self, name: str):
-        """One tensor (``torch.Tensor`` of ``entry(name).shape``, on CPU) read from disk now."""
+    def load(self, name: str, rows: tuple[int, int] | None = None):
+        """One tensor (``torch.Tensor`` on CPU) read from disk now; ``rows=(start, stop)`` reads
+        only that slice of its leading dimension (safetensors: only those bytes)."""
         weight_file, raw_name = self._location[self._name(name)]
         if self.checkpoint.weight_format == "safetensors":
-            return self._load_safetensors(weight_file, raw_name)
+            return self._load_safetensors(weight_file, raw_name, rows)
         if self._open_pickle is None or self._open_pickle[0] != weight_file:
             self._open_pickle = None  # drop the previous file's mapping before opening the next
             self._open_pickle = (weight_file, load_pickle_state_dict(weight_file))
-        return self._open_pickle[1][raw_name]
+        tensor = self._open_pickle[1][raw_name]
+        return tensor if rows is None else tensor[rows[0] : rows[1]]
 
-    def _load_safetensors(self, weight_file: Path, raw_name: str):
+    @staticmethod
+    def _load_safetensors(weight_file: Path, raw_name: str, rows: tuple[int, int] | None):
+        # The file is mapped for this one read and unmapped after it: a handle kept open would
+        # leave every page read so far resident and counted in RSS, so peak RSS would grow with
+        # the model instead of staying at the largest tensor pair. Re-reading the JSON header
+        # per call costs well under a millisecond.
         from safetensors import SafetensorError, safe_open
 
         try:
-            handle = self._safetensors_handles.get(weight_file)
-            if handle is None:
-                handle = self._stack.enter_context(safe_open(str(weight_file), framework="pt", device="cpu"))
-                self._safetensors_handles[weight_file] = handle
-            return handle.get_tensor(raw_name)
+            with safe_open(str(weight_file), framework="pt", device="cpu") as handle:
+                if rows is None:
+                    return handle.get_tensor(raw_name)
+                return handle.get_slice(raw_name)[rows[0] : rows[1]]
         except (SafetensorError, OSError) as error:
             raise BadCheckpoint(
                 f"tensor {raw_name!r} of {weight_file} cannot be read ({error}); re-download the checkpoint."
@@ -211,8 +215,6 @@ class TensorIndex:
     def close(self) -> None:
         """Release every open file and mapping."""
         self._open_pickle = None
-        self._safetensors_handles.clear()
-        self._stack.close()
 
     def __enter__(self) -> TensorIndex:
         return self

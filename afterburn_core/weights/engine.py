@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from afterburn_core.checkpoints import TensorIndex, open_tensor_index
-from afterburn_core.device import choose_device
+from afterburn_core.device import choose_device, pin_malloc_mmap_threshold
 from afterburn_core.errors import BadInput, ConfigError, ShapeMismatch
 from afterburn_core.types import ResolvedCheckpoint, TensorDiff, TensorEntry
 from afterburn_core.weights.metrics import DeltaStats, resolution_eps
@@ -85,6 +85,7 @@ def compare_weights(
     if not isinstance(top_k, int) or top_k < 1:
         raise ConfigError(f"spectrum_top_k: {top_k!r} must be a positive integer.")
     compute_device = choose_device(device)
+    pin_malloc_mmap_threshold()
     started = time.perf_counter()
     if base.kind == "adapter":
         raise BadInput(
@@ -100,22 +101,19 @@ def compare_weights(
         return WeightPass(tensors, details, str(compute_device), time.perf_counter() - started, is_adapter=True)
 
     with open_tensor_index(base) as base_index, open_tensor_index(trained) as trained_index:
-        base_reader, trained_reader = TensorReader(base_index), TensorReader(trained_index)
-        try:
-            plan = plan_pairs(base_index, trained_index, tied_config(base), tied_config(trained))
-            comparer = _PairComparer(base_reader, trained_reader, top_k, exact, compute_device, seed)
-            records: list[TensorDiff] = []
-            details: dict[str, TensorDetail] = {}
-            for done, planned in enumerate(plan, start=1):
-                record, detail = comparer.compare(planned)
-                records.append(record)
-                if detail is not None:
-                    details[record.name] = detail
-                if progress is not None:
-                    progress(done, len(plan), record.name)
-        finally:
-            base_reader.close()
-            trained_reader.close()
+        plan = plan_pairs(base_index, trained_index, tied_config(base), tied_config(trained))
+        comparer = _PairComparer(
+            TensorReader(base_index), TensorReader(trained_index), top_k, exact, compute_device, seed
+        )
+        records: list[TensorDiff] = []
+        details: dict[str, TensorDetail] = {}
+        for done, planned in enumerate(plan, start=1):
+            record, detail = comparer.compare(planned)
+            records.append(record)
+            if detail is not None:
+                details[record.name] = detail
+            if progress is not None:
+                progress(done, len(plan), record.name)
     return WeightPass(tuple(records), details, str(compute_device), time.perf_counter() - started)
 
 

@@ -124,20 +124,16 @@ def compare_adapter(base: ResolvedCheckpoint, adapter: ResolvedCheckpoint, *, to
         factors, whole = _factors(adapter_index, config, base_entries)
         base_reader, adapter_reader = TensorReader(base_index), TensorReader(adapter_index)
         comparer = _PairComparer(base_reader, adapter_reader, top_k, exact, device, seed=0)
-        try:
-            names = list(base_entries)
-            for done, name in enumerate(names, start=1):
-                if name in whole:
-                    record, detail = comparer.compare(_Planned(name, name, whole[name]))
-                else:
-                    record, detail = _from_factors(base_reader, name, base_entries[name], factors.get(name), top_k, exact)
-                records.append(record)
-                details[name] = detail
-                if progress is not None:
-                    progress(done, len(names), name)
-        finally:
-            base_reader.close()
-            adapter_reader.close()
+        names = list(base_entries)
+        for done, name in enumerate(names, start=1):
+            if name in whole:
+                record, detail = comparer.compare(_Planned(name, name, whole[name]))
+            else:
+                record, detail = _from_factors(base_reader, name, base_entries[name], factors.get(name), top_k, exact)
+            records.append(record)
+            details[name] = detail
+            if progress is not None:
+                progress(done, len(names), name)
     return tuple(records), details
 
 

@@ -2,8 +2,8 @@
 
 ``TensorReader`` wraps a ``TensorIndex``: ``read(name)`` gives the whole
 tensor, ``read_rows(name, start, stop)`` a slice of its leading dimension read
-through ``safe_open(...).get_slice`` so a large embedding is never copied
-whole. ``row_blocks(rows, cols)`` splits a matrix into blocks whose fp32 copy
+through ``TensorIndex.load(rows=…)`` (safetensors ``get_slice``) so a large
+embedding is never copied whole. ``row_blocks(rows, cols)`` splits a matrix into blocks whose fp32 copy
 stays under ``BLOCK_BYTES``.
 
 It leaves to others: which tensors pair up (``engine``), what is computed
@@ -13,8 +13,6 @@ tensor (already mapped by the index).
 """
 
 from __future__ import annotations
-
-import contextlib
 
 from afterburn_core.checkpoints import TensorIndex
 
@@ -38,8 +36,6 @@ class TensorReader:
 
     def __init__(self, index: TensorIndex):
         self.index = index
-        self._stack = contextlib.ExitStack()
-        self._handles: dict[str, object] = {}
 
     def read(self, name: str):
         """The tensor as stored (CPU, its own dtype)."""
@@ -47,18 +43,4 @@ class TensorReader:
 
     def read_rows(self, name: str, start: int, stop: int):
         """Rows ``start:stop`` of the tensor's leading dimension (CPU, its own dtype)."""
-        if self.index.checkpoint.weight_format != "safetensors":
-            return self.index.load(name)[start:stop]
-        from safetensors import safe_open
-
-        weight_file, raw_name = self.index.source(name)
-        handle = self._handles.get(weight_file)
-        if handle is None:
-            handle = self._stack.enter_context(safe_open(weight_file, framework="pt", device="cpu"))
-            self._handles[weight_file] = handle
-        return handle.get_slice(raw_name)[start:stop]
-
-    def close(self) -> None:
-        """Release the slice handles (the index is closed by its owner)."""
-        self._handles.clear()
-        self._stack.close()
+        return self.index.load(name, rows=(start, stop))
