@@ -42,6 +42,10 @@ class ConfigError(BadInput):
     """A setting or ``.afterburn.yaml`` key is unknown or has a value out of range."""
 
 
+class BadPromptSuite(BadInput):
+    """A prompt suite file is missing, unreadable or invalid; the message names the file and line."""
+
+
 class StoreError(AfterburnError):
     """The run store cannot be opened or written (permissions, disk full, a newer schema)."""
 
