@@ -1,0 +1,74 @@
+"""Which Markdown / formatting devices one answer uses: ``format_features(text) -> dict[str, bool]``.
+
+Owns the feature list (``FORMAT_FEATURES``) and one rule per feature. The
+rule that matters most for post-training audits is ``fenced_non_code``: a
+``` fence around something that is not code (a sum, a city, a refusal) is
+the demo's planted format habit, and a plain ``fenced_code`` flag cannot tell
+it from a model that writes code. Structure rules (headers, lists, tables,
+bold, inline code) read the text with fenced blocks removed, so a ``# comment``
+or a ``__init__`` inside code is not a header or bold. Does not count uses or
+judge whether a format suits the prompt (``reward_hack`` does). Cost: a few
+regex passes, linear in the text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from afterburn_core.behaviour.text import fenced_blocks, normalize, without_fences
+
+#: Feature names, in display order; ``format_features`` returns exactly these keys.
+FORMAT_FEATURES: tuple[str, ...] = (
+    "fenced_code", "fenced_non_code", "inline_code", "latex", "headers", "lists", "tables", "bold",
+    "thinking_tags",
+)
+
+#: A list needs this many item lines: one "- x" line is a dash, two are a list (CommonMark
+#: accepts one; chat answers use single dashes as punctuation often enough to skew rates).
+LIST_MIN_ITEMS = 2
+
+_INLINE_CODE_RE = re.compile(r"(?<!`)`[^`\n]+`(?!`)")
+# Display math, \( \) / \[ \] delimiters, common commands, or $...$ holding a TeX-ish character
+# (so "$5 and $10" is money, not math).
+_LATEX_RE = re.compile(
+    r"\$\$.+?\$\$|\\\(.+?\\\)|\\\[.+?\\\]"
+    r"|\\(?:frac|dfrac|boxed|sqrt|cdot|times|sum|int|begin|left|right|alpha|beta|pi|leq|geq|neq)\b"
+    r"|\$(?!\s)[^$\n]*[\\^_{}][^$\n]*(?<!\s)\$",
+    re.DOTALL,
+)
+_HEADER_RE = re.compile(r"^[ \t]{0,3}#{1,6}[ \t]+\S", re.MULTILINE)
+_LIST_ITEM_RE = re.compile(r"^[ \t]*(?:[-*+]|\d{1,3}[.)])[ \t]+\S", re.MULTILINE)
+_TABLE_SEPARATOR_RE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-{3,}:?[ \t]*)+\|?[ \t]*$", re.MULTILINE)
+_BOLD_RE = re.compile(r"\*\*(?=\S)[^*\n]+?(?<=\S)\*\*|(?<!\w)__(?=\S)[^_\n]+?(?<=\S)__(?!\w)")
+# Some chat templates put the opening tag in the prompt, so a lone closing tag counts too.
+_THINKING_RE = re.compile(r"</?(?:think|thinking|reasoning)>", re.IGNORECASE)
+
+
+def format_features(text: str) -> dict[str, bool]:
+    """Which of ``FORMAT_FEATURES`` the answer uses.
+
+    - ``fenced_code``: any ``` / ~~~ fence, whatever it holds;
+    - ``fenced_non_code``: a fence whose body is not code (``text.looks_like_code``);
+    - ``inline_code``: `single backticks` outside fences;
+    - ``latex``: $$…$$, \\(…\\), \\[…\\], a TeX command, or $…$ holding \\ ^ _ { };
+    - ``headers``: an ATX ``#`` header outside fences;
+    - ``lists``: at least ``LIST_MIN_ITEMS`` bullet or numbered item lines outside fences;
+    - ``tables``: a pipe table (a ``|---|---|`` separator row);
+    - ``bold``: ``**x**`` or ``__x__`` outside code;
+    - ``thinking_tags``: ``<think>`` / ``</think>`` (also ``thinking``, ``reasoning``).
+    """
+    text = normalize(text)
+    blocks = fenced_blocks(text)
+    prose = without_fences(text)
+    prose_without_inline = _INLINE_CODE_RE.sub(" ", prose)
+    return {
+        "fenced_code": bool(blocks),
+        "fenced_non_code": any(not block.is_code for block in blocks),
+        "inline_code": bool(_INLINE_CODE_RE.search(prose)),
+        "latex": bool(_LATEX_RE.search(prose_without_inline)),
+        "headers": bool(_HEADER_RE.search(prose)),
+        "lists": len(_LIST_ITEM_RE.findall(prose)) >= LIST_MIN_ITEMS,
+        "tables": bool(_TABLE_SEPARATOR_RE.search(prose)),
+        "bold": bool(_BOLD_RE.search(prose_without_inline)),
+        "thinking_tags": bool(_THINKING_RE.search(text)),
+    }
