@@ -60,3 +60,7 @@ class AnalysisFailed(AfterburnError):
 
 class RunCancelled(AfterburnError):
     """The user cancelled the run while it was working."""
+
+
+class AnalysisSkipped(AfterburnError):
+    """An analysis does not apply to this pair (the reason says why); the run goes on without it."""

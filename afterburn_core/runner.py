@@ -17,26 +17,31 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from afterburn_core.config import AnalysisConfig
-from afterburn_core.errors import AfterburnError, AnalysisFailed, BadInput, RunCancelled
+from afterburn_core.errors import AfterburnError, AnalysisFailed, AnalysisSkipped, BadInput, RunCancelled
 from afterburn_core.progress import ProgressCallback, StageReporter
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.store import RunStore, cache_key
+from afterburn_core.behaviour.types import BehaviourStats
+from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.types import InventoryResult, ResolvedCheckpoint, WeightDiffResult
 
 
 @dataclass
 class RunContext:
-    """What the stages of one run share: the config and, once resolved, the two checkpoints."""
+    """What the stages of one run share: the config, the two checkpoints once resolved, and
+    the cache key of every analysis done so far (a dependent analysis's key includes them)."""
 
     config: AnalysisConfig
     base_reference: str
     trained_reference: str
+    store: RunStore
     base: ResolvedCheckpoint | None = None
     trained: ResolvedCheckpoint | None = None
+    keys: dict[str, str] = field(default_factory=dict)
 
     def pair(self) -> tuple[ResolvedCheckpoint, ResolvedCheckpoint]:
         """Both checkpoints; only valid after the resolve stage."""
@@ -44,14 +49,28 @@ class RunContext:
             raise AnalysisFailed("internal: an analysis ran before the checkpoints were resolved")
         return self.base, self.trained
 
+    def result(self, result_type: type) -> Any:
+        """A result an earlier stage of this run stored (or found in the cache)."""
+        document = self.store.get_result(self.keys[result_type.KIND])
+        if document is None:
+            raise AnalysisFailed(f"the {result_type.KIND} result this analysis reads is missing from the store")
+        return from_jsonable(result_type, document)
+
 
 @dataclass(frozen=True)
 class Analysis:
-    """One cached stage: its result type and the config fields its result depends on."""
+    """One cached stage: its result type, the config fields it reads, what else its key holds.
+
+    ``depends_on`` names analyses whose stored results it reads: they run first,
+    and their cache keys are part of this one's. ``key_extra`` adds inputs that
+    are not config fields (the suites' content hashes, the device kind).
+    """
 
     result_type: type
     cache_fields: tuple[str, ...]
     compute: Callable[[RunContext, StageReporter], Any]
+    depends_on: tuple[str, ...] = ()
+    key_extra: Callable[[AnalysisConfig], Any] | None = None
 
     @property
     def kind(self) -> str:
@@ -71,35 +90,93 @@ def _compute_weights(context: RunContext, progress: StageReporter) -> WeightDiff
     return analyze_weights(*context.pair(), context.config, progress.update)
 
 
-#: The analyses a run can hold, in the order they run. Later issues append behaviour, …
+def _compute_generations(context: RunContext, progress: StageReporter) -> GenerationsResult:
+    from afterburn_core.generation.pipeline import generate_pair
+
+    return generate_pair(*context.pair(), context.config, progress.update)
+
+
+def _compute_token_kl(context: RunContext, progress: StageReporter) -> TokenKLResult:
+    from afterburn_core.checkpoints import summarize
+    from afterburn_core.generation.pipeline import score_pair
+
+    base, trained = context.pair()
+    base_vocab, trained_vocab = summarize(base).vocab_size, summarize(trained).vocab_size
+    if base_vocab != trained_vocab:
+        raise AnalysisSkipped(
+            f"token-level KL needs one vocabulary; the base has {base_vocab} tokens, the trained model {trained_vocab}"
+        )
+    return score_pair(*context.pair(), context.result(GenerationsResult), context.config, progress.update)
+
+
+def _compute_behaviour(context: RunContext, progress: StageReporter) -> BehaviourStats:
+    from afterburn_core.behaviour.analysis import compare_behaviour
+
+    generations = context.result(GenerationsResult)
+    progress.update(0, 1, "classifying outputs and testing shifts")
+    return compare_behaviour(generations.prompts, generations.base, generations.trained, seed=context.config.seed)
+
+
+def _generation_key(config: AnalysisConfig) -> dict[str, Any]:
+    from afterburn_core.device import choose_device
+    from afterburn_core.generation.pipeline import suites_key
+
+    # Numerics differ by device kind (CUDA runs bf16); sampled outputs are seeded per batch.
+    return {
+        "suites": suites_key(config),
+        "device": choose_device(config.device).type,
+        "batch_size": config.batch_size if config.temperature > 0 else None,
+    }
+
+
+def _device_key(config: AnalysisConfig) -> dict[str, Any]:
+    from afterburn_core.device import choose_device
+
+    return {"device": choose_device(config.device).type}
+
+
+#: The analyses a run can hold, in the order they run. Later issues append reward hacking, …
 ANALYSES: tuple[Analysis, ...] = (
     Analysis(InventoryResult, (), _compute_inventory),
     # Device is left out of the key on purpose: the numbers do not depend on it beyond fp32 noise.
     Analysis(WeightDiffResult, ("spectrum_top_k", "exact_spectra", "seed"), _compute_weights),
+    Analysis(
+        GenerationsResult, ("suites", "max_new_tokens", "temperature", "top_p", "seed", "trust_remote_code"),
+        _compute_generations, key_extra=_generation_key,
+    ),
+    Analysis(TokenKLResult, (), _compute_token_kl, depends_on=("generations",), key_extra=_device_key),
+    Analysis(BehaviourStats, ("seed",), _compute_behaviour, depends_on=("generations",)),
 )
 RESOLVE_STAGE = "resolve"
 ANALYSIS_KINDS: tuple[str, ...] = tuple(analysis.kind for analysis in ANALYSES)
 STAGE_NAMES: tuple[str, ...] = (RESOLVE_STAGE, *ANALYSIS_KINDS)
+_BY_KIND = {analysis.kind: analysis for analysis in ANALYSES}
 
 
 def stages_for(kinds: tuple[str, ...] | None) -> tuple[str, ...]:
-    """The stages of a run computing ``kinds`` (None: every analysis), in pipeline order."""
+    """The stages of a run computing ``kinds`` (None: every analysis) and what they read, in order."""
     if kinds is None:
         return STAGE_NAMES
     unknown = sorted(set(kinds) - set(ANALYSIS_KINDS))
     if unknown:
         raise BadInput(f"unknown analysis {unknown[0]!r}; choose from {', '.join(ANALYSIS_KINDS)}")
-    return (RESOLVE_STAGE, *(kind for kind in ANALYSIS_KINDS if kind in kinds))
+    wanted = set(kinds)
+    for analysis in reversed(ANALYSES):  # dependencies come earlier in ANALYSES
+        if analysis.kind in wanted:
+            wanted.update(analysis.depends_on)
+    return (RESOLVE_STAGE, *(kind for kind in ANALYSIS_KINDS if kind in wanted))
 
 
 def analysis_cache_key(analysis: Analysis, context: RunContext) -> str:
     """The key this analysis's result is stored under for this run."""
     base, trained = context.pair()
+    inputs: dict[str, Any] = dict(context.config.subset(analysis.cache_fields))
+    if analysis.key_extra is not None:
+        inputs["extra"] = analysis.key_extra(context.config)
+    if analysis.depends_on:
+        inputs["depends_on"] = {kind: context.keys[kind] for kind in analysis.depends_on}
     return cache_key(
-        analysis.kind,
-        analysis.result_type.SCHEMA_VERSION,
-        (base.fingerprint, trained.fingerprint),
-        context.config.subset(analysis.cache_fields),
+        analysis.kind, analysis.result_type.SCHEMA_VERSION, (base.fingerprint, trained.fingerprint), inputs
     )
 
 
@@ -113,7 +190,9 @@ def execute_run(
     into an exit code.
     """
     record = store.get_run(run_id)
-    context = RunContext(AnalysisConfig.from_json(record.config_json), record.base_reference, record.trained_reference)
+    context = RunContext(
+        AnalysisConfig.from_json(record.config_json), record.base_reference, record.trained_reference, store
+    )
     store.mark_started(run_id, os.getpid())
     try:
         _resolve(store, run_id, context, on_update)
@@ -159,12 +238,19 @@ def _run_analysis(
     store: RunStore, run_id: str, analysis: Analysis, context: RunContext, on_update: ProgressCallback | None
 ) -> None:
     key = analysis_cache_key(analysis, context)
+    context.keys[analysis.kind] = key
     progress = StageReporter(store, run_id, analysis.kind, on_update)
     if store.get_result(key) is not None:
         store.link_result(run_id, analysis.kind, key)
         progress.finish("cached")
         return
-    result = analysis.compute(context, progress)
+    try:
+        result = analysis.compute(context, progress)
+    except AnalysisSkipped as reason:
+        store.update_stage(run_id, analysis.kind, "skipped", 0, 0, str(reason))
+        if on_update is not None:
+            on_update(analysis.kind, 1, 1, f"skipped: {reason}")
+        return
     store.put_result(run_id, key, analysis.kind, analysis.result_type.SCHEMA_VERSION, to_jsonable(result))
     progress.finish("computed")
 

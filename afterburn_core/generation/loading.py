@@ -218,6 +218,10 @@ def _eos_ids(model, tokenizer) -> tuple[int, ...]:
 def load_model(checkpoint: ResolvedCheckpoint, device, *, trust_remote_code: bool = False) -> LoadedModel:
     """Load ``checkpoint`` (a full model or a peft adapter on its base) on ``device`` for inference."""
     import torch
+    from transformers.utils import logging as transformers_logging
+
+    # transformers' own "Loading weights" bars would interleave with the run's progress bars.
+    transformers_logging.disable_progress_bar()
 
     device = torch.device(device)
     if checkpoint.kind == "adapter":

@@ -1,0 +1,146 @@
+"""Generate both models' answers to the run's suites, and score them token by token.
+
+Cost: ``generate_pair`` loads one model at a time (base, released, then
+trained; for a LoRA adapter one base with the adapter toggled) and runs every
+prompt once per model, batched. ``score_pair`` teacher-forces both models on
+(prompt + trained output): two forward passes per prompt, one model in memory
+at a time (``scorer``'s two-pass method; the adapter toggle for LoRA). Both
+report progress per batch and can be cancelled from the progress callback.
+It leaves the statistics to ``afterburn_core.behaviour``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from afterburn_core.config import AnalysisConfig
+from afterburn_core.generation.results import GenerationsResult, SuiteRef, TokenKLResult
+from afterburn_core.generation.suites import load_suites
+from afterburn_core.types import ResolvedCheckpoint
+
+Progress = Callable[[int, int, str], None]
+
+
+def _settings(config: AnalysisConfig):
+    from afterburn_core.generation.generator import GenerationSettings
+
+    return GenerationSettings(
+        max_new_tokens=config.max_new_tokens, temperature=config.temperature, top_p=config.top_p,
+        seed=config.seed, batch_size=config.batch_size,
+    )
+
+
+def suites_key(config: AnalysisConfig) -> list[dict]:
+    """What of the suites enters a cache key: name, version and content hash of each."""
+    from afterburn_core.generation.suites import suites_cache_key
+
+    return suites_cache_key(load_suites(config.suites))
+
+
+def generate_pair(
+    base: ResolvedCheckpoint, trained: ResolvedCheckpoint, config: AnalysisConfig, progress: Progress | None = None
+) -> GenerationsResult:
+    """Every prompt of ``config.suites`` answered by both models, one model in memory at a time."""
+    from afterburn_core.device import choose_device
+    from afterburn_core.generation.generator import generate, has_chat_template
+    from afterburn_core.generation.loading import load_model
+
+    suites = load_suites(config.suites)
+    prompts = [prompt for suite in suites for prompt in suite.prompts]
+    settings = _settings(config)
+    device = choose_device(config.device)
+    total = 2 * len(prompts)
+
+    def report(offset: int, label: str) -> Progress:
+        def update(done: int, _total: int, message: str) -> None:
+            if progress is not None:
+                progress(offset + done, total, f"{label}: {message}")
+        return update
+
+    if trained.kind == "adapter":
+        loaded = load_model(trained, device, trust_remote_code=config.trust_remote_code)
+        try:
+            started = time.perf_counter()
+            with loaded.adapter_disabled():
+                base_outputs = generate(loaded, prompts, settings, report(0, "base"))
+            seconds_base = time.perf_counter() - started
+            started = time.perf_counter()
+            trained_outputs = generate(loaded, prompts, settings, report(len(prompts), "trained"))
+            seconds_trained = time.perf_counter() - started
+            chat_template = has_chat_template(loaded.tokenizer)
+        finally:
+            loaded.release()
+    else:
+        base_outputs, seconds_base, chat_template = _generate_with(base, device, config, prompts, report(0, "base"))
+        trained_outputs, seconds_trained, _ = _generate_with(
+            trained, device, config, prompts, report(len(prompts), "trained")
+        )
+    return GenerationsResult(
+        suites=tuple(
+            SuiteRef(suite.name, suite.version, suite.content_hash, suite.source, len(suite.prompts)) for suite in suites
+        ),
+        prompts=tuple(prompts),
+        base=tuple(base_outputs),
+        trained=tuple(trained_outputs),
+        max_new_tokens=settings.max_new_tokens,
+        temperature=float(settings.temperature),
+        top_p=float(settings.top_p),
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        chat_template=chat_template,
+        device=str(device),
+        seconds_base=seconds_base,
+        seconds_trained=seconds_trained,
+    )
+
+
+def _generate_with(checkpoint, device, config, prompts, progress):
+    from afterburn_core.generation.generator import generate, has_chat_template
+    from afterburn_core.generation.loading import load_model
+
+    loaded = load_model(checkpoint, device, trust_remote_code=config.trust_remote_code)
+    try:
+        started = time.perf_counter()
+        outputs = generate(loaded, prompts, _settings(config), progress)
+        return outputs, time.perf_counter() - started, has_chat_template(loaded.tokenizer)
+    finally:
+        loaded.release()
+
+
+def score_pair(
+    base: ResolvedCheckpoint,
+    trained: ResolvedCheckpoint,
+    generations: GenerationsResult,
+    config: AnalysisConfig,
+    progress: Progress | None = None,
+) -> TokenKLResult:
+    """KL(trained ‖ base) per output token of the trained model, and the tokens carrying it per suite."""
+    from afterburn_core.device import choose_device
+    from afterburn_core.generation.loading import load_model
+    from afterburn_core.generation.scorer import aggregate_suite, score_divergence
+
+    device = choose_device(config.device)
+    prompt_ids = [f"{prompt.suite}/{prompt.prompt_id}" for prompt in generations.prompts]
+    inputs = dict(
+        prompt_token_ids=[c.prompt_token_ids for c in generations.trained],
+        output_token_ids=[c.output_token_ids for c in generations.trained],
+        prompt_ids=prompt_ids,
+        progress=progress,
+    )
+    if trained.kind == "adapter":
+        loaded = load_model(trained, device, trust_remote_code=config.trust_remote_code)
+        try:
+            scores = score_divergence(loaded, loaded, **inputs)
+        finally:
+            loaded.release()
+    else:
+        scores = score_divergence(
+            lambda: load_model(base, device, trust_remote_code=config.trust_remote_code),
+            lambda: load_model(trained, device, trust_remote_code=config.trust_remote_code),
+            **inputs,
+        )
+    by_suite: dict[str, list] = {}
+    for prompt, divergence in zip(generations.prompts, scores.prompts):
+        by_suite.setdefault(prompt.suite, []).append(divergence)
+    return TokenKLResult(scores=scores, suites={suite: aggregate_suite(items) for suite, items in by_suite.items()})
