@@ -26,7 +26,7 @@ from afterburn_core import __version__
 from afterburn_core.config import DEVICES, TRAINING_METHODS, AnalysisConfig, load_config_file
 from afterburn_core.errors import AfterburnError, BadInput
 from afterburn_core.store import RunStore
-from afterburn_core.terminal import StageBars, print_inventory, print_weight_diff
+from afterburn_core.terminal import StageBars, print_behaviour, print_inventory, print_weight_diff
 from afterburn_core.types import InventoryResult, WeightDiffResult
 
 #: The config file picked up from the working directory when --config is not given.
@@ -133,6 +133,51 @@ def weight_diff(base_reference: str, trained_reference: str, device: str | None,
         print_weight_diff(_out, result)
         return
     _write_json(Path(output), to_jsonable(result))
+    _err.print(f"wrote {escape(output)}", highlight=False)
+
+
+@main.command()
+@_pair_options
+@click.option("--suites", multiple=True, help="Prompt suites: built-in names (math, code, reasoning, safety, "
+              "sycophancy) or .yaml/.jsonl files; repeat or comma-separate (default: all built-ins).")
+@click.option("--max-new-tokens", type=int, default=None, help="Most tokens generated per answer (default 128).")
+@click.option("--batch-size", type=int, default=None, help="Prompts per batch; 0 picks one by memory (default).")
+@click.option("--temperature", type=float, default=None, help="0 = greedy (default); > 0 samples.")
+@click.option("--seed", type=int, default=None, help="Seed of sampling and of the bootstrap / permutation tests.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the result as JSON (schema: docs/behaviour-schema.md) instead of a summary.")
+@_translate_errors
+def behaviour(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
+              home: str | None, suites: tuple[str, ...], max_new_tokens: int | None, batch_size: int | None,
+              temperature: float | None, seed: int | None, output: str | None) -> None:
+    """Run the suites through both models and compare what they say: lengths, formats, strategies, accuracy, KL."""
+    from afterburn_core.behaviour.report import build_behaviour_report
+    from afterburn_core.behaviour.types import BehaviourStats
+    from afterburn_core.generation.results import GenerationsResult, TokenKLResult
+    from afterburn_core.runner import load_result
+    from afterburn_core.serde import to_jsonable
+    from afterburn_core.weights.analysis import checkpoint_ref
+
+    if output is not None and not output.lower().endswith(".json"):
+        raise BadInput(f"-o {output}: behaviour writes JSON; name the file *.json")
+    names = tuple(part.strip() for entry in suites for part in entry.split(",") if part.strip())
+    config = _settings(config_path, device=device, suites=names or None, max_new_tokens=max_new_tokens,
+                       batch_size=batch_size, temperature=temperature, seed=seed)
+    with RunStore(home) as store:
+        run_id = _run_pair(store, base_reference, trained_reference, config, ("behaviour", "token_kl"))
+        record = store.get_run(run_id)
+        skipped = next((s.message for s in record.stages if s.stage == "token_kl" and s.status == "skipped"), None)
+        from afterburn_core.checkpoints import resolve_pair
+
+        base, trained = resolve_pair(record.base_reference, record.trained_reference)
+        report = build_behaviour_report(
+            checkpoint_ref(base), checkpoint_ref(trained), load_result(store, run_id, GenerationsResult),
+            load_result(store, run_id, BehaviourStats), load_result(store, run_id, TokenKLResult), skipped,
+        )
+    if output is None:
+        print_behaviour(_out, report)
+        return
+    _write_json(Path(output), to_jsonable(report))
     _err.print(f"wrote {escape(output)}", highlight=False)
 
 

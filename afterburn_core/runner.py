@@ -20,13 +20,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.errors import AfterburnError, AnalysisFailed, AnalysisSkipped, BadInput, RunCancelled
+from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.progress import ProgressCallback, StageReporter
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.store import RunStore, cache_key
-from afterburn_core.behaviour.types import BehaviourStats
-from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.types import InventoryResult, ResolvedCheckpoint, WeightDiffResult
 
 

@@ -108,3 +108,38 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
         extra = f" (+{tensor.added_rows} rows)" if tensor.status == "resized" else (
             f" (tied to {tensor.tied_to})" if tensor.tied_to else "")
         console.print(f"  {tensor.status}: {tensor.name}{extra}", highlight=False, markup=False)
+
+
+def _shift(base: float, trained: float, significant: bool, percent: bool = True) -> str:
+    marker = " *" if significant else ""
+    if percent:
+        return f"{base:.0%} → {trained:.0%}{marker}"
+    return f"{base:.1f} → {trained:.1f}{marker}"
+
+
+def print_behaviour(console: Console, report) -> None:
+    """Per suite: length, non-code fences, accuracy, refusal, agreement with wrong answers."""
+    table = Table(title=f"Behaviour, base → trained (* significant after {report.correction}, α = {report.alpha})")
+    for column in ("suite", "prompts", "tokens (mean)", "fences, non-code", "accuracy", "refusal", "agrees when wrong"):
+        table.add_column(column, justify="left" if column == "suite" else "right")
+    for name, suite in report.suites.items():
+        group = suite.overall
+        fences = group.format.get("fenced_non_code")
+        sycophancy = group.sycophancy.wrong_agreement if group.sycophancy else None
+        table.add_row(
+            escape(name), str(group.n_prompts),
+            _shift(group.length.base_mean, group.length.trained_mean, group.length.significant, percent=False),
+            _shift(fences.base, fences.trained, fences.significant) if fences else "",
+            _shift(group.accuracy.base, group.accuracy.trained, group.accuracy.significant) if group.accuracy else "",
+            _shift(group.refusal_rate.base, group.refusal_rate.trained, group.refusal_rate.significant)
+            if group.refusal_rate else "",
+            _shift(sycophancy.base, sycophancy.trained, sycophancy.significant) if sycophancy else "",
+        )
+    console.print(table)
+    if report.token_kl:
+        ranked = sorted(report.token_kl, key=lambda prompt: prompt.mean_kl, reverse=True)[:5]
+        console.print("Largest mean KL(trained ‖ base) per output token:", highlight=False)
+        for prompt in ranked:
+            console.print(f"  {prompt.suite}/{prompt.prompt_id}: {prompt.mean_kl:.3f} nats", highlight=False, markup=False)
+    elif report.token_kl_skipped:
+        console.print(f"Token-level KL skipped: {report.token_kl_skipped}", highlight=False, markup=False)
