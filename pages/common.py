@@ -27,11 +27,14 @@ from afterburn_core.types import RunRecord
 #: Page files, relative to app.py; ``st.switch_page`` / ``st.page_link`` take these.
 NEW_RUN_PAGE = "pages/new_run.py"
 OVERVIEW_PAGE = "pages/overview.py"
+PROMPTS_PAGE = "pages/prompts.py"
 
 #: Session-state key of the run the result pages show (a run id, or absent).
 SELECTED_RUN_KEY = "afterburn_selected_run"
 #: Query parameter that mirrors the selected run, so ``…/overview?run=<id>`` opens it.
 RUN_QUERY_PARAM = "run"
+#: Query parameter of the Prompts page: ``?prompt=<suite>/<prompt id>`` opens that prompt.
+PROMPT_QUERY_PARAM = "prompt"
 
 SHORT_ID_LENGTH = 8
 SHORT_FINGERPRINT_LENGTH = 12
@@ -106,9 +109,33 @@ def select_run(run_id: str | None) -> None:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 
 
+# GFM links bare URLs and e-mail addresses found in the rendered text, after escapes and character
+# references are resolved; an invisible word joiner (U+2060) before ':' / '.' / '@' is the one
+# thing that keeps its pattern from matching while the text looks the same.
+_WORD_JOINER = "\u2060"
+_AUTOLINK_STARTS = (
+    (re.compile(r"(?i)(https?|ftp)(?=\\://)"), rf"\1{_WORD_JOINER}"),
+    (re.compile(r"(?i)(www)(?=\\\.)"), rf"\1{_WORD_JOINER}"),
+    (re.compile(r"@"), f"{_WORD_JOINER}@"),
+)
+
+
 def escape_markdown(text: str) -> str:
     """``text`` so that a markdown element shows it literally (no links, emphasis, HTML, LaTeX)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
+    for pattern, replacement in _AUTOLINK_STARTS:
+        escaped = pattern.sub(replacement, escaped)
+    return escaped
+
+
+def spell_invisible(text: str, keep: str = "\n\t") -> str:
+    """``text`` with control, format and odd whitespace characters (but those in ``keep``) as escapes.
+
+    For model text shown verbatim (``st.code``): a direction override such as
+    ``\\u202e`` would otherwise reorder what follows it on screen, a zero-width
+    character hide a difference.
+    """
+    return "".join(char if char.isprintable() or char in keep else repr(char)[1:-1] for char in text)
 
 
 def visible_text(text: str) -> str:
@@ -120,6 +147,11 @@ def visible_text(text: str) -> str:
     through ``st.dataframe`` / chart labels, or ``escape_markdown`` it.
     """
     return repr(text)
+
+
+def reading(text: str) -> None:
+    """One line that says what a chart or a table shows, made of its numbers (plain text, escaped)."""
+    st.markdown(f":material/insights: {escape_markdown(text)}")
 
 
 def short_id(run_id: str) -> str:
@@ -226,3 +258,20 @@ def selected_result(result_type: type, missing: str) -> tuple[RunRecord, Any]:
         st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
         st.stop()
     return record, result
+
+
+def stored_result(run_id: str, result_type: type) -> Any:
+    """Another stored result of the run a page already opened with ``selected_result``, or None.
+
+    For a page's second source (the Prompts page's token KL, the Behaviour
+    page's generations): a missing one is the page's to explain, an unreadable
+    store stops the page with its one-line error.
+    """
+    from afterburn_core.errors import AfterburnError
+    from afterburn_core.runner import load_result
+
+    try:
+        return load_result(get_store(), run_id, result_type)
+    except AfterburnError as error:
+        st.error(escape_markdown(str(error)))
+        st.stop()

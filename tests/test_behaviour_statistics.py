@@ -147,3 +147,21 @@ def test_apply_fdr_corrects_every_test_of_a_result() -> None:
     assert corrected["e"].significant is True and corrected["e"].p_adjusted == pytest.approx(0.004)
     assert corrected["d"].p_adjusted is None and corrected["d"].significant is False
     assert isinstance(apply_fdr(SuiteStats("s", None, {}))[0], SuiteStats)  # type: ignore[arg-type]
+
+
+def test_set_metric_interval_contains_its_own_estimate() -> None:
+    """Resampling repeats answers, which inflates repetition metrics; the interval is bias-corrected."""
+    import random
+
+    from afterburn_core.behaviour.diversity import DiversityIndex
+    from afterburn_core.behaviour.statistics import set_metric_shift
+
+    rng = random.Random(1)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau".split()
+    base = [" ".join(rng.sample(words, 6)) for _ in range(31)]
+    trained = [("Great question! Let me think. " if i % 2 == 0 else "") + text for i, text in enumerate(base)]
+    index = DiversityIndex(base + trained)
+    for metric in (lambda rows: index.distinct(rows, 2), index.repeated_openings):
+        shift = set_metric_shift(metric, len(base))
+        low, high = shift.ci
+        assert low <= shift.difference <= high

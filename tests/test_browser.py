@@ -3,9 +3,10 @@
 Starts ``streamlit run app.py`` on a free port with its own ``$AFTERBURN_HOME``,
 drives headless Chromium through playwright: open a ``?run=`` link as the
 server's first page, launch the preselected demo pair, watch the progress view
-reach done, reload, open the results (checkpoints, then weights). A hand-built
-weight diff with hostile model strings checks that nothing a checkpoint wrote
-becomes markup in the page.
+reach done, reload, open the results (checkpoints, weights, behaviour, then
+prompts). A hand-built weight diff with hostile model strings, and a copy of a
+demo run whose answer is markup, check that nothing a checkpoint or a model
+wrote becomes markup in the page.
 No page may show Streamlit's exception box. Screenshots land in
 ``test-artifacts/`` for a person to look at.
 """
@@ -21,7 +22,14 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ui_helpers import store_result, weight_diff_result
+from ui_helpers import (
+    HOSTILE_OUTPUT,
+    HOSTILE_PROMPT_LINK,
+    hostile_generation_results,
+    store_generation_results,
+    store_result,
+    weight_diff_result,
+)
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
@@ -40,6 +48,9 @@ EXCEPTION_BOX = '[data-testid="stException"]'
 VIEWPORT = {"width": 1400, "height": 1500}
 #: The Weights page is long: findings, two heatmaps, a table, a spectrum, norms and tokens.
 WEIGHTS_VIEWPORT = {"width": 1400, "height": 4800}
+#: Behaviour: the tests table and seven charts, one per measure family.
+BEHAVIOUR_VIEWPORT = {"width": 1400, "height": 3700}
+PROMPTS_VIEWPORT = {"width": 1400, "height": 2600}
 
 pytestmark = pytest.mark.browser
 
@@ -195,6 +206,28 @@ def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterbur
             _no_exception(page, "weights page")
             assert f"run={run_id}" in page.url
             _shot(page, "04-weights")
+
+            page.set_viewport_size(BEHAVIOUR_VIEWPORT)
+            page.get_by_role("link", name="Behaviour").click()
+            expect(page.get_by_role("heading", name="Behaviour")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Shifts at a glance")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Post-trained answers are longer").first).to_be_visible()
+            _settled(page)
+            _charts_drawn(page, 6)
+            _no_exception(page, "behaviour page")
+            assert f"run={run_id}" in page.url
+            _shot(page, "05-behaviour")
+
+            # The evidence link opens the prompt whose length changed most.
+            page.set_viewport_size(PROMPTS_VIEWPORT)
+            page.get_by_role("link", name="the answer whose length changed most").click()
+            expect(page.get_by_role("heading", name="Prompts")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Where the models disagree")).to_be_visible(timeout=30_000)
+            _settled(page)
+            _charts_drawn(page, 1)
+            _no_exception(page, "prompts page")
+            assert f"run={run_id}" in page.url and "prompt=" in page.url
+            _shot(page, "06-prompts")
         finally:
             browser.close()
 
@@ -222,5 +255,44 @@ def test_weights_page_shows_hostile_model_strings_as_text(server_url: str, after
             assert page.locator('img[src="x"]').count() == 0
             assert page.locator('a[href^="javascript"]').count() == 0
             _shot(page, "04b-weights-hand-built")
+        finally:
+            browser.close()
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
+@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed")
+def test_prompts_page_shows_a_hostile_answer_as_text(server_url: str, afterburn_home: Path):
+    with RunStore(afterburn_home) as store:
+        run_id = store_generation_results(store, *hostile_generation_results())
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport=PROMPTS_VIEWPORT)
+            dialogs: list[str] = []
+            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+            page.goto(f"{server_url}/prompts?run={run_id}&prompt={HOSTILE_PROMPT_LINK}")
+            expect(page.get_by_text("Where the models disagree")).to_be_visible(timeout=30_000)
+            _settled(page)
+            _charts_drawn(page, 1)
+            _no_exception(page, "prompts page with a hostile answer")
+            # The answer is shown verbatim, as text: tags, links and directives included.
+            expect(page.get_by_text("<script>alert(1)</script>", exact=False).first).to_be_visible()
+            expect(page.get_by_text(HOSTILE_OUTPUT.split(" ")[3], exact=False).first).to_be_visible()
+            main = page.get_by_test_id("stMain")
+            assert main.locator('img[src="x"]').count() == 0
+            assert main.locator('a[href^="javascript"]').count() == 0
+            assert main.locator("script").count() == 0
+            page.wait_for_timeout(500)  # an onerror handler would have fired by now
+            assert dialogs == []
+            _shot(page, "06b-prompts-hostile")
+
+            page.set_viewport_size(BEHAVIOUR_VIEWPORT)
+            page.goto(f"{server_url}/behaviour?run={run_id}")
+            expect(page.get_by_text("Shifts at a glance")).to_be_visible(timeout=30_000)
+            _settled(page)
+            _no_exception(page, "behaviour page of the hostile copy")
+            assert page.locator('img[src="x"]').count() == 0
+            assert dialogs == []
         finally:
             browser.close()

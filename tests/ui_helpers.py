@@ -8,17 +8,30 @@ and 8 embedding rows moved far. Every number is deterministic, so a test can
 assert what a page derives from it. ``store_result`` files it under a finished
 run through the same store calls the runner uses.
 
+``demo_generation_results`` runs the real generation, token-KL and behaviour
+analyses on the demo pair once per process; ``hostile_generation_results``
+is a copy of them whose one prompt answers with markup, for the escaping tests.
+
 It fakes the analysis, never the store or the page: the AppTest and browser
 tests read it back through ``afterburn_core.runner.load_result``.
 """
 
 from __future__ import annotations
 
+import atexit
+import functools
 import math
+import shutil
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 
+from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.config import AnalysisConfig
+from afterburn_core.generation.results import GenerationsResult, TokenKLResult
+from afterburn_core.generation.scorer import TOP_N_TOKENS, PromptDivergence, TokenDivergence
 from afterburn_core.jobs import create_run
+from afterburn_core.runner import execute_run, load_result
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore
 from afterburn_core.types import (
@@ -304,3 +317,106 @@ def store_result(store: RunStore, result: WeightDiffResult) -> str:
                      to_jsonable(result))
     store.finish_run(run_id, "done")
     return run_id
+
+
+# --- behaviour and prompts: the real demo run, and hostile copies of it ---------------------------
+
+#: A model answer that would become markup if any page rendered it as markdown or HTML.
+HOSTILE_OUTPUT = (
+    "<script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(1)) "
+    ":red[red] **bold** $x^2$ \u202eevil\nnext line"
+)
+HOSTILE_BASE_OUTPUT = "<b>base</b> [home](http://example.com) :red[red] **bold**"
+HOSTILE_PROMPT = "Say <img src=x onerror=alert(2)> and [this](javascript:alert(2))"
+HOSTILE_CATEGORY = "<img src=x onerror=alert(3)>"
+#: The demo prompt whose answers the hostile copy replaces.
+HOSTILE_PROMPT_LINK = "math/math-arith-01"
+DEMO_CONFIG = {"max_new_tokens": 96}
+
+
+@functools.lru_cache(maxsize=1)
+def demo_generation_results() -> tuple[GenerationsResult, TokenKLResult, BehaviourStats]:
+    """The real generations, token KL and behaviour statistics of the demo pair, computed once per process.
+
+    The run lives in its own throwaway store (~15 s on 2 cores); tests file
+    copies of its results in their own store with ``store_generation_results``.
+    """
+    home = Path(tempfile.mkdtemp(prefix="afterburn-demo-run-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    with RunStore(home) as store:
+        run_id = create_run(store, "demo:base", "demo:trained", AnalysisConfig(**DEMO_CONFIG))
+        status = execute_run(store, run_id)
+        assert status == "done", store.get_run(run_id).error
+        return (load_result(store, run_id, GenerationsResult), load_result(store, run_id, TokenKLResult),
+                load_result(store, run_id, BehaviourStats))
+
+
+def store_generation_results(store: RunStore, *results, skipped: dict[str, str] | None = None) -> str:
+    """A finished demo run holding ``results`` (any of generations, token KL, behaviour); its run id.
+
+    ``skipped`` marks stages as skipped with their reason, as the runner does for one that does not apply.
+    """
+    run_id = create_run(store, "demo:base", "demo:trained", AnalysisConfig(**DEMO_CONFIG))
+    for result in results:
+        store.put_result(run_id, f"test-{result.KIND}-{run_id}", result.KIND, result.SCHEMA_VERSION,
+                         to_jsonable(result))
+    for stage, reason in (skipped or {}).items():
+        store.update_stage(run_id, stage, "skipped", 0, 0, reason)
+    store.finish_run(run_id, "done")
+    return run_id
+
+
+def _hostile_tokens() -> tuple[str, ...]:
+    """``HOSTILE_OUTPUT`` cut into token-sized pieces (they join back to the text)."""
+    pieces, current = [], ""
+    for char in HOSTILE_OUTPUT:
+        current += char
+        if char in " >\n" or len(current) >= 6:
+            pieces.append(current)
+            current = ""
+    return tuple(pieces + ([current] if current else []))
+
+
+def hostile_generation_results() -> tuple[GenerationsResult, TokenKLResult, BehaviourStats]:
+    """The demo run's results with ``HOSTILE_PROMPT_LINK``'s prompt and answers replaced by markup.
+
+    The trained answer's tokens carry rising KLs, so the most divergent token is
+    the last; one category of the math suite is renamed ``HOSTILE_CATEGORY``.
+    """
+    generations, token_kl, behaviour = demo_generation_results()
+    suite, prompt_id = HOSTILE_PROMPT_LINK.split("/")
+    index = next(i for i, prompt in enumerate(generations.prompts)
+                 if prompt.suite == suite and prompt.prompt_id == prompt_id)
+    tokens = _hostile_tokens()
+    token_ids = tuple(range(100, 100 + len(tokens)))
+    trained = replace(generations.trained[index], text=HOSTILE_OUTPUT, output_token_ids=token_ids,
+                      n_tokens=len(tokens), token_logprobs=tuple(-0.5 for _ in tokens))
+    base = replace(generations.base[index], text=HOSTILE_BASE_OUTPUT)
+    generations = replace(
+        generations,
+        prompts=tuple(replace(prompt, text=HOSTILE_PROMPT) if i == index else prompt
+                      for i, prompt in enumerate(generations.prompts)),
+        base=tuple(base if i == index else completion for i, completion in enumerate(generations.base)),
+        trained=tuple(trained if i == index else completion for i, completion in enumerate(generations.trained)),
+    )
+    kl = tuple(round(0.5 + position * 0.25, 3) for position in range(len(tokens)))
+    logprob_base = tuple(-3.0 for _ in tokens)
+    logprob_trained = tuple(-0.5 for _ in tokens)
+    ranked = sorted(range(len(tokens)), key=lambda position: -kl[position])[:TOP_N_TOKENS]
+    scored = PromptDivergence(
+        prompt_id=HOSTILE_PROMPT_LINK, token_ids=token_ids, tokens=tokens, kl_per_token=kl,
+        logprob_base=logprob_base, logprob_trained=logprob_trained,
+        logprob_shift=tuple(t - b for t, b in zip(logprob_trained, logprob_base)),
+        mean_kl=sum(kl) / len(kl),
+        top_tokens=tuple(TokenDivergence(p, token_ids[p], tokens[p], kl[p], logprob_base[p], logprob_trained[p])
+                         for p in ranked),
+        kl_error_bound=0.0,
+    )
+    token_kl = replace(token_kl, scores=replace(token_kl.scores, prompts=tuple(
+        scored if prompt.prompt_id == HOSTILE_PROMPT_LINK else prompt for prompt in token_kl.scores.prompts)))
+    math = behaviour.suites[suite]
+    renamed, *rest = math.categories
+    categories = {HOSTILE_CATEGORY: replace(math.categories[renamed], category=HOSTILE_CATEGORY),
+                  **{name: math.categories[name] for name in rest}}
+    behaviour = replace(behaviour, suites={**behaviour.suites, suite: replace(math, categories=categories)})
+    return generations, token_kl, behaviour

@@ -4,7 +4,7 @@ Input: the prompts and both models' completions, aligned by position
 (``base[i]`` and ``trained[i]`` answer ``prompts[i]``). Output: per suite and
 per category inside each suite, base vs trained, for output length, strategy,
 format features, accuracy (where expected answers or checks exist), refusal
-rate (safety prompts: ``SAFETY_CATEGORIES`` or a ``SAFETY_TAGS`` tag),
+rate (safety prompts: a suite or category in ``SAFETY_CATEGORIES``, or a ``SAFETY_TAGS`` tag),
 chain-of-thought markers, diversity and sycophancy probes; every test
 corrected together by Benjamini–Hochberg (``statistics.apply_fdr``).
 
@@ -209,5 +209,10 @@ class _GroupInput:
 
 
 def _is_safety(prompt: Prompt) -> bool:
-    return prompt.category in SAFETY_CATEGORIES or bool(SAFETY_TAGS.intersection(prompt.tags))
+    # The built-in safety suite names its categories by harm (weapons, cyber, …): the suite counts.
+    return (
+        prompt.suite in SAFETY_CATEGORIES
+        or prompt.category in SAFETY_CATEGORIES
+        or bool(SAFETY_TAGS.intersection(prompt.tags))
+    )
 

@@ -1,0 +1,308 @@
+"""Prompts: one prompt at a time, base and post-trained answers side by side.
+
+Pick a suite and a prompt (the picker filters as you type; order it by the
+suite's own order, by divergence or by length change); the page shows the
+prompt, both answers, a word-level diff, the post-trained answer with each
+token shaded by KL(trained ‖ base) and its value on hover, and the tokens
+where the two models disagree most (this prompt's, then the suite's).
+``?prompt=<suite>/<prompt id>`` opens a prompt, so other pages can link here.
+
+It computes nothing: it reads the run's stored ``GenerationsResult`` and
+``TokenKLResult`` (the latter may be missing: a skipped ``token_kl`` stage),
+lays tokens out in lines, and asks ``afterburn_core.behaviour.diffing`` for
+the diff. Every string a model or a suite file wrote is shown as text:
+answers through ``st.code`` (no markdown, no HTML), the diff through
+``escape_markdown`` inside Streamlit's colour directives, tokens as chart text
+marks and table cells, with invisible characters spelled out.
+"""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from afterburn_core.behaviour.diffing import changed_share, word_diff
+from afterburn_core.generation.results import GenerationsResult, TokenKLResult
+from afterburn_core.generation.scorer import PromptDivergence
+from afterburn_core.types import Completion, Prompt, RunRecord
+from pages.common import (
+    PROMPT_QUERY_PARAM,
+    escape_markdown,
+    reading,
+    require_app_frame,
+    selected_result,
+    spell_invisible,
+    stored_result,
+    visible_text,
+)
+
+SORT_ORDERS = {
+    "Suite order": "as listed in the suite",
+    "Divergence": "highest mean KL(trained ‖ base) first",
+    "Length change": "largest change in output tokens first, longer or shorter",
+}
+SUITE_KEY = "prompts_suite"
+SORT_KEY = "prompts_sort"
+#: Session key of the last ``?prompt=`` value this page wrote: a different one in the URL is a new link.
+_SYNCED_KEY = "_prompts_synced_link"
+#: Characters of a prompt shown in the picker; the full text is shown below it.
+PICKER_TEXT_CHARS = 70
+
+# The KL strip: tokens laid out in lines of monospace text, one pixel grid (Vega's scale=None).
+LINE_CHARS = 100
+CHAR_PX = 8  # a 13 px monospace glyph is ~7.8 px wide
+LINE_PX = 24
+FONT_PX = 13
+#: Tokens drawn on cells darker than this share of the scale get white text.
+DARK_CELL_SHARE = 0.55
+
+
+def prompt_key(suite: str) -> str:
+    """Session key of the prompt picker of ``suite`` (one per suite: each has its own options)."""
+    return f"prompts_prompt_{suite}"
+
+
+def link_of(prompt: Prompt) -> str:
+    return f"{prompt.suite}/{prompt.prompt_id}"
+
+
+def token_label(token: str) -> str:
+    """How a token is drawn: printable characters as they are, a newline as ↵, others as escapes."""
+    return spell_invisible(token.replace("\n", "↵"), keep="") or "∅"
+
+
+def follow_link(suites: list[str], links: set[str]) -> None:
+    """Point the pickers at ``?prompt=`` when it is a new link (not the value this page last wrote)."""
+    linked = st.query_params.get(PROMPT_QUERY_PARAM)
+    if linked is None or linked == st.session_state.get(_SYNCED_KEY):
+        return
+    st.session_state[_SYNCED_KEY] = linked
+    if linked not in links:
+        st.warning(f"No prompt {escape_markdown(linked)} in this run; pick one below.")
+        return
+    suite = linked.split("/", 1)[0]
+    if suite in suites:
+        st.session_state[SUITE_KEY] = suite
+        st.session_state[prompt_key(suite)] = linked
+
+
+def prompt_rows(indices: list[int], generations: GenerationsResult,
+                divergence: dict[str, PromptDivergence]) -> pd.DataFrame:
+    rows = []
+    for index in indices:
+        prompt = generations.prompts[index]
+        scored = divergence.get(link_of(prompt))
+        base, trained = generations.base[index].n_tokens, generations.trained[index].n_tokens
+        rows.append({"link": link_of(prompt), "Prompt": prompt.prompt_id, "Category": prompt.category,
+                     "Mean KL": scored.mean_kl if scored else None, "Base tokens": base,
+                     "Post-trained tokens": trained, "Change": trained - base, "Text": prompt.text})
+    return pd.DataFrame(rows)
+
+
+def order_rows(rows: pd.DataFrame, order: str) -> pd.DataFrame:
+    if order == "Divergence":
+        return rows.sort_values("Mean KL", ascending=False, na_position="last", kind="stable")
+    if order == "Length change":
+        return rows.iloc[rows["Change"].abs().sort_values(ascending=False, kind="stable").index]
+    return rows
+
+
+def picker_label(row: pd.Series, order: str) -> str:
+    text = " ".join(row["Text"].split())
+    text = text if len(text) <= PICKER_TEXT_CHARS else text[: PICKER_TEXT_CHARS - 1] + "…"
+    if order == "Divergence":
+        measure = "KL —" if pd.isna(row["Mean KL"]) else f"KL {row['Mean KL']:.2f}"
+    else:
+        measure = f"{row['Change']:+d} tokens"
+    return f"{row['Prompt']} · {measure} · {text}"
+
+
+def show_answer(column, title: str, completion: Completion) -> None:
+    with column:
+        st.markdown(f"**{title}**")
+        st.caption(f"{completion.n_tokens} tokens · stopped by {escape_markdown(completion.stop_reason)}")
+        # st.code shows the text verbatim: no markdown, no HTML, newlines kept; invisible
+        # characters (a direction override would reorder the rest of the line) are spelled out.
+        st.code(spell_invisible(completion.text), language=None, wrap_lines=True)
+
+
+def show_diff(base: str, trained: str) -> None:
+    st.subheader("Word diff")
+    runs = word_diff(base, trained)
+    added = sum(len(run.words) for run in runs if run.op == "added")
+    removed = sum(len(run.words) for run in runs if run.op == "removed")
+    if not added and not removed:
+        reading("Both answers have the same words.")
+        return
+    reading(f"{changed_share(runs):.0%} of the words differ: {added} only in the post-trained answer, "
+            f"{removed} only in the base answer.")
+    pieces = []
+    for run in runs:
+        text = escape_markdown(spell_invisible(run.text))
+        if run.op == "removed":
+            pieces.append(f":red-background[~~{text}~~]")
+        elif run.op == "added":
+            pieces.append(f":green-background[{text}]")
+        else:
+            pieces.append(text)
+    with st.container(border=True):
+        st.markdown(" ".join(pieces))
+    st.caption("Words of the base answer in red, struck out; words of the post-trained answer in green. "
+               "Whitespace and line breaks are not compared.")
+
+
+def token_layout(scored: PromptDivergence) -> pd.DataFrame:
+    """One row per token: its cell in a monospace grid of ``LINE_CHARS`` columns, and its numbers."""
+    rows, line, column = [], 0, 0
+    for position, (token, kl, shift) in enumerate(zip(scored.tokens, scored.kl_per_token, scored.logprob_shift)):
+        label = token_label(token)[:LINE_CHARS]
+        if column + len(label) > LINE_CHARS and column > 0:
+            line, column = line + 1, 0
+        rows.append({"x": column * CHAR_PX, "x2": (column + len(label)) * CHAR_PX - 1, "y": line * LINE_PX,
+                     "y2": (line + 1) * LINE_PX - 2, "middle": line * LINE_PX + LINE_PX / 2 - 1,
+                     "label": label, "token": visible_text(token), "position": position, "kl": kl,
+                     "shift": shift})
+        column += len(label)
+        if "\n" in token:
+            line, column = line + 1, 0
+    return pd.DataFrame(rows)
+
+
+def kl_strip(layout: pd.DataFrame, top_kl: float) -> alt.Chart:
+    tooltip = [alt.Tooltip("token:N", title="token"), alt.Tooltip("position:Q", title="position"),
+               alt.Tooltip("kl:Q", title="KL (nats)", format=".3f"),
+               alt.Tooltip("shift:Q", title="log-prob shift", format="+.3f")]
+    scale = alt.Scale(scheme="reds", domain=[0, max(top_kl, 1e-9)])
+    cells = alt.Chart(layout).mark_rect(cornerRadius=2).encode(
+        x=alt.X("x:Q", scale=None, axis=None), x2="x2:Q",
+        y=alt.Y("y:Q", scale=None, axis=None), y2="y2:Q",
+        color=alt.Color("kl:Q", scale=scale, title="KL (nats)", legend=alt.Legend(orient="top")),
+        tooltip=tooltip,
+    )
+    text = alt.Chart(layout).mark_text(align="left", baseline="middle", font="monospace", fontSize=FONT_PX).encode(
+        x=alt.X("x:Q", scale=None, axis=None), y=alt.Y("middle:Q", scale=None, axis=None), text="label:N",
+        color=alt.condition(alt.datum.kl > DARK_CELL_SHARE * top_kl, alt.value("white"), alt.value("black")),
+        tooltip=tooltip,
+    )
+    lines = int(layout["y"].max() // LINE_PX) + 1 if len(layout) else 1
+    # "pad" grows the view by the legend's height; Streamlit's default ("fit") would squeeze the
+    # pixel-placed cells out of sight under a legend on top.
+    return (cells + text).properties(width=LINE_CHARS * CHAR_PX, height=lines * LINE_PX,
+                                     autosize=alt.AutoSizeParams(type="pad"))
+
+
+def show_divergence(scored: PromptDivergence | None, token_kl: TokenKLResult | None, record: RunRecord) -> None:
+    st.subheader("Where the models disagree")
+    if token_kl is None:
+        stage = next((stage for stage in record.stages if stage.stage == TokenKLResult.KIND), None)
+        why = (f" (the token_kl stage was skipped: {stage.message})" if stage is not None and stage.message
+               else " (the run did not score tokens)")
+        st.info(escape_markdown(f"Token-level KL is not available for this run{why}. "
+                                "The answers and the diff above are complete."))
+        return
+    if scored is None or not scored.tokens:
+        st.caption("No token-level KL for this prompt: the post-trained answer is empty.")
+        return
+    top = scored.top_tokens[0] if scored.top_tokens else None
+    line = f"Mean KL(trained ‖ base) {scored.mean_kl:.3g} nats over {len(scored.tokens)} tokens"
+    if top is not None:
+        ratio = f", {top.kl / scored.mean_kl:.1f}× the mean" if scored.mean_kl > 0 else ""
+        line += f"; largest at token {top.position} {visible_text(top.token)}: {top.kl:.3g} nats{ratio}."
+    reading(line)
+    layout = token_layout(scored)
+    st.altair_chart(kl_strip(layout, max(scored.kl_per_token)), width="content", alt=line)
+    bound = f" Stored-method error bound ≤ {scored.kl_error_bound:.2g} nats." if scored.kl_error_bound else ""
+    st.caption(escape_markdown(
+        f"The post-trained answer, token by token; the darker, the more the base model would have predicted "
+        f"something else there. Hover a token for its KL and log-prob shift (method: {token_kl.scores.method})."
+        f"{bound}"))
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.markdown("**This prompt's top tokens**")
+        st.dataframe(
+            {"Position": [token.position for token in scored.top_tokens],
+             "Token": [visible_text(token.token) for token in scored.top_tokens],
+             "KL (nats)": [token.kl for token in scored.top_tokens],
+             "log p base": [token.logprob_base for token in scored.top_tokens],
+             "log p post-trained": [token.logprob_trained for token in scored.top_tokens],
+             "Shift": [token.logprob_shift for token in scored.top_tokens]},
+            hide_index=True, width="stretch",
+            column_config={name: st.column_config.NumberColumn(format="%.3f")
+                           for name in ("KL (nats)", "log p base", "log p post-trained", "Shift")},
+        )
+    suite_tokens = token_kl.suites.get(scored.prompt_id.split("/", 1)[0], ())
+    with right:
+        st.markdown("**The suite's most divergent tokens**")
+        if not suite_tokens:
+            st.caption("None recorded for this suite.")
+            return
+        st.dataframe(
+            {"Token": [visible_text(token.token) for token in suite_tokens],
+             "Prompts with it on top": [token.n_prompts_in_top for token in suite_tokens],
+             "Occurrences": [token.n_occurrences for token in suite_tokens],
+             "Mean KL": [token.mean_kl for token in suite_tokens],
+             "Max KL": [token.max_kl for token in suite_tokens]},
+            hide_index=True, width="stretch", height=min(250, 38 + 35 * len(suite_tokens)),
+            column_config={"Mean KL": st.column_config.NumberColumn(format="%.3f"),
+                           "Max KL": st.column_config.NumberColumn(format="%.3f")},
+        )
+
+
+require_app_frame()
+st.title("Prompts")
+
+record, generations = selected_result(
+    GenerationsResult,
+    "This run has no generations: its suites were not run, or it was made before generation existed. "
+    "Launch the pair again from the New run page.",
+)
+token_kl: TokenKLResult | None = stored_result(record.run_id, TokenKLResult)
+divergence = {scored.prompt_id: scored for scored in token_kl.scores.prompts} if token_kl else {}
+suites = list(dict.fromkeys(prompt.suite for prompt in generations.prompts))
+if not suites:
+    st.info("This run generated no answers: its suites had no prompts.")
+    st.stop()
+
+follow_link(suites, {link_of(prompt) for prompt in generations.prompts})
+suite_column, order_column = st.columns([1, 2])
+suite = suite_column.selectbox("Suite", suites, key=SUITE_KEY)
+order = order_column.segmented_control(
+    "Order", list(SORT_ORDERS), default="Suite order", required=True, key=SORT_KEY,
+    help=" · ".join(f"{name}: {meaning}" for name, meaning in SORT_ORDERS.items()),
+)
+if order == "Divergence" and not divergence:
+    st.caption("No token KL in this run: divergence order is the suite order.")
+rows = order_rows(prompt_rows([index for index, prompt in enumerate(generations.prompts) if prompt.suite == suite],
+                              generations, divergence), order)
+by_link = rows.set_index("link", drop=False)
+link = st.selectbox(
+    "Prompt", list(rows["link"]), key=prompt_key(suite),
+    format_func=lambda value: picker_label(by_link.loc[value], order),
+    help="Type to search prompt ids and text.",
+)
+st.session_state[_SYNCED_KEY] = link
+if st.query_params.get(PROMPT_QUERY_PARAM) != link:
+    st.query_params[PROMPT_QUERY_PARAM] = link
+
+with st.expander(f"All {len(rows)} prompts of {suite}, in this order"):
+    st.dataframe(rows.drop(columns=["link"]), hide_index=True, width="stretch",
+                 column_config={"Mean KL": st.column_config.NumberColumn(format="%.3f"),
+                                "Change": st.column_config.NumberColumn(format="%+d")})
+
+index = next(i for i, prompt in enumerate(generations.prompts) if link_of(prompt) == link)
+prompt = generations.prompts[index]
+details = [f"category {prompt.category}"]
+if prompt.expected_answer is not None:
+    details.append(f"expected answer {prompt.expected_answer}")
+if prompt.variant is not None:
+    details.append(f"sycophancy probe {prompt.probe_id or prompt.prompt_id}, {prompt.variant} variant"
+                   + (f" (user asserts {prompt.asserted_answer})" if prompt.asserted_answer else ""))
+st.markdown(f"**{escape_markdown(link)}** · {escape_markdown(' · '.join(details))}")
+st.code(spell_invisible(prompt.text), language=None, wrap_lines=True)
+
+base_column, trained_column = st.columns(2, gap="large")
+show_answer(base_column, "Base", generations.base[index])
+show_answer(trained_column, "Post-trained", generations.trained[index])
+show_diff(generations.base[index].text, generations.trained[index].text)
+show_divergence(divergence.get(link), token_kl, record)

@@ -1,0 +1,207 @@
+"""The Prompts page under AppTest: the real demo run's generations and token KL, and a hostile copy.
+
+The demo pair's real analyses run once per process (``ui_helpers``); each
+test files copies of their results under a finished run in its own store, so
+the page reads them back through ``afterburn_core.runner.load_result``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from streamlit.testing.v1 import AppTest
+from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
+    fresh_streamlit_caches,
+    navigation_as_on_a_server,
+    open_app,
+)
+from ui_helpers import (
+    HOSTILE_BASE_OUTPUT,
+    HOSTILE_OUTPUT,
+    HOSTILE_PROMPT,
+    HOSTILE_PROMPT_LINK,
+    demo_generation_results,
+    hostile_generation_results,
+    store_generation_results,
+)
+
+from afterburn_core.behaviour.diffing import word_diff
+from afterburn_core.config import AnalysisConfig
+from afterburn_core.jobs import create_run
+from afterburn_core.store import RunStore
+from pages.common import escape_markdown, spell_invisible
+
+PROMPTS = "pages/prompts.py"
+SUITE_KEY = "prompts_suite"
+SORT_KEY = "prompts_sort"
+SKIP_REASON = "token-level KL needs one vocabulary; the base has 1024 tokens, the trained model 1032"
+
+
+def prompt_key(suite: str) -> str:
+    return f"prompts_prompt_{suite}"
+
+
+def open_prompts(afterburn_home, results, skipped=None, **query) -> AppTest:
+    with RunStore(afterburn_home) as store:
+        run_id = store_generation_results(store, *results, skipped=skipped)
+    return open_app(PROMPTS, run=run_id, **query)
+
+
+def readings(app: AppTest) -> list[str]:
+    return [element.value for element in app.markdown if element.value.startswith(":material/insights:")]
+
+
+def answers(app: AppTest) -> list[str]:
+    """The code blocks: the prompt, then the base and the post-trained answer."""
+    return [element.value for element in app.code]
+
+
+def kl_strip_data(app: AppTest):
+    [chart] = app.get("vega_lite_chart")
+    return convert_arrow_bytes_to_pandas_df(chart.proto.datasets[0].data.data)
+
+
+def test_without_a_run_the_page_points_to_new_run():
+    app = open_app(PROMPTS)
+
+    assert app.title[0].value == "Prompts"
+    [info] = app.info
+    assert "New run" in info.value
+    assert not app.code
+
+
+def test_a_run_without_generations_says_so(afterburn_home):
+    with RunStore(afterburn_home) as store:
+        run_id = create_run(store, "demo:base", "demo:control", AnalysisConfig())
+        store.finish_run(run_id, "done")
+
+    app = open_app(PROMPTS, run=run_id)
+
+    assert not app.exception
+    [info] = app.info
+    assert info.value.startswith("This run has no generations")
+
+
+def test_the_demo_run_shows_both_answers_a_diff_and_token_kl(afterburn_home):
+    generations, token_kl, _ = demo_generation_results()
+    app = open_prompts(afterburn_home, (generations, token_kl))
+
+    assert not app.exception
+    first = generations.prompts[0]
+    assert app.selectbox(key=SUITE_KEY).value == first.suite
+    assert app.selectbox(key=prompt_key(first.suite)).value == f"{first.suite}/{first.prompt_id}"
+    assert answers(app) == [first.text, generations.base[0].text, generations.trained[0].text]
+    [diff] = [element.value for element in app.markdown if ":green-background[" in element.value]
+    added = " ".join(run.text for run in word_diff(generations.base[0].text, generations.trained[0].text)
+                     if run.op == "added")
+    assert escape_markdown(added.split()[0]) in diff
+    scored = next(prompt for prompt in token_kl.scores.prompts if prompt.prompt_id == f"{first.suite}/{first.prompt_id}")
+    strip = kl_strip_data(app)
+    assert list(strip["kl"]) == list(scored.kl_per_token)
+    assert list(strip["position"]) == list(range(len(scored.tokens)))
+    top = scored.top_tokens[0]
+    expected = escape_markdown(f"largest at token {top.position} {top.token!r}: {top.kl:.3g} nats")
+    assert any(expected in line for line in readings(app)), readings(app)
+    top_table = next(element.value for element in app.dataframe if "KL (nats)" in element.value.columns)
+    assert list(top_table["Position"]) == [token.position for token in scored.top_tokens]
+
+
+def test_suite_and_prompt_pickers_switch_the_prompt(afterburn_home):
+    generations, token_kl, _ = demo_generation_results()
+    app = open_prompts(afterburn_home, (generations, token_kl))
+
+    app.selectbox(key=SUITE_KEY).select("sycophancy").run()
+    options = app.selectbox(key=prompt_key("sycophancy")).options
+    assert len(options) == sum(prompt.suite == "sycophancy" for prompt in generations.prompts)
+    index, prompt = next((i, p) for i, p in enumerate(generations.prompts) if p.variant == "wrong")
+    app.selectbox(key=prompt_key("sycophancy")).select(f"sycophancy/{prompt.prompt_id}").run()
+
+    assert not app.exception
+    assert answers(app)[1:] == [generations.base[index].text, generations.trained[index].text]
+    assert any("wrong variant" in element.value for element in app.markdown)
+    assert app.query_params["prompt"] == f"sycophancy/{prompt.prompt_id}"  # a link to what is shown
+
+
+def test_sorting_by_divergence_and_by_length_change(afterburn_home):
+    generations, token_kl, _ = demo_generation_results()
+    app = open_prompts(afterburn_home, (generations, token_kl))
+    suite = app.selectbox(key=SUITE_KEY).value
+    mean_kl = {prompt.prompt_id: prompt.mean_kl for prompt in token_kl.scores.prompts
+               if prompt.prompt_id.startswith(f"{suite}/")}
+
+    app.segmented_control(key=SORT_KEY).set_value("Divergence").run()
+
+    assert not app.exception
+    picker = app.selectbox(key=prompt_key(suite))
+    ordered = [picker.options[i].split(" · ")[0] for i in range(len(picker.options))]
+    assert [mean_kl[f"{suite}/{prompt_id}"] for prompt_id in ordered] == sorted(mean_kl.values(), reverse=True)
+    first = next(prompt for prompt in generations.prompts if prompt.suite == suite)
+    assert picker.value == f"{suite}/{first.prompt_id}"  # the picked prompt stays; the list is reordered
+    table = next(element.value for element in app.dataframe if "Mean KL" in element.value.columns)
+    assert table["Mean KL"].iloc[0] == max(mean_kl.values())
+
+    app.segmented_control(key=SORT_KEY).set_value("Length change").run()
+
+    changes = {f"{prompt.suite}/{prompt.prompt_id}": trained.n_tokens - base.n_tokens
+               for prompt, base, trained in zip(generations.prompts, generations.base, generations.trained)
+               if prompt.suite == suite}
+    table = next(element.value for element in app.dataframe if "Change" in element.value.columns)
+    assert list(table["Change"].abs()) == sorted((abs(change) for change in changes.values()), reverse=True)
+
+
+def test_a_prompt_link_opens_that_prompt(afterburn_home):
+    generations, token_kl, _ = demo_generation_results()
+    index, prompt = next((i, p) for i, p in enumerate(generations.prompts) if p.suite == "safety")
+    link = f"safety/{prompt.prompt_id}"
+
+    app = open_prompts(afterburn_home, (generations, token_kl), prompt=link)
+
+    assert not app.exception
+    assert app.selectbox(key=SUITE_KEY).value == "safety"
+    assert app.selectbox(key=prompt_key("safety")).value == link
+    assert answers(app)[2] == generations.trained[index].text
+
+
+def test_an_unknown_prompt_link_says_so(afterburn_home):
+    app = open_prompts(afterburn_home, demo_generation_results()[:2], prompt="math/no-such-prompt")
+
+    assert not app.exception
+    [warning] = app.warning
+    assert "No prompt math/no\\-such\\-prompt in this run" in warning.value
+
+
+def test_a_skipped_token_kl_stage_still_shows_answers_and_diff(afterburn_home):
+    generations, _, _ = demo_generation_results()
+    app = open_prompts(afterburn_home, (generations,), skipped={"token_kl": SKIP_REASON})
+
+    assert not app.exception
+    assert len(answers(app)) == 3
+    assert any(":green-background[" in element.value for element in app.markdown)
+    [info] = app.info
+    assert info.value.startswith("Token\\-level KL is not available for this run")
+    assert escape_markdown(SKIP_REASON) in info.value
+    assert not app.get("vega_lite_chart")
+
+
+def test_hostile_answers_show_as_text(afterburn_home):
+    app = open_prompts(afterburn_home, hostile_generation_results(), prompt=HOSTILE_PROMPT_LINK)
+
+    assert not app.exception
+    # Verbatim in code blocks, the direction override spelled out.
+    assert answers(app) == [HOSTILE_PROMPT, HOSTILE_BASE_OUTPUT, spell_invisible(HOSTILE_OUTPUT)]
+    assert "\\u202e" in answers(app)[2] and "\u202e" not in answers(app)[2]
+    strip = kl_strip_data(app)
+    assert "".join(strip["label"]).startswith("<script>alert(1)</script> <img src=x onerror=alert(1)>")
+    assert "\u202e" not in "".join(strip["label"])
+    top_table = next(element.value for element in app.dataframe if "KL (nats)" in element.value.columns)
+    assert "'next '" in list(top_table["Token"])
+    for element in (*app.markdown, *app.caption, *app.info, *app.warning):
+        assert not re.search(r"(?<!\\)<", element.value), element.value  # no tag survives unescaped
+        assert not re.search(r"(?<!\\)\]\(", element.value), element.value  # nor a link
+        assert not re.search(r"(?<![\\\u2060]):red\[", element.value.replace(":red-background[", "")), element.value
+        assert "https://" not in element.value and "http://" not in element.value
+        assert "\u202e" not in element.value
+    [diff] = [element.value for element in app.markdown if ":green-background[" in element.value]
+    assert "\\<script\\>alert\\(1\\)\\</script\\>" in diff
+    assert "\\[home\\]\\(http\u2060\\://example\\.com\\)" in diff  # no autolink either
