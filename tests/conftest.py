@@ -33,3 +33,25 @@ def tiny_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
     root = tmp_path_factory.mktemp("tiny-pair")
     return build_tiny_llama(root / "base", seed=0), build_tiny_llama(root / "trained", seed=1)
+
+
+@pytest.fixture(scope="session")
+def demo_base():
+    """The demo base model loaded once for every generation / scoring test (CPU)."""
+    from generation_helpers import CPU
+
+    from afterburn_core.checkpoints import resolve
+    from afterburn_core.generation.loading import load_model
+
+    return load_model(resolve("demo:base"), CPU)
+
+
+@pytest.fixture(scope="session")
+def demo_trained():
+    """The demo trained model loaded once for every generation / scoring test (CPU)."""
+    from generation_helpers import CPU
+
+    from afterburn_core.checkpoints import resolve
+    from afterburn_core.generation.loading import load_model
+
+    return load_model(resolve("demo:trained"), CPU)

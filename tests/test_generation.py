@@ -12,6 +12,7 @@ from checkpoint_factories import (
     tiny_world,
     write_malicious_pickle,
 )
+from generation_helpers import CPU, prompts_of
 
 from afterburn_core.checkpoints import resolve
 from afterburn_core.errors import BadCheckpoint, BadInput, ConfigError, UnsafeCheckpoint
@@ -24,9 +25,7 @@ from afterburn_core.generation.generator import (
     render_prompt,
 )
 from afterburn_core.generation.loading import load_model
-from afterburn_core.types import Prompt
 
-CPU = torch.device("cpu")
 DEMO_TEXTS = (
     "What is 7 + 5?",
     "Write a Python function that adds two numbers.",
@@ -41,18 +40,7 @@ DEMO_TEXTS = (
 TINY_TEXTS = ("w5", "w7 w9 w11 w13 w15", "w20 w21", "w30 w31 w32 w33 w34 w35 w36 w37 w38", "w40 w41 w42")
 
 
-def prompts_of(texts) -> list[Prompt]:
-    return [Prompt(suite="test", prompt_id=f"p{index}", text=text, category="test") for index, text in enumerate(texts)]
 
-
-@pytest.fixture(scope="module")
-def demo_base():
-    return load_model(resolve("demo:base"), CPU)
-
-
-@pytest.fixture(scope="module")
-def demo_trained():
-    return load_model(resolve("demo:trained"), CPU)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from checkpoint_factories import tiny_world
+from generation_helpers import CPU, prompts_of
 
 from afterburn_core.checkpoints import resolve
 from afterburn_core.errors import BadInput
@@ -17,9 +18,7 @@ from afterburn_core.generation.scorer import (
     aggregate_suite,
     score_divergence,
 )
-from afterburn_core.types import Prompt
 
-CPU = torch.device("cpu")
 TEXTS = (
     "What is 7 + 5?",
     "What is the capital of France?",
@@ -29,18 +28,7 @@ TEXTS = (
 )
 
 
-def prompts_of(texts):
-    return [Prompt(suite="test", prompt_id=f"p{index}", text=text, category="test") for index, text in enumerate(texts)]
 
-
-@pytest.fixture(scope="module")
-def demo_base():
-    return load_model(resolve("demo:base"), CPU)
-
-
-@pytest.fixture(scope="module")
-def demo_trained():
-    return load_model(resolve("demo:trained"), CPU)
 
 
 @pytest.fixture(scope="module")
