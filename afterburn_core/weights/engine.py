@@ -49,7 +49,7 @@ from afterburn_core.weights.spectrum import (
     summarize,
     tensor_seed,
 )
-from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, TensorReader, row_blocks
+from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, row_blocks
 from afterburn_core.weights.weight_pass import TensorDetail, WeightPass
 
 Progress = Callable[[int, int, str], None]
@@ -103,7 +103,7 @@ def compare_weights(
     with open_tensor_index(base) as base_index, open_tensor_index(trained) as trained_index:
         plan = plan_pairs(base_index, trained_index, tied_config(base), tied_config(trained))
         comparer = _PairComparer(
-            TensorReader(base_index), TensorReader(trained_index), top_k, exact, compute_device, seed
+            base_index, trained_index, top_k, exact, compute_device, seed
         )
         records: list[TensorDiff] = []
         details: dict[str, TensorDetail] = {}
@@ -192,16 +192,16 @@ def _matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 class _PairComparer:
-    def __init__(self, base: TensorReader, trained: TensorReader, top_k: int, exact: bool, device, seed: int):
+    def __init__(self, base: TensorIndex, trained: TensorIndex, top_k: int, exact: bool, device, seed: int):
         self.base, self.trained = base, trained
         self.top_k, self.exact, self.device, self.seed = top_k, exact, device, seed
 
     def compare(self, planned: _Planned) -> tuple[TensorDiff, TensorDetail | None]:
         layer, module = classify(planned.name)
-        base_entry = self.base.index.entry(planned.base_name) if planned.base_name else None
-        trained_entry = self.trained.index.entry(planned.trained_name) if planned.trained_name else None
+        base_entry = self.base.entry(planned.base_name) if planned.base_name else None
+        trained_entry = self.trained.entry(planned.trained_name) if planned.trained_name else None
         if planned.both_tied:
-            entry = self.base.index.entry(planned.tied_to) if planned.tied_to else base_entry
+            entry = self.base.entry(planned.tied_to) if planned.tied_to else base_entry
             return _bare(planned.name, entry.shape, "tied", module, layer, entry.dtype, entry.dtype,
                          tied_to=planned.tied_to), None
         if trained_entry is None:
@@ -305,15 +305,15 @@ class _PairComparer:
         )
         return record, detail
 
-    def _read_whole(self, reader: TensorReader, name: str, shared_shape, rows: int, cols: int) -> torch.Tensor:
-        tensor = reader.read(name)
+    def _read_whole(self, index: TensorIndex, name: str, shared_shape, rows: int, cols: int) -> torch.Tensor:
+        tensor = index.load(name)
         if shared_shape and tensor.shape[0] != shared_shape[0]:
             tensor = tensor[: shared_shape[0]]
         return tensor.reshape(rows, cols).to(self.device, torch.float32)
 
     def _read_rows(self, planned: _Planned, start: int, stop: int, cols: int):
-        base_block = self.base.read_rows(planned.base_name, start, stop).reshape(stop - start, cols)
-        trained_block = self.trained.read_rows(planned.trained_name, start, stop).reshape(stop - start, cols)
+        base_block = self.base.load(planned.base_name, rows=(start, stop)).reshape(stop - start, cols)
+        trained_block = self.trained.load(planned.trained_name, rows=(start, stop)).reshape(stop - start, cols)
         return base_block.to(self.device, torch.float32), trained_block.to(self.device, torch.float32)
 
 

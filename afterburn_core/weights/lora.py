@@ -32,12 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from afterburn_core.checkpoints import open_tensor_index
+from afterburn_core.checkpoints import TensorIndex, open_tensor_index
 from afterburn_core.errors import BadCheckpoint, BadInput, ShapeMismatch
 from afterburn_core.types import ResolvedCheckpoint, TensorDiff
 from afterburn_core.weights.naming import classify
 from afterburn_core.weights.spectrum import U64, Spectrum, summarize
-from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, TensorReader, row_blocks
+from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, row_blocks
 from afterburn_core.weights.weight_pass import TensorDetail
 
 _FACTOR = re.compile(r"^(?P<module>.+)\.lora_(?P<which>A|B|embedding_A|embedding_B)(?:\.[A-Za-z0-9_]+)??(?:\.weight)?$")
@@ -122,14 +122,13 @@ def compare_adapter(base: ResolvedCheckpoint, adapter: ResolvedCheckpoint, *, to
     with open_tensor_index(base) as base_index, open_tensor_index(adapter) as adapter_index:
         base_entries = {entry.name: entry for entry in base_index.entries()}
         factors, whole = _factors(adapter_index, config, base_entries)
-        base_reader, adapter_reader = TensorReader(base_index), TensorReader(adapter_index)
-        comparer = _PairComparer(base_reader, adapter_reader, top_k, exact, device, seed=0)
+        comparer = _PairComparer(base_index, adapter_index, top_k, exact, device, seed=0)
         names = list(base_entries)
         for done, name in enumerate(names, start=1):
             if name in whole:
                 record, detail = comparer.compare(_Planned(name, name, whole[name]))
             else:
-                record, detail = _from_factors(base_reader, name, base_entries[name], factors.get(name), top_k, exact)
+                record, detail = _from_factors(base_index, name, base_entries[name], factors.get(name), top_k, exact)
             records.append(record)
             details[name] = detail
             if progress is not None:
@@ -137,17 +136,17 @@ def compare_adapter(base: ResolvedCheckpoint, adapter: ResolvedCheckpoint, *, to
     return tuple(records), details
 
 
-def _base_pass(reader: TensorReader, name: str, shape, right: torch.Tensor | None):
+def _base_pass(index: TensorIndex, name: str, shape, right: torch.Tensor | None):
     """Per-row ‖W_i‖² (fp64) and, given R (r × n), W Rᵀ (m × r, fp64), reading W once."""
     rows = shape[0] if shape else 1
     cols = int(np.prod(shape[1:])) if len(shape) > 1 else (shape[0] if shape else 1)
     if len(shape) <= 1:
-        values = reader.read(name).reshape(-1).to(torch.float64)
+        values = index.load(name).reshape(-1).to(torch.float64)
         return values, None
     spans = row_blocks(rows, cols) if rows * cols * 4 > LARGE_MATRIX_BYTES else [(0, rows)]
     row_sq, products = [], []
     for start, stop in spans:
-        block = (reader.read_rows(name, start, stop) if len(spans) > 1 else reader.read(name))
+        block = (index.load(name, rows=(start, stop)) if len(spans) > 1 else index.load(name))
         block = block.reshape(stop - start, cols).to(torch.float64)
         row_sq.append(block.square().sum(dim=1))
         if right is not None:
@@ -156,12 +155,12 @@ def _base_pass(reader: TensorReader, name: str, shape, right: torch.Tensor | Non
     return torch.cat(row_sq), (torch.cat(products) if right is not None else None)
 
 
-def _from_factors(reader, name, entry, factor, top_k: int, exact: bool) -> tuple[TensorDiff, TensorDetail]:
+def _from_factors(index: TensorIndex, name, entry, factor, top_k: int, exact: bool) -> tuple[TensorDiff, TensorDetail]:
     layer, module = classify(name)
     shape = tuple(entry.shape)
     detail = TensorDetail(name=name)
     right = factor[1] if factor is not None else None
-    base_rows, projected = _base_pass(reader, name, shape, right)
+    base_rows, projected = _base_pass(index, name, shape, right)
     common = dict(name=name, shape=shape, module=module, layer=layer, dtype_base=entry.dtype, dtype_trained=entry.dtype)
     if len(shape) <= 1:
         values = base_rows.numpy()
