@@ -227,6 +227,7 @@ def execute_run(
 def _resolve(store: RunStore, run_id: str, context: RunContext, on_update: ProgressCallback | None) -> None:
     from afterburn_core.checkpoints import resolve_pair
 
+    store.update_stage(run_id, RESOLVE_STAGE, "running", 0, 2, "resolving references and fingerprinting files")
     progress = StageReporter(store, run_id, RESOLVE_STAGE, on_update)
     progress.update(0, 2, "resolving references and fingerprinting files")
     context.base, context.trained = resolve_pair(context.base_reference, context.trained_reference)
@@ -237,6 +238,7 @@ def _resolve(store: RunStore, run_id: str, context: RunContext, on_update: Progr
 def _run_analysis(
     store: RunStore, run_id: str, analysis: Analysis, context: RunContext, on_update: ProgressCallback | None
 ) -> None:
+    store.update_stage(run_id, analysis.kind, "running", 0, 0, "starting")  # stamps the stage's start
     key = analysis_cache_key(analysis, context)
     context.keys[analysis.kind] = key
     progress = StageReporter(store, run_id, analysis.kind, on_update)

@@ -48,13 +48,18 @@ class ResolvedCheckpoint:
 
 @dataclass(frozen=True)
 class StageProgress:
-    """Where one stage of a run stands; written by the worker, read by every door."""
+    """Where one stage of a run stands; written by the worker, read by every door.
+
+    ``seconds`` is the stage's wall time once it has ended (a cached stage
+    takes the moment it needed to find its result), None before.
+    """
 
     stage: str
     status: StageStatus
     done: int
     total: int
     message: str = ""
+    seconds: float | None = None
 
     @property
     def fraction(self) -> float:

@@ -15,6 +15,7 @@ import pytest
 from afterburn_core.errors import RunNotFound, StoreError
 from afterburn_core.store import RunStore, cache_key
 from afterburn_core.store.migrations import MIGRATIONS
+from afterburn_core.store.store import STORE_FILENAME
 
 
 def test_store_is_wal_with_busy_timeout(store: RunStore) -> None:
@@ -33,11 +34,14 @@ def test_run_lifecycle_and_stage_progress(store: RunStore) -> None:
     store.update_stage(run_id, "inventory", "running", 3, 10, "reading")
     record = store.get_run(run_id)
     assert record.status == "running" and record.worker_pid == 4242
+    assert record.stages[0].seconds is not None and record.stages[0].seconds >= 0
+    assert record.stages[1].seconds is None  # still working
     assert record.stages[1].fraction == pytest.approx(0.3) and record.stages[1].message == "reading"
     store.finish_run(run_id, "failed", "disk on fire")
     record = store.get_run(run_id)
     assert (record.status, record.error) == ("failed", "disk on fire")
     assert [s.status for s in record.stages] == ["done", "failed"]
+    assert record.stages[1].seconds is not None and record.stages[1].seconds >= 0
     assert record.duration_s is not None and record.duration_s >= 0
     # A finished run is not reopened by a late writer.
     store.finish_run(run_id, "done")
@@ -80,6 +84,22 @@ def test_corrupt_result_is_dropped_not_returned(store: RunStore) -> None:
     store.put_result(None, key, "inventory", 1, {"ok": True})
     raw.execute("UPDATE results SET payload = ? WHERE cache_key = ?", (zlib.compress(b'{"ok":false}'), key))
     assert store.get_result(key) is None
+
+
+def test_store_of_an_older_schema_is_migrated_in_place(afterburn_home: Path) -> None:
+    path = afterburn_home / STORE_FILENAME
+    afterburn_home.mkdir(parents=True, exist_ok=True)
+    old = sqlite3.connect(path)
+    old.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    old.execute("INSERT INTO runs (run_id, base_reference, trained_reference, config_json, status, created_at) "
+                "VALUES ('r1', 'a', 'b', '{}', 'done', 1.0)")
+    old.execute("INSERT INTO stages (run_id, position, stage, status, updated_at) VALUES ('r1', 0, 'resolve', 'done', 1)")
+    old.commit()
+    old.close()
+    with RunStore(afterburn_home) as store:
+        assert store.path == path
+        assert store.get_run("r1").stages[0].seconds is None  # a stage timed before timings existed
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_unknown_run_and_newer_schema_are_clear_errors(afterburn_home: Path) -> None:

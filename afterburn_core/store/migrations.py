@@ -57,6 +57,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, kind)
     );
     """,
+    # 2: when each stage started and ended, for per-stage timings in reports and benchmarks.
+    """
+    ALTER TABLE stages ADD COLUMN started_at REAL;
+    ALTER TABLE stages ADD COLUMN finished_at REAL
+    """,
 )
 
 

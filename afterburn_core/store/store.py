@@ -146,12 +146,13 @@ class RunStore:
         if not run_ids:
             return {}
         marks = ",".join("?" * len(run_ids))
-        for run_id, stage, status, done, total, message in self._read(
-            f"SELECT run_id, stage, status, done, total, message FROM stages WHERE run_id IN ({marks}) "
-            "ORDER BY run_id, position",
+        for run_id, stage, status, done, total, message, started_at, finished_at in self._read(
+            f"SELECT run_id, stage, status, done, total, message, started_at, finished_at FROM stages "
+            f"WHERE run_id IN ({marks}) ORDER BY run_id, position",
             tuple(run_ids),
         ):
-            found[run_id].append(StageProgress(stage, status, done, total, message))
+            seconds = finished_at - started_at if started_at is not None and finished_at is not None else None
+            found[run_id].append(StageProgress(stage, status, done, total, message, seconds))
         return {run_id: tuple(items) for run_id, items in found.items()}
 
     @staticmethod
@@ -201,21 +202,27 @@ class RunStore:
                 ),
                 (
                     "UPDATE stages SET status = CASE WHEN status = 'running' THEN ? ELSE 'skipped' END, "
-                    "updated_at = ? WHERE run_id = ? AND status IN ('pending', 'running')",
-                    (running_stage_status, now, run_id),
+                    "updated_at = ?, finished_at = CASE WHEN status = 'running' THEN ? ELSE finished_at END "
+                    "WHERE run_id = ? AND status IN ('pending', 'running')",
+                    (running_stage_status, now, now, run_id),
                 ),
             ]
         )
 
     def update_stage(self, run_id: str, stage: str, status: str, done: int, total: int, message: str = "") -> None:
-        """Progress of one stage; also the worker's heartbeat."""
+        """Progress of one stage; also the worker's heartbeat.
+
+        The first write of a stage stamps when it started; a final status
+        (done / failed / skipped) stamps when it ended.
+        """
         now = time.time()
+        ended = now if status in ("done", "failed", "skipped") else None
         self._transaction(
             [
                 (
-                    "UPDATE stages SET status = ?, done = ?, total = ?, message = ?, updated_at = ? "
-                    "WHERE run_id = ? AND stage = ?",
-                    (status, done, total, message, now, run_id, stage),
+                    "UPDATE stages SET status = ?, done = ?, total = ?, message = ?, updated_at = ?, "
+                    "started_at = COALESCE(started_at, ?), finished_at = ? WHERE run_id = ? AND stage = ?",
+                    (status, done, total, message, now, now, ended, run_id, stage),
                 ),
                 ("UPDATE runs SET heartbeat_at = ? WHERE run_id = ?", (now, run_id)),
             ]
