@@ -45,7 +45,7 @@ NITER = 2
 
 def _tensor_shapes(path: str) -> dict[str, tuple[int, ...]]:
     with safe_open(path, framework="pt") as handle:
-        return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
+        return {name: tuple(handle.get_slice(name).get_shape()) for name in list(handle.keys())}
 
 
 def _row_blocks(base_path: str, trained_path: str, name: str):

@@ -73,7 +73,7 @@ def _installed_versions(python: Path) -> dict[str, str]:
         "    except m.PackageNotFoundError: pass\n"
         "print(json.dumps(out))"
     )
-    result = subprocess.run([str(python), "-c", probe], capture_output=True, text=True)
+    result = subprocess.run([str(python), "-c", probe], check=False, capture_output=True, text=True)
     return json.loads(result.stdout) if result.returncode == 0 else {}
 
 
@@ -110,7 +110,7 @@ def discover_clis(bin_dir: Path) -> dict[str, str]:
     helps = {}
     for peer in PEERS:
         result = subprocess.run(
-            [str(bin_dir / peer.executable), *peer.help_args], capture_output=True, text=True, env=peer_env()
+            [str(bin_dir / peer.executable), *peer.help_args], check=False, capture_output=True, text=True, env=peer_env()
         )
         missing = [option for option in peer.required_options if option not in result.stdout]
         if result.returncode != 0 or missing:

@@ -146,12 +146,12 @@ def render_markdown(rows, targets, pair, twin, args, facts, facts_end, started, 
     lines = [
         f"# Weight-diff benchmark, {started:%Y-%m-%d %H:%M}",
         "",
-        f"Pair: Qwen2.5-0.5B-shaped, {pair['layers']} layers, {pair['tensors']} tensors, bf16, seed {pair['seed']} "
+        (f"Pair: Qwen2.5-0.5B-shaped, {pair['layers']} layers, {pair['tensors']} tensors, bf16, seed {pair['seed']} "
         f"(planted: `{pair['planted_projection']}` rank-2, relative change {pair['planted_projection_relative_change']:.3f}; "
-        f"`{pair['planted_norm']}` x1.5, relative change {pair['planted_norm_relative_change']:.3f}).",
-        f"Machine: {facts['cpu_count']} CPU cores, load average {facts['load_average']} at start, {facts_end['load_average']} at end; "
+        f"`{pair['planted_norm']}` x1.5, relative change {pair['planted_norm_relative_change']:.3f})."),
+        (f"Machine: {facts['cpu_count']} CPU cores, load average {facts['load_average']} at start, {facts_end['load_average']} at end; "
         f"Python {facts['python']}. Runs: {args.repeats} of the fast group, {args.exact_repeats} of the exact pair, "
-        f"{0 if args.skip_peers else args.peer_repeats} of each peer (best wall time kept, largest RSS). Peer timeout {args.peer_timeout:.0f} s.",
+        f"{0 if args.skip_peers else args.peer_repeats} of each peer (best wall time kept, largest RSS). Peer timeout {args.peer_timeout:.0f} s."),
         "",
         "| tool | wall s | peak RSS GiB | ratio | target | met? | planted edits first? |",
         "| --- | ---: | ---: | --- | --- | --- | --- |",

@@ -39,9 +39,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import GIB, machine_facts, run_measured, tail, warm_page_cache  # noqa: E402
-from make_pair import ensure_pair  # noqa: E402
-from report import evaluate_targets, render_markdown  # noqa: E402
+from harness import GIB, machine_facts, run_measured, tail, warm_page_cache
+from make_pair import ensure_pair
+from report import evaluate_targets, render_markdown
 
 REPO = HERE.parent
 #: Our default top_k (compare_weights' default); the randomized floor uses q = k + 10 with it.
@@ -89,7 +89,7 @@ def ours_step(pair: dict, log_dir: Path, top_k: int, exact: bool, tag: str) -> d
 
 def ours_cli_available() -> bool:
     result = subprocess.run(
-        [sys.executable, "-m", "afterburn_core", "weight-diff", "--help"], capture_output=True, text=True, cwd=REPO
+        [sys.executable, "-m", "afterburn_core", "weight-diff", "--help"], check=False, capture_output=True, text=True, cwd=REPO
     )
     return result.returncode == 0 and "--trained" in result.stdout
 
