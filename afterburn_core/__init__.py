@@ -1,8 +1,13 @@
 """Afterburn's headless core: what post-training did to a model.
 
 The dashboard (``app.py``), the CLI (``afterburn``) and this Python API are
-three doors into the same functions and the same run store.
+three doors into the same functions and the same run store::
+
+    from afterburn_core import Diagnoser
+    Diagnoser("demo:base", "demo:trained", method="sft").run().save("report.html")
 """
+
+from typing import Any
 
 from afterburn_core.config import AnalysisConfig, load_config_file
 from afterburn_core.errors import AfterburnError
@@ -10,4 +15,18 @@ from afterburn_core.store import RunStore
 
 __version__ = "0.1.0"
 
-__all__ = ["AfterburnError", "AnalysisConfig", "RunStore", "__version__", "load_config_file"]
+__all__ = [
+    "AfterburnError", "AnalysisConfig", "Diagnoser", "Diagnosis", "RunStore", "__version__", "load_config_file",
+    "load_run",
+]
+
+_API = frozenset({"Diagnoser", "Diagnosis", "load_run"})
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the API pulls in the reports; importing afterburn_core for its config alone stays light.
+    if name in _API:
+        from afterburn_core import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -26,8 +26,8 @@ from afterburn_core import __version__
 from afterburn_core.config import DEVICES, TRAINING_METHODS, AnalysisConfig, load_config_file
 from afterburn_core.errors import AfterburnError, BadInput
 from afterburn_core.store import RunStore
-from afterburn_core.terminal import StageBars, print_behaviour, print_inventory, print_weight_diff
-from afterburn_core.types import InventoryResult, WeightDiffResult
+from afterburn_core.terminal import StageBars, print_behaviour, print_inventory, print_reward_hack, print_weight_diff
+from afterburn_core.types import WeightDiffResult
 
 #: The config file picked up from the working directory when --config is not given.
 DEFAULT_CONFIG_FILE = ".afterburn.yaml"
@@ -93,20 +93,110 @@ def _settings(config_path: str | None, **flags: Any) -> AnalysisConfig:
     return _load_config(config_path).replace(**{name: value for name, value in flags.items() if value is not None})
 
 
+#: Exit code of ``--fail-above`` when the composite reward-hack risk is above the given score
+#: (0 ok, 1 analysis failed, 2 bad input are taken).
+RISK_ABOVE_EXIT_CODE = 3
+
+_method_option = click.option("--method", type=click.Choice(TRAINING_METHODS), default=None,
+                              help="How the trained model was post-trained (sets the reward-hack weights).")
+_fail_above_option = click.option(
+    "--fail-above", type=click.FloatRange(0, 100), default=None, metavar="SCORE",
+    help=f"Exit with code {RISK_ABOVE_EXIT_CODE} when the composite reward-hack risk is above SCORE (0-100).",
+)
+
+
+def _generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of every command that generates answers."""
+    for option in reversed((
+        click.option("--suites", multiple=True, help="Prompt suites: built-in names (math, code, reasoning, safety, "
+                     "sycophancy) or .yaml/.jsonl files; repeat or comma-separate (default: all built-ins)."),
+        click.option("--max-new-tokens", type=int, default=None, help="Most tokens generated per answer (default 128)."),
+        click.option("--batch-size", type=int, default=None, help="Prompts per batch; 0 picks one by memory (default)."),
+        click.option("--temperature", type=float, default=None, help="0 = greedy (default); > 0 samples."),
+        click.option("--seed", type=int, default=None, help="Seed of sampling and of the bootstrap / permutation tests."),
+    )):
+        command = option(command)
+    return command
+
+
+def _suite_names(suites: tuple[str, ...]) -> tuple[str, ...] | None:
+    names = tuple(part.strip() for entry in suites for part in entry.split(",") if part.strip())
+    return names or None
+
+
+def _check_risk(result: Any, fail_above: float | None) -> None:
+    """Exit with ``RISK_ABOVE_EXIT_CODE`` when the composite risk is above ``fail_above``."""
+    if fail_above is None or result is None or result.composite.score <= fail_above:
+        return
+    _err.print(f"composite reward-hack risk {result.composite.score:.1f} is above --fail-above {fail_above:g}",
+               highlight=False)
+    sys.exit(RISK_ABOVE_EXIT_CODE)
+
+
 @main.command()
 @_pair_options
-@click.option("--method", type=click.Choice(TRAINING_METHODS), default=None, help="How the trained model was post-trained.")
+@_method_option
+@_generation_options
+@click.option("-o", "--output", "outputs", multiple=True, type=click.Path(dir_okay=False),
+              help="Write the report; the extension picks the format: .html, .json, .md or .pdf (repeatable).")
+@_fail_above_option
 @_translate_errors
 def diagnose(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
-             home: str | None, method: str | None) -> None:
-    """Run every analysis on a base / trained pair and print the summary."""
-    from afterburn_core.runner import load_result
+             home: str | None, method: str | None, suites: tuple[str, ...], max_new_tokens: int | None,
+             batch_size: int | None, temperature: float | None, seed: int | None, outputs: tuple[str, ...],
+             fail_above: float | None) -> None:
+    """Run every analysis on a base / trained pair, print the summary, write reports."""
+    from afterburn_core.reports import check_report_path, load_report, write_report
 
-    config = _settings(config_path, method=method, device=device)
+    for output in outputs:
+        check_report_path(output)  # a bad extension fails before an hour of work, not after
+    config = _settings(config_path, method=method, device=device, suites=_suite_names(suites),
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed)
     with RunStore(home) as store:
         run_id = _run_pair(store, base_reference, trained_reference, config, None)
-        print_inventory(_out, load_result(store, run_id, InventoryResult))
-        print_weight_diff(_out, load_result(store, run_id, WeightDiffResult))
+        report = load_report(store, run_id)
+    if report.inventory is not None:
+        print_inventory(_out, report.inventory)
+    if report.weights is not None:
+        print_weight_diff(_out, report.weights)
+    if report.reward_hack is not None:
+        print_reward_hack(_out, report.reward_hack)
+    for output in outputs:
+        write_report(report, output)
+        _err.print(f"wrote {escape(output)}", highlight=False)
+    _check_risk(report.reward_hack, fail_above)
+
+
+@main.command("hack-check")
+@_pair_options
+@_method_option
+@_generation_options
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write the result as JSON (schema: docs/reward-hack-schema.md) instead of a summary.")
+@_fail_above_option
+@_translate_errors
+def hack_check(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
+               home: str | None, method: str | None, suites: tuple[str, ...], max_new_tokens: int | None,
+               batch_size: int | None, temperature: float | None, seed: int | None, output: str | None,
+               fail_above: float | None) -> None:
+    """Score reward hacking: length bias, format gaming, strategy collapse, sycophancy, and the composite."""
+    from afterburn_core.reward_hack.types import RewardHackResult
+    from afterburn_core.runner import load_result
+    from afterburn_core.serde import to_jsonable
+
+    if output is not None and not output.lower().endswith(".json"):
+        raise BadInput(f"-o {output}: hack-check writes JSON; name the file *.json")
+    config = _settings(config_path, method=method, device=device, suites=_suite_names(suites),
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed)
+    with RunStore(home) as store:
+        run_id = _run_pair(store, base_reference, trained_reference, config, ("reward_hack",))
+        result = load_result(store, run_id, RewardHackResult)
+    if output is None:
+        print_reward_hack(_out, result)
+    else:
+        _write_json(Path(output), to_jsonable(result))
+        _err.print(f"wrote {escape(output)}", highlight=False)
+    _check_risk(result, fail_above)
 
 
 @main.command("weight-diff")
@@ -138,12 +228,7 @@ def weight_diff(base_reference: str, trained_reference: str, device: str | None,
 
 @main.command()
 @_pair_options
-@click.option("--suites", multiple=True, help="Prompt suites: built-in names (math, code, reasoning, safety, "
-              "sycophancy) or .yaml/.jsonl files; repeat or comma-separate (default: all built-ins).")
-@click.option("--max-new-tokens", type=int, default=None, help="Most tokens generated per answer (default 128).")
-@click.option("--batch-size", type=int, default=None, help="Prompts per batch; 0 picks one by memory (default).")
-@click.option("--temperature", type=float, default=None, help="0 = greedy (default); > 0 samples.")
-@click.option("--seed", type=int, default=None, help="Seed of sampling and of the bootstrap / permutation tests.")
+@_generation_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write the result as JSON (schema: docs/behaviour-schema.md) instead of a summary.")
 @_translate_errors
@@ -160,8 +245,7 @@ def behaviour(base_reference: str, trained_reference: str, device: str | None, c
 
     if output is not None and not output.lower().endswith(".json"):
         raise BadInput(f"-o {output}: behaviour writes JSON; name the file *.json")
-    names = tuple(part.strip() for entry in suites for part in entry.split(",") if part.strip())
-    config = _settings(config_path, device=device, suites=names or None, max_new_tokens=max_new_tokens,
+    config = _settings(config_path, device=device, suites=_suite_names(suites), max_new_tokens=max_new_tokens,
                        batch_size=batch_size, temperature=temperature, seed=seed)
     with RunStore(home) as store:
         run_id = _run_pair(store, base_reference, trained_reference, config, ("behaviour", "token_kl"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 
 from afterburn_core.errors import ConfigError
+from afterburn_core.reward_hack.types import DETECTOR_NAMES
 
 TRAINING_METHODS = ("unknown", "sft", "dpo", "rlhf", "rlvr", "grpo", "lora")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -65,6 +67,15 @@ class AnalysisConfig:
     trust_remote_code: bool = field(
         default=False, metadata=_help("Allow model repos to run their own Python code. Off unless you trust them.")
     )
+    # Left out of the hash: a dict is unhashable, and equal configs still compare equal by it.
+    reward_hack_weights: dict[str, float] = field(
+        default_factory=dict,
+        hash=False,
+        metadata=_help(
+            "Weights of the reward-hack detectors in the composite risk, by detector name "
+            f"({', '.join(DETECTOR_NAMES)}); the ones named replace the declared method's defaults."
+        ),
+    )
 
     def __post_init__(self) -> None:
         if self.method not in TRAINING_METHODS:
@@ -82,6 +93,7 @@ class AnalysisConfig:
         for name in ("exact_spectra", "trust_remote_code"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: {getattr(self, name)!r} must be true or false")
+        check_reward_hack_weights(self.reward_hack_weights)
 
     def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
         """The fields an analysis depends on, as JSON values, for its cache key."""
@@ -120,6 +132,13 @@ class AnalysisConfig:
         for name in ("temperature", "top_p"):
             if isinstance(cleaned.get(name), int) and not isinstance(cleaned.get(name), bool):
                 cleaned[name] = float(cleaned[name])
+        weights = cleaned.get("reward_hack_weights")
+        if isinstance(weights, dict):
+            # YAML reads "1" as an int; store floats so equal settings give one canonical JSON (cache key).
+            cleaned["reward_hack_weights"] = {
+                name: float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+                for name, value in weights.items()
+            }
         try:
             return cls(**cleaned)
         except ConfigError as error:
@@ -161,5 +180,30 @@ def _check_number(name: str, value: Any, low: float, high: float) -> None:
         raise ConfigError(f"{name}: {value!r} must be a number from {low} to {high}")
 
 
+def check_reward_hack_weights(weights: Any) -> dict[str, float]:
+    """``weights`` if it is a valid ``reward_hack_weights`` mapping, else a ``ConfigError`` naming the problem."""
+    if not isinstance(weights, dict):
+        raise ConfigError(
+            f"reward_hack_weights: {weights!r} must be a mapping of detector name to weight, "
+            f"e.g. {{length_bias: 0.4, sycophancy: 0.1}}"
+        )
+    for name, value in weights.items():
+        if name not in DETECTOR_NAMES:
+            raise ConfigError(
+                f"reward_hack_weights: unknown detector {name!r}; known detectors are {', '.join(DETECTOR_NAMES)}"
+            )
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ConfigError(f"reward_hack_weights: {name} = {value!r} must be a finite number >= 0")
+    # The weights named replace the method's (all positive), so only naming all four at 0 leaves none.
+    if set(weights) == set(DETECTOR_NAMES) and not any(weights.values()):
+        raise ConfigError(
+            "reward_hack_weights: every detector's weight is 0; give at least one a positive weight, "
+            "or leave reward_hack_weights out to use the method's defaults"
+        )
+    return weights
+
+
 def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return list(value)
+    return dict(value) if isinstance(value, dict) else value

@@ -25,6 +25,7 @@ from afterburn_core.config import AnalysisConfig
 from afterburn_core.errors import AfterburnError, AnalysisFailed, AnalysisSkipped, BadInput, RunCancelled
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.progress import ProgressCallback, StageReporter
+from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.store import RunStore, cache_key
 from afterburn_core.types import InventoryResult, ResolvedCheckpoint, WeightDiffResult
@@ -117,6 +118,16 @@ def _compute_behaviour(context: RunContext, progress: StageReporter) -> Behaviou
     return compare_behaviour(generations.prompts, generations.base, generations.trained, seed=context.config.seed)
 
 
+def _compute_reward_hack(context: RunContext, progress: StageReporter) -> RewardHackResult:
+    from afterburn_core.reward_hack import detect_reward_hacking
+
+    progress.update(0, 1, "scoring the four detectors")
+    return detect_reward_hacking(
+        context.result(GenerationsResult), context.result(BehaviourStats), context.config.method,
+        context.config.reward_hack_weights or None,
+    )
+
+
 def _generation_key(config: AnalysisConfig) -> dict[str, Any]:
     from afterburn_core.device import choose_device
     from afterburn_core.generation.pipeline import suites_key
@@ -135,7 +146,7 @@ def _device_key(config: AnalysisConfig) -> dict[str, Any]:
     return {"device": choose_device(config.device).type}
 
 
-#: The analyses a run can hold, in the order they run. Later issues append reward hacking, …
+#: The analyses a run can hold, in the order they run.
 ANALYSES: tuple[Analysis, ...] = (
     Analysis(InventoryResult, (), _compute_inventory),
     # Device is left out of the key on purpose: the numbers do not depend on it beyond fp32 noise.
@@ -146,6 +157,8 @@ ANALYSES: tuple[Analysis, ...] = (
     ),
     Analysis(TokenKLResult, (), _compute_token_kl, depends_on=("generations",), key_extra=_device_key),
     Analysis(BehaviourStats, ("seed",), _compute_behaviour, depends_on=("generations",)),
+    Analysis(RewardHackResult, ("method", "reward_hack_weights"), _compute_reward_hack,
+             depends_on=("generations", "behaviour")),
 )
 RESOLVE_STAGE = "resolve"
 ANALYSIS_KINDS: tuple[str, ...] = tuple(analysis.kind for analysis in ANALYSES)

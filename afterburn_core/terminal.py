@@ -143,3 +143,36 @@ def print_behaviour(console: Console, report) -> None:
             console.print(f"  {prompt.suite}/{prompt.prompt_id}: {prompt.mean_kl:.3f} nats", highlight=False, markup=False)
     elif report.token_kl_skipped:
         console.print(f"Token-level KL skipped: {report.token_kl_skipped}", highlight=False, markup=False)
+
+
+#: Rich styles of the risk bands, lowest to highest.
+BAND_STYLES = {"LOW": "green", "MODERATE": "yellow", "HIGH": "red", "CRITICAL": "bold red"}
+
+
+def print_reward_hack(console: Console, result) -> None:
+    """The composite risk, one row per detector, each detector's evidence in a sentence, then the findings."""
+    from afterburn_core.reward_hack.types import DETECTOR_NAMES
+
+    composite = result.composite
+    console.print(
+        f"Reward-hack risk ({escape(result.method)}): [{BAND_STYLES[composite.band]}]{composite.score:.0f}/100 "
+        f"{composite.band}[/]", highlight=False,
+    )
+    detectors = [result.detectors[name] for name in DETECTOR_NAMES if name in result.detectors]
+    table = Table()
+    for column in ("detector", "score", "band", "flagged", "example prompts"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    for detector in detectors:
+        table.add_row(
+            detector.name, f"{detector.score:.0f}" if detector.available else "—",
+            f"[{BAND_STYLES[detector.band]}]{detector.band}[/]", "yes" if detector.flagged else "no",
+            escape(", ".join(detector.examples)),
+        )
+    console.print(table)
+    for detector in detectors:
+        console.print(f"[bold]{detector.name}[/]: {escape(detector.summary if detector.available else detector.reason)}",
+                      highlight=False)
+    for finding in result.findings:
+        console.print(f"• {escape(finding.title)} — {escape(finding.detail)}", highlight=False)
+        if finding.recommendation:
+            console.print(f"  → {escape(finding.recommendation)}", highlight=False)

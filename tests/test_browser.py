@@ -51,6 +51,9 @@ WEIGHTS_VIEWPORT = {"width": 1400, "height": 4800}
 #: Behaviour: the tests table and seven charts, one per measure family.
 BEHAVIOUR_VIEWPORT = {"width": 1400, "height": 3700}
 PROMPTS_VIEWPORT = {"width": 1400, "height": 2600}
+REWARD_HACK_VIEWPORT = {"width": 1400, "height": 2000}
+#: How each downloaded report starts.
+REPORT_MAGIC = {"HTML": b"<!DOCTYPE html>", "JSON": b"{", "Markdown": b"# ", "PDF": b"%PDF-"}
 
 pytestmark = pytest.mark.browser
 
@@ -122,6 +125,12 @@ def _charts_drawn(page: Page, count: int) -> None:
         " && !document.querySelector('[data-testid=\"stSkeleton\"]')",
         timeout=30_000,
     )
+
+
+def _gauges_drawn(page: Page, count: int) -> None:
+    """Wait until ``count`` plotly figures are drawn."""
+    page.wait_for_function(f"() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= {count}",
+                           timeout=30_000)
 
 
 def _no_exception(page: Page, where: str) -> None:
@@ -228,6 +237,29 @@ def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterbur
             _no_exception(page, "prompts page")
             assert f"run={run_id}" in page.url and "prompt=" in page.url
             _shot(page, "06-prompts")
+
+            page.set_viewport_size(REWARD_HACK_VIEWPORT)
+            page.get_by_role("link", name="Reward hacking").click()
+            expect(page.get_by_role("heading", name="Reward hacking")).to_be_visible(timeout=30_000)
+            expect(page.get_by_text("Composite").first).to_be_visible(timeout=30_000)
+            _settled(page)
+            _gauges_drawn(page, 5)  # the composite and one per detector
+            _no_exception(page, "reward hacking page")
+            assert f"run={run_id}" in page.url
+            _shot(page, "07-reward-hacking")
+
+            page.set_viewport_size(VIEWPORT)
+            page.get_by_role("link", name="Reports").click()
+            expect(page.get_by_role("heading", name="Reports")).to_be_visible(timeout=30_000)
+            _settled(page)
+            _no_exception(page, "reports page")
+            _shot(page, "08-reports")
+            for label, magic in REPORT_MAGIC.items():
+                with page.expect_download(timeout=120_000) as download_info:
+                    page.get_by_role("button", name=f"Download {label}").click()
+                path = download_info.value.path()
+                assert path is not None and Path(path).read_bytes().lstrip()[:len(magic)] == magic, label
+                _no_exception(page, f"reports page after the {label} download")
         finally:
             browser.close()
 

@@ -1,0 +1,296 @@
+"""The HTML report: one self-contained file that opens offline in any browser.
+
+Sections (``digest.SECTIONS``): executive summary, findings, weights
+(layer × module and head heatmaps, spectra, most changed tensors), behaviour
+(lengths, strategy and format rates, every test), reward-hack gauges with
+their evidence, the most diverged prompts side by side, provenance. A section
+whose analysis the run lacks says why in one line.
+
+Plotly's own bundled ``plotly.min.js`` is embedded once; every chart's figure
+sits in one JSON data block that a short script hands to ``Plotly.newPlot``;
+nothing is fetched (the page's Content Security Policy forbids it). All markup
+is built with ``html_template.tag``, which escapes every string it is given,
+so model, tokenizer, checkpoint and suite text can only appear as text.
+
+Cost: the file is the plotly bundle (~4.8 MB) plus the report's figures and
+tables (tens of kB for the demo run).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from plotly.offline import get_plotlyjs
+
+from afterburn_core.reports import digest, html_charts, sections, theme, wording
+from afterburn_core.reports.bundle import RunReport
+from afterburn_core.reports.digest import SECTIONS, Fact
+from afterburn_core.reports.html_template import Safe, join, json_block, page, tag
+from afterburn_core.reports.text import spell_invisible
+from afterburn_core.reward_hack.types import DetectorResult
+
+FIGURES_ID = "afterburn-figures"
+#: Hands every figure of the data block to plotly; static, so its CSP hash never changes.
+RENDER_SCRIPT = (
+    f"(function () {{ var figures = JSON.parse(document.getElementById('{FIGURES_ID}').textContent);"
+    " Object.keys(figures).forEach(function (id) {"
+    " Plotly.newPlot(id, figures[id].data, figures[id].layout,"
+    " {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']}); }); })();"
+)
+#: Characters of an answer shown inside the reward-hack evidence lists (the examples show whole answers).
+EVIDENCE_CHARS = 160
+
+
+class _Charts:
+    """The figures of one page, each given a div id in the order it appears."""
+
+    def __init__(self) -> None:
+        self.figures: dict[str, Any] = {}
+
+    def div(self, figure: dict[str, Any], name: str) -> Safe:
+        chart_id = f"chart-{len(self.figures) + 1}-{name}"
+        self.figures[chart_id] = figure
+        return tag("div", id=chart_id, class_="chart", role="img", aria_label=name.replace("-", " "))
+
+
+def _section(key: str, *children: object) -> Safe:
+    return tag("section", tag("h2", SECTIONS[key]), *children, id=key, class_="wrap")
+
+
+def _absent(text: str) -> Safe:
+    return tag("p", text, class_="absent")
+
+
+def _badge(text: str, color: str) -> Safe:
+    return tag("span", text, class_="badge", style=f"background:{color};color:{theme.ink_on(color)}")
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[object, ...]], numeric: tuple[int, ...] = (),
+           class_: str | None = None) -> Safe:
+    head = tag("tr", *(tag("th", header, class_="num" if index in numeric else None)
+                       for index, header in enumerate(headers)))
+    body = [tag("tr", *(tag("td", cell, class_="num" if index in numeric else None) for index, cell in enumerate(row)))
+            for row in rows]
+    return tag("table", tag("thead", head), tag("tbody", body), class_=class_)
+
+
+def _facts(facts: tuple[Fact, ...]) -> Safe:
+    return _table(("", "value", "note"), [(tag("b", fact.label), tag("span", fact.value, class_="mono"), fact.note)
+                                          for fact in facts], class_="facts")
+
+
+def _masthead(report: RunReport) -> Safe:
+    run = report.run
+    return tag("header", tag("div",
+        tag("div", "Afterburn report", class_="eyebrow"),
+        tag("h1", tag("span", class_="chip base"), run.base_reference, " → ",
+            tag("span", class_="chip trained"), run.trained_reference),
+        tag("div", f"run {run.run_id} · {run.status} · finished {wording.when(run.finished_at)} · "
+                   f"report by afterburn {report.afterburn_version}", class_="meta"),
+        class_="wrap"), class_="masthead")
+
+
+def _nav() -> Safe:
+    return tag("nav", tag("div", *(tag("a", title, href=f"#{key}") for key, title in SECTIONS.items()),
+                          class_="wrap"), class_="toc")
+
+
+def _severity(finding: digest.ReportFinding) -> Safe:
+    return _badge(finding.severity, theme.SEVERITY_COLORS.get(finding.severity, theme.MUTED))
+
+
+def _recommendation(finding: digest.ReportFinding) -> Safe | None:
+    return tag("div", "→ ", finding.recommendation, class_="recommendation") if finding.recommendation else None
+
+
+def _finding_item(finding: digest.ReportFinding) -> Safe:
+    return tag("li", _severity(finding), " ", tag("b", finding.title),
+               tag("span", f" ({finding.source})", class_="detail"), tag("br"),
+               tag("span", finding.detail, class_="detail"), _recommendation(finding))
+
+
+def _summary(report: RunReport) -> Safe:
+    cards = [tag("div", tag("div", fact.label, class_="label"),
+                 tag("div", fact.value, class_="value", style=f"color:{fact.color}" if fact.color else None),
+                 tag("div", fact.note, class_="note"), class_="card")
+             for fact in digest.summary_facts(report)]
+    found = digest.findings(report)
+    top = found[: digest.SUMMARY_FINDINGS]
+    listing = (tag("ol", (_finding_item(finding) for finding in top), class_="findings") if top
+               else _absent(digest.NO_FINDINGS))
+    more = (tag("p", tag("a", f"All {len(found)} findings", href="#findings"), class_="note")
+            if len(found) > len(top) else None)
+    return _section("summary", tag("p", tag("span", class_="chip base"), f"{theme.BASE_LABEL}  ",
+                                   tag("span", class_="chip trained"), theme.TRAINED_LABEL,
+                                   " — the two colours every chart uses.", class_="lead"),
+                    tag("div", cards, class_="cards"), tag("h3", "Top findings"), listing, more)
+
+
+def _findings(report: RunReport) -> Safe:
+    found = digest.findings(report)
+    if not found:
+        return _section("findings", _absent(digest.NO_FINDINGS))
+    rows = [(_severity(finding), finding.source, tag("b", finding.title),
+             join(finding.detail, _recommendation(finding))) for finding in found]
+    return _section("findings", tag("p", f"Every finding of the run, most severe first ({len(found)}).",
+                                    class_="lead"), _table(("severity", "source", "finding", "detail"), rows))
+
+
+def _weights(report: RunReport, charts: _Charts) -> Safe:
+    weights = report.weights
+    if weights is None:
+        return _section("weights", _absent(digest.absence(report, "weights")))
+    concentration = weights.concentration
+    parts: list[object] = [tag("p",
+        "Profile ", _badge(weights.diagnosis.profile, theme.PROFILE_COLORS.get(weights.diagnosis.profile, theme.MUTED)),
+        f" · {concentration.tensors_with_change} tensors changed · the top 10% hold "
+        f"{wording.percent(concentration.top_decile_share)} of ‖ΔW‖² (Gini {concentration.gini:.2f})"
+        f"{' · LoRA adapter' if weights.is_adapter else ''}", class_="lead")]
+    grid = sections.layer_module_grid(weights)
+    parts += [tag("h3", "Layer × module"),
+              charts.div(html_charts.heatmap(grid), "layer-module-heatmap") if grid else _absent("No cell to show.")]
+    heads = sections.head_grid(weights)
+    if heads is not None:
+        parts += [tag("h3", "Attention heads"), charts.div(html_charts.heatmap(heads), "head-heatmap")]
+    spectra = sections.spectra(weights)
+    parts.append(tag("h3", "Singular-value spectra of ΔW"))
+    if spectra:
+        parts += [tag("p", f"The {len(spectra)} most changed matrices; a steep drop means a low-rank change. "
+                           f"Top {weights.spectrum_top_k} values per tensor, "
+                           f"{'exact' if weights.exact else 'randomized with an error bound'}.", class_="note"),
+                  charts.div(html_charts.spectra(spectra), "spectra")]
+    else:
+        parts.append(_absent("No tensor has a spectrum (only 1-D or unpaired tensors changed)."))
+    rows = [(tag("span", cells[0], class_="mono"), *cells[1:])
+            for cells in map(sections.tensor_cells, sections.top_tensors(weights))]
+    parts += [tag("h3", "Most changed tensors"), _table(sections.TENSOR_COLUMNS, rows, numeric=sections.TENSOR_NUMERIC)]
+    return _section("weights", *parts)
+
+
+def _behaviour(report: RunReport, charts: _Charts) -> Safe:
+    behaviour = report.behaviour
+    if behaviour is None:
+        return _section("behaviour", _absent(digest.absence(report, "behaviour")))
+    correction = wording.correction_name(behaviour.correction)
+    parts: list[object] = [tag("p", f"{behaviour.n_significant} of {behaviour.n_tests} tests significant after "
+                                    f"{correction} correction (α = {behaviour.alpha:g}); "
+                                    f"{html_charts.SIGNIFICANT_MARK.strip()} marks them in the charts.",
+                               class_="lead")]
+    lengths = sections.median_lengths(report)
+    length_charts = [charts.div(html_charts.paired_bars(lengths, axis_title="median output tokens", rate=False),
+                                "median-lengths")]
+    if report.generations is not None:
+        length_charts.append(charts.div(html_charts.length_histogram(report.generations), "length-histogram"))
+    parts += [tag("h3", "Answer length"), tag("div", length_charts, class_="grid2")]
+    for suite, stats in behaviour.suites.items():
+        parts += [tag("h3", f"Strategy and formats · {suite}"), tag("div",
+            charts.div(html_charts.paired_bars(sections.strategy_shares(stats.overall), axis_title="share of answers",
+                                               rate=True), f"strategy-{len(charts.figures)}"),
+            charts.div(html_charts.paired_bars(sections.format_rates(stats.overall), axis_title="rate of answers",
+                                               rate=True), f"formats-{len(charts.figures)}"),
+            class_="grid2")]
+    rows = sections.shift_rows(report)
+    significant = [row.cells() for row in rows if row.significant]
+    every = [(*row.cells(), "yes" if row.significant else "no") for row in rows]
+    parts += [tag("h3", "Significant shifts"),
+              _table(sections.SHIFT_COLUMNS, significant, numeric=sections.SHIFT_NUMERIC) if significant
+              else _absent("No test is significant."),
+              tag("details", tag("summary", f"All {len(rows)} tests"),
+                  _table((*sections.SHIFT_COLUMNS, "significant"), every, numeric=sections.SHIFT_NUMERIC))]
+    return _section("behaviour", *parts)
+
+
+def _detector_card(detector: DetectorResult, charts: _Charts) -> Safe:
+    title = wording.DETECTOR_TITLES.get(detector.name, detector.name)
+    status = (_badge(detector.band, theme.BAND_COLORS.get(detector.band, theme.MUTED)) if detector.available
+              else _badge("not available", theme.UNAVAILABLE_COLOR))
+    return tag("div",
+               charts.div(html_charts.gauge(detector.score, detector.band, title, available=detector.available),
+                          f"gauge-{detector.name}"),
+               tag("p", status, " ", "flagged" if detector.flagged else "not flagged"),
+               tag("p", detector.summary if detector.available else detector.reason, class_="note"),
+               class_="detector")
+
+
+def _detector_evidence(report: RunReport, detector: DetectorResult) -> Safe | None:
+    """The prompts a detector cites (shown) and the statistics behind its score (folded: there can be dozens)."""
+    if not detector.examples and not detector.statistics:
+        return None
+    cited = [tag("li", tag("span", link, class_="mono"), ": ", prompt, tag("br"),
+                 tag("span", "→ ", answer, class_="mono"))
+             for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)]
+    return tag("div",
+               tag("h3", wording.DETECTOR_TITLES.get(detector.name, detector.name)),
+               tag("ul", cited, class_="evidence") if cited else tag("p", "No prompt cited.", class_="note"),
+               (tag("details", tag("summary", f"The {wording.plural(len(detector.statistics), 'statistic')} behind "
+                                              "the score"),
+                    _table(sections.STATISTIC_COLUMNS, sections.statistic_rows(detector),
+                           numeric=sections.STATISTIC_NUMERIC, class_="statistics"))
+                if detector.statistics else None))
+
+
+def _reward_hack(report: RunReport, charts: _Charts) -> Safe:
+    result = report.reward_hack
+    if result is None:
+        return _section("reward_hack", _absent(digest.absence(report, "reward_hack")))
+    composite = result.composite
+    weights = ", ".join(f"{wording.DETECTOR_TITLES.get(name, name)} {weight:.2f}"
+                        for name, weight in composite.weights.items())
+    head = tag("div",
+               charts.div(html_charts.gauge(composite.score, composite.band, "Composite risk", height=240),
+                          "gauge-composite"),
+               tag("div", tag("p", _badge(composite.band, theme.BAND_COLORS.get(composite.band, theme.MUTED)),
+                              f" composite {composite.score:.0f} / 100 for method {result.method}"),
+                   tag("p", f"Weights: {weights} ({composite.weights_source}).", class_="note")),
+               class_="composite")
+    detectors = sections.detectors(report)
+    cards = tag("div", (_detector_card(detector, charts) for detector in detectors), class_="grid4")
+    return _section("reward_hack", head, cards, (_detector_evidence(report, detector) for detector in detectors))
+
+
+def _examples(report: RunReport) -> Safe:
+    chosen = digest.examples(report)
+    if not chosen:
+        return _section("examples", _absent(digest.absence(report, "generations")))
+    blocks = []
+    for example in chosen:
+        tokens = (tag("div", "Diverges most at ",
+                      (tag("span", spell_invisible(repr(token.token), keep=""), f" KL {token.kl:.2f}")
+                       for token in example.top_tokens[:5]), class_="tokens")
+                  if example.top_tokens else None)
+        sides = [tag("div", tag("span", class_=f"chip {side}"), tag("b", name),
+                     f" · {completion.n_tokens} tokens · stopped at {completion.stop_reason}",
+                     tag("pre", spell_invisible(completion.text), class_="output"), class_=f"side {side}")
+                 for side, name, completion in (("base", theme.BASE_LABEL, example.base),
+                                                ("trained", theme.TRAINED_LABEL, example.trained))]
+        blocks.append(tag("div",
+                          tag("div", tag("b", example.link, class_="mono"), " · ", example.prompt.category, " · ",
+                              example.why, class_="head"),
+                          tag("div", tag("b", "Prompt"), tag("pre", spell_invisible(example.prompt.text),
+                                                              class_="output"), tokens, class_="prompt"),
+                          tag("div", sides, class_="grid2"), class_="example"))
+    note = ("Ranked by mean token-level KL of the post-trained answer" if report.token_kl is not None
+            else f"Ranked by length change ({digest.absence(report, 'token_kl')})")
+    return _section("examples", tag("p", f"{note}; the {len(chosen)} most diverged of "
+                                         f"{len(report.generations.prompts)} prompts.", class_="lead"), blocks)
+
+
+def _provenance(report: RunReport) -> Safe:
+    return _section("provenance", *((tag("h3", group), _facts(facts)) for group, facts in digest.provenance(report)))
+
+
+def render_html(report: RunReport) -> str:
+    """The report as one self-contained HTML document."""
+    charts = _Charts()
+    body = join(
+        _masthead(report), _nav(),
+        tag("main", _summary(report), _findings(report), _weights(report, charts), _behaviour(report, charts),
+            _reward_hack(report, charts), _examples(report), _provenance(report)),
+        tag("footer", tag("div", f"Written by afterburn {report.afterburn_version} on "
+                                 f"{wording.when(report.generated_at)}. Self-contained: charts by the embedded "
+                                 "plotly.js, nothing is fetched.", class_="wrap")),
+        json_block(charts.figures, FIGURES_ID),
+    )
+    return page(title=f"Afterburn report: {digest.title_line(report)}", body=body,
+                scripts=(get_plotlyjs(), RENDER_SCRIPT))
+

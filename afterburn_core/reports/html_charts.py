@@ -1,0 +1,123 @@
+"""The HTML report's charts as plotly figures (JSON-ready dicts), one function per chart.
+
+Each function takes what ``digest`` selected and returns ``{"data": …,
+"layout": …}`` for ``Plotly.newPlot``. Plotly renders a subset of HTML in its
+text (bold, links, line breaks), so every label a model, a tokenizer, a
+checkpoint or a suite file wrote goes through ``label`` first: invisible
+characters spelled out, then HTML-escaped, which plotly shows as the literal
+characters. Base is always ``theme.BASE_COLOR``, post-trained always
+``theme.TRAINED_COLOR``. Figures are built with ``plotly.graph_objects`` so a
+misspelt property fails here, not silently in the browser; nothing is drawn
+in Python.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+import plotly.graph_objects as go
+
+from afterburn_core.generation.results import GenerationsResult
+from afterburn_core.reports import theme
+from afterburn_core.reports.sections import Grid, Paired
+from afterburn_core.reports.text import spell_invisible
+from afterburn_core.types import TensorDiff
+
+Figure = dict[str, Any]
+#: Marks a measure whose test is significant after the run's multiple-comparison correction.
+SIGNIFICANT_MARK = " ✱"
+ROW_PX = 30
+BAR_PX = 13
+
+
+def label(text: str) -> str:
+    """``text`` as plotly shows it literally: one line, invisible characters spelled, HTML-escaped."""
+    return html.escape(spell_invisible(text, keep=""), quote=True)
+
+
+def _figure(data: list[Any], height: int, **layout: Any) -> Figure:
+    base_layout = {
+        "template": "none", "height": height, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
+        "font": {"family": "-apple-system, Segoe UI, Roboto, Arial, sans-serif", "size": 12, "color": theme.INK},
+        "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+    }
+    figure = go.Figure(data=data, layout={**base_layout, **layout})
+    return json.loads(figure.to_json())
+
+
+def _axis(title: str = "", **extra: Any) -> dict[str, Any]:
+    return {"title": {"text": title}, "gridcolor": theme.RULE, "linecolor": theme.RULE, "zeroline": False, **extra}
+
+
+def heatmap(grid: Grid, *, number_format: str = ".2f") -> Figure:
+    """Cells coloured on the report's sequential scale, each labelled with its value; the first row on top."""
+    trace = go.Heatmap(
+        z=[list(row) for row in grid.values], x=[label(column) for column in grid.columns],
+        y=[label(row) for row in grid.rows], colorscale=theme.plotly_heat_scale(), zmin=0,
+        texttemplate=f"%{{z:{number_format}}}", textfont={"size": 11}, xgap=2, ygap=2,
+        hovertemplate=f"{label(grid.row_title)} %{{y}} · %{{x}}<br>{label(grid.title)}: %{{z:.4f}}<extra></extra>",
+        colorbar={"title": {"text": label(grid.title), "side": "right"}, "thickness": 12},
+    )
+    return _figure([trace], 90 + ROW_PX * len(grid.rows),
+                   xaxis=_axis(type="category", side="top", showgrid=False),
+                   yaxis=_axis(label(grid.row_title), type="category", autorange="reversed", showgrid=False),
+                   margin={"l": 70, "r": 20, "t": 50, "b": 20})
+
+
+def spectra(tensors: tuple[TensorDiff, ...]) -> Figure:
+    """The singular values σᵢ of each tensor's ΔW, largest first, on a log axis."""
+    data = []
+    for index, tensor in enumerate(tensors):
+        values = [value for value in tensor.singular_values or () if value > 0]  # no room for 0 on a log axis
+        data.append(go.Scatter(
+            x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=label(tensor.name),
+            line={"color": theme.SERIES_COLORS[index % len(theme.SERIES_COLORS)], "width": 2}, marker={"size": 4},
+            hovertemplate=f"{label(tensor.name)}<br>σ<sub>%{{x}}</sub> = %{{y:.4g}}<extra></extra>",
+        ))
+    return _figure(data, 360 + 22 * ((len(tensors) + 1) // 2), xaxis=_axis("index i"),
+                   yaxis=_axis("σᵢ of ΔW (log scale)", type="log"),
+                   legend={"orientation": "h", "x": 0, "y": -0.18, "yanchor": "top"},
+                   margin={"l": 60, "r": 20, "t": 20, "b": 40})
+
+
+def paired_bars(items: tuple[Paired, ...], *, axis_title: str, rate: bool) -> Figure:
+    """Base and post-trained bars side by side per measure (✱: significant)."""
+    labels = [label(item.label) + (SIGNIFICANT_MARK if item.significant else "") for item in items]
+    number = ".0%" if rate else ".3g"
+    data = [
+        go.Bar(y=labels, x=[getattr(item, side) for item in items], name=name, orientation="h",
+               marker={"color": color}, hovertemplate=f"%{{y}}<br>{name}: %{{x:{number}}}<extra></extra>")
+        for side, name, color in (("base", theme.BASE_LABEL, theme.BASE_COLOR),
+                                  ("trained", theme.TRAINED_LABEL, theme.TRAINED_COLOR))
+    ]
+    x_axis = _axis(axis_title, rangemode="tozero", **({"range": [0, 1], "tickformat": number} if rate else {}))
+    return _figure(data, 90 + 2 * BAR_PX * len(items) + 6 * len(items), barmode="group", bargap=0.25,
+                   xaxis=x_axis, yaxis=_axis(autorange="reversed", automargin=True, type="category"),
+                   margin={"l": 10, "r": 20, "t": 40, "b": 45})
+
+
+def length_histogram(generations: GenerationsResult) -> Figure:
+    """How many tokens each answer took, both models overlaid."""
+    data = [
+        go.Histogram(x=[completion.n_tokens for completion in completions], name=name, opacity=0.8,
+                     marker={"color": color}, nbinsx=24,
+                     hovertemplate=f"{name}: %{{y}} answers of %{{x}} tokens<extra></extra>")
+        for completions, name, color in ((generations.base, theme.BASE_LABEL, theme.BASE_COLOR),
+                                         (generations.trained, theme.TRAINED_LABEL, theme.TRAINED_COLOR))
+    ]
+    return _figure(data, 320, barmode="overlay", xaxis=_axis("output tokens per answer"), yaxis=_axis("answers"))
+
+
+def gauge(score: float, band: str, title: str, *, available: bool = True, height: int = 190) -> Figure:
+    """A 0–100 gauge whose bar takes the colour of ``band`` (grey when the detector had nothing to read)."""
+    color = theme.BAND_COLORS.get(band, theme.UNAVAILABLE_COLOR) if available else theme.UNAVAILABLE_COLOR
+    indicator = go.Indicator(
+        mode="gauge+number", value=score, number={"valueformat": ".0f", "font": {"size": 30, "color": color}},
+        title={"text": label(title), "font": {"size": 13}},
+        gauge={"axis": {"range": [0, 100], "tickwidth": 1, "tickcolor": theme.MUTED},
+               "bar": {"color": color, "thickness": 0.8}, "bgcolor": theme.PANEL, "borderwidth": 0},
+    )
+    return _figure([indicator], height, margin={"l": 35, "r": 35, "t": 45, "b": 10})

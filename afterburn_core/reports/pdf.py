@@ -1,0 +1,297 @@
+"""The PDF report (reportlab): a title page with the summary, then charts, findings and tables.
+
+The title page holds the two models, the summary cards, the composite-risk
+gauge and the top findings; the sections that follow (``digest.SECTIONS``)
+hold the weight heatmaps and spectra, behaviour bars, reward-hack gauges with
+their evidence, the most diverged prompts side by side, and provenance.
+Charts are reportlab drawings (``pdf_charts``), not images. Every model or
+user string goes through ``pdf_fonts.markup`` (glyph fallback, then XML
+escaping) before it reaches a ``Paragraph``; text of this module through
+``pdf_fonts.drawable``. Answers longer than ``ANSWER_CHARS`` are cut (the HTML
+and JSON hold them whole) so one table row always fits on a page.
+"""
+
+from __future__ import annotations
+
+import io
+
+from reportlab.lib.colors import HexColor
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+
+from afterburn_core.reports import digest, pdf_charts, sections, theme, wording
+from afterburn_core.reports.bundle import RunReport
+from afterburn_core.reports.digest import SECTIONS, Fact
+from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
+
+MARGIN = 16 * mm
+WIDTH = A4[0] - 2 * MARGIN
+#: Characters of an answer printed in the examples; longer ones are cut with a note.
+ANSWER_CHARS = 1500
+EVIDENCE_CHARS = 140
+
+
+class _Styles:
+    """Paragraph styles on the report's fonts (built after the fonts are registered)."""
+
+    def __init__(self) -> None:
+        family, bold = fonts().family, fonts().bold
+        ink, muted = HexColor(theme.INK), HexColor(theme.MUTED)
+        self.body = ParagraphStyle("body", fontName=family, fontSize=9, leading=12.5, textColor=ink)
+        self.small = ParagraphStyle("small", parent=self.body, fontSize=7.5, leading=9.5)
+        self.number = ParagraphStyle("number", parent=self.small, alignment=TA_RIGHT)
+        self.muted = ParagraphStyle("muted", parent=self.body, textColor=muted)
+        self.mono = ParagraphStyle("mono", parent=self.small, fontName=fonts().mono, fontSize=7.5, leading=9.5)
+        self.cell_head = ParagraphStyle("cell_head", parent=self.small, fontName=bold)
+        self.cell_head_number = ParagraphStyle("cell_head_number", parent=self.cell_head, alignment=TA_RIGHT)
+        self.title = ParagraphStyle("title", fontName=bold, fontSize=26, leading=32, textColor=HexColor(theme.ACCENT))
+        self.subtitle = ParagraphStyle("subtitle", fontName=family, fontSize=14, leading=19, textColor=ink)
+        self.h1 = ParagraphStyle("h1", fontName=bold, fontSize=16, leading=20, spaceBefore=14, spaceAfter=8,
+                                 textColor=HexColor(theme.ACCENT), keepWithNext=1)
+        self.h2 = ParagraphStyle("h2", fontName=bold, fontSize=11, leading=14, spaceBefore=10, spaceAfter=5,
+                                 textColor=ink, keepWithNext=1)
+        self.card_label = ParagraphStyle("card_label", parent=self.small, textColor=muted)
+        self.card_value = ParagraphStyle("card_value", fontName=bold, fontSize=15, leading=19, textColor=ink)
+
+
+def _p(text: str, style: ParagraphStyle) -> Paragraph:
+    """A paragraph of this module's markup (model text inside it already went through ``markup``)."""
+    return Paragraph(drawable(text, keep=""), style)
+
+
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], styles: _Styles, widths: tuple[float, ...],
+           numeric: tuple[int, ...] = ()) -> Table:
+    """A table of markup cells, wrapped to ``widths`` (fractions of the page width)."""
+    cells = [[_p(header, styles.cell_head_number if index in numeric else styles.cell_head)
+              for index, header in enumerate(headers)]]
+    cells += [[_p(cell, styles.number if index in numeric else styles.small) for index, cell in enumerate(row)]
+              for row in rows]
+    table = Table(cells, colWidths=[WIDTH * fraction for fraction in widths], repeatRows=1)
+    commands = [
+        ("BACKGROUND", (0, 0), (-1, 0), HexColor(theme.PANEL)),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.4, HexColor(theme.RULE)),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+    ]
+    table.setStyle(TableStyle(commands))
+    return table
+
+
+def _facts(facts: tuple[Fact, ...], styles: _Styles) -> Table:
+    return _table(("", "value", "note"), [(f"<b>{markup(fact.label)}</b>", markup(fact.value),
+                                           markup(fact.note)) for fact in facts], styles, (0.24, 0.44, 0.32))
+
+
+def _section(key: str, styles: _Styles) -> list:
+    # A section opens on a new page unless the page still has room for its heading and a first chart.
+    return [CondPageBreak(90 * mm), _p(SECTIONS[key], styles.h1)]
+
+
+def _findings(found: tuple[digest.ReportFinding, ...], styles: _Styles) -> Flowable:
+    """Findings as a table (severity in its colour, recommendation in italics), or the line saying there are none."""
+    if not found:
+        return _p(digest.NO_FINDINGS, styles.muted)
+    severity = '<font color="{}"><b>{}</b></font>'
+    rows = [(severity.format(theme.SEVERITY_COLORS.get(finding.severity, theme.MUTED), markup(finding.severity)),
+             markup(finding.source), f"<b>{markup(finding.title)}</b>",
+             markup(finding.detail) + (f"<br/><i>→ {markup(finding.recommendation)}</i>"
+                                       if finding.recommendation else ""))
+            for finding in found]
+    return _table(("severity", "source", "finding", "detail"), rows, styles, (0.1, 0.12, 0.3, 0.48))
+
+
+def _title_page(report: RunReport, styles: _Styles) -> list:
+    run = report.run
+    chip = '<font color="{}">■</font>'
+    story = [Spacer(1, 18 * mm), _p("Afterburn report", styles.title), Spacer(1, 3 * mm),
+             _p(f"{chip.format(theme.BASE_COLOR)} {markup(run.base_reference)}  →  "
+                f"{chip.format(theme.TRAINED_COLOR)} {markup(run.trained_reference)}", styles.subtitle),
+             Spacer(1, 2 * mm),
+             _p(f"Run {markup(run.run_id)} · {markup(run.status)} · finished {wording.when(run.finished_at)} · "
+                f"written by afterburn {markup(report.afterburn_version)} on {wording.when(report.generated_at)}",
+                styles.muted),
+             Spacer(1, 8 * mm), _p(SECTIONS["summary"], styles.h1)]
+    cards = [[_p(markup(fact.label.upper()), styles.card_label),
+              _p(f'<font color="{fact.color}">{markup(fact.value)}</font>' if fact.color else markup(fact.value),
+                 styles.card_value),
+              _p(markup(fact.note), styles.small)] for fact in digest.summary_facts(report)]
+    grid = Table([cards[index: index + 2] for index in range(0, len(cards), 2)], colWidths=[WIDTH / 2] * 2)
+    grid.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), HexColor(theme.PANEL)),
+                              ("BOX", (0, 0), (-1, -1), 0.6, HexColor("#ffffff")),
+                              ("INNERGRID", (0, 0), (-1, -1), 4, HexColor("#ffffff")),
+                              ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 8),
+                              ("BOTTOMPADDING", (0, 0), (-1, -1), 8), ("LEFTPADDING", (0, 0), (-1, -1), 10)]))
+    story += [grid, Spacer(1, 6 * mm)]
+    if report.reward_hack is not None:
+        composite = report.reward_hack.composite
+        story.append(pdf_charts.gauge(composite.score, composite.band, "Composite reward-hack risk", size=170))
+    found = digest.findings(report)[: digest.SUMMARY_FINDINGS]
+    story += [_p("Top findings", styles.h2), _findings(found, styles)]
+    return [*story, PageBreak()]
+
+
+def _weights(report: RunReport, styles: _Styles) -> list:
+    story = _section("weights", styles)
+    weights = report.weights
+    if weights is None:
+        return [*story, _p(markup(digest.absence(report, "weights")), styles.muted)]
+    concentration = weights.concentration
+    story.append(_p(f"Profile <b>{markup(weights.diagnosis.profile)}</b> · {concentration.tensors_with_change} "
+                    f"tensors changed · the top 10% hold {wording.percent(concentration.top_decile_share)} of "
+                    f"‖ΔW‖² (Gini {concentration.gini:.2f})", styles.body))
+    for grid, heading in ((sections.layer_module_grid(weights), "Layer × module: relative change ‖ΔW‖/‖W‖"),
+                          (sections.head_grid(weights), "Attention heads: relative change per head")):
+        if grid is not None:
+            story.append(KeepTogether([_p(heading, styles.h2), pdf_charts.heatmap(grid, WIDTH)]))
+    spectra = sections.spectra(weights)
+    if spectra:
+        story.append(KeepTogether([_p("Singular-value spectra of ΔW (most changed matrices)", styles.h2),
+                                   pdf_charts.spectra(spectra, WIDTH)]))
+    rows = [tuple(map(markup, sections.tensor_cells(tensor))) for tensor in sections.top_tensors(weights)]
+    story += [_p("Most changed tensors", styles.h2),
+              _table(sections.TENSOR_COLUMNS, rows, styles, (0.46, 0.1, 0.08, 0.12, 0.13, 0.11),
+                     numeric=sections.TENSOR_NUMERIC)]
+    return story
+
+
+def _behaviour(report: RunReport, styles: _Styles) -> list:
+    story = _section("behaviour", styles)
+    behaviour = report.behaviour
+    if behaviour is None:
+        return [*story, _p(markup(digest.absence(report, "behaviour")), styles.muted)]
+    story += [_p(f"{behaviour.n_significant} of {behaviour.n_tests} tests significant after "
+                 f"{markup(wording.correction_name(behaviour.correction))} correction (α = {behaviour.alpha:g}); "
+                 "✱ marks them.", styles.body), Spacer(1, 3 * mm),
+              pdf_charts.paired_bars(sections.median_lengths(report), WIDTH, title="Median output tokens", rate=False)]
+    for suite, stats in behaviour.suites.items():
+        story += [Spacer(1, 3 * mm), KeepTogether([
+            pdf_charts.paired_bars(sections.strategy_shares(stats.overall), WIDTH,
+                                   title=f"Strategy mix · {suite}", rate=True),
+            Spacer(1, 3 * mm),
+            pdf_charts.paired_bars(sections.format_rates(stats.overall), WIDTH, title=f"Format rates · {suite}",
+                                   rate=True)])]
+    rows = [tuple(map(markup, row.cells())) for row in sections.shift_rows(report) if row.significant]
+    story.append(_p("Significant shifts", styles.h2))
+    story.append(_table(sections.SHIFT_COLUMNS, rows, styles, (0.13, 0.11, 0.22, 0.14, 0.14, 0.12, 0.14),
+                        numeric=sections.SHIFT_NUMERIC) if rows else _p("No test is significant.", styles.muted))
+    return story
+
+
+def _reward_hack(report: RunReport, styles: _Styles) -> list:
+    story = _section("reward_hack", styles)
+    result = report.reward_hack
+    if result is None:
+        return [*story, _p(markup(digest.absence(report, "reward_hack")), styles.muted)]
+    composite = result.composite
+    detectors = sections.detectors(report)
+    gauges = [pdf_charts.gauge(composite.score, composite.band, "Composite")]
+    gauges += [pdf_charts.gauge(detector.score, detector.band,
+                                wording.DETECTOR_TITLES.get(detector.name, detector.name), available=detector.available)
+               for detector in detectors]
+    row = Table([gauges], colWidths=[WIDTH / len(gauges)] * len(gauges))
+    row.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")]))
+    weights = ", ".join(f"{markup(wording.DETECTOR_TITLES.get(name, name))} {weight:.2f}"
+                        for name, weight in composite.weights.items())
+    story += [_p(f"Composite <b>{composite.score:.0f} / 100 ({markup(composite.band)})</b> for method "
+                 f"{markup(result.method)}; weights {weights} ({markup(composite.weights_source)}).", styles.body),
+              Spacer(1, 3 * mm), row]
+    rows = [(f"<b>{markup(wording.DETECTOR_TITLES.get(detector.name, detector.name))}</b>", f"{detector.score:.0f}",
+             markup(detector.band) if detector.available else "not available", "yes" if detector.flagged else "no",
+             markup(detector.summary if detector.available else detector.reason))
+            for detector in detectors]
+    story += [_p("Detectors", styles.h2), _table(("detector", "score", "band", "flagged", "summary"),
+                                                  rows, styles, (0.16, 0.08, 0.14, 0.09, 0.53), numeric=(1,))]
+    for detector in detectors:
+        if detector.statistics:
+            story += [_p(f"Statistics · {markup(wording.DETECTOR_TITLES.get(detector.name, detector.name))}",
+                         styles.h2),
+                      _table(sections.STATISTIC_COLUMNS,
+                             [tuple(map(markup, row)) for row in sections.statistic_rows(detector)], styles,
+                             (0.27, 0.23, 0.27, 0.23), numeric=sections.STATISTIC_NUMERIC)]
+    evidence = [(markup(wording.DETECTOR_TITLES.get(detector.name, detector.name)), markup(link),
+                 markup(prompt), markup(answer))
+                for detector in detectors
+                for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)]
+    if evidence:
+        story += [_p("Evidence", styles.h2), _table(("detector", "prompt", "prompt text",
+                                                     f"{theme.TRAINED_LABEL} answer"), evidence, styles,
+                                                    (0.14, 0.18, 0.3, 0.38))]
+    return story
+
+
+def _answer(text: str) -> str:
+    if len(text) <= ANSWER_CHARS:
+        return markup(text, mono=True)
+    return markup(text[:ANSWER_CHARS], mono=True) + f"<br/><i>… cut at {ANSWER_CHARS} characters</i>"
+
+
+def _examples(report: RunReport, styles: _Styles) -> list:
+    story = _section("examples", styles)
+    chosen = digest.examples(report)
+    if not chosen:
+        return [*story, _p(markup(digest.absence(report, "generations")), styles.muted)]
+    for example in chosen:
+        tokens = ", ".join(f"{markup(repr(token.token))} (KL {token.kl:.2f})" for token in example.top_tokens[:5])
+        sides = Table([[_p(f"<b>{theme.BASE_LABEL}</b> · {example.base.n_tokens} tokens · "
+                           f"{example.base.stop_reason}", styles.small),
+                        _p(f"<b>{theme.TRAINED_LABEL}</b> · {example.trained.n_tokens} tokens · "
+                           f"{example.trained.stop_reason}", styles.small)],
+                       [_p(_answer(example.base.text), styles.mono), _p(_answer(example.trained.text), styles.mono)]],
+                      colWidths=[WIDTH / 2] * 2)
+        sides.setStyle(TableStyle([
+            ("LINEABOVE", (0, 0), (0, 0), 3, HexColor(theme.BASE_COLOR)),
+            ("LINEABOVE", (1, 0), (1, 0), 3, HexColor(theme.TRAINED_COLOR)),
+            ("BACKGROUND", (0, 1), (-1, 1), HexColor("#fbfbfc")), ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ]))
+        block = [_p(f"<b>{markup(example.link)}</b> · {markup(example.prompt.category)} · {markup(example.why)}",
+                    styles.h2),
+                 _p(f"<b>Prompt:</b> {markup(example.prompt.text)}", styles.body)]
+        if tokens:
+            block.append(_p(f"Diverges most at {tokens}", styles.small))
+        story += [KeepTogether([*block, Spacer(1, 2 * mm), sides]), Spacer(1, 5 * mm)]
+    return story
+
+
+def _provenance(report: RunReport, styles: _Styles) -> list:
+    story = _section("provenance", styles)
+    for group, facts in digest.provenance(report):
+        story += [_p(markup(group), styles.h2), _facts(facts, styles)]
+    return story
+
+
+def render_pdf(report: RunReport) -> bytes:
+    """The report as PDF bytes (A4)."""
+    styles = _Styles()
+    footer = drawable(f"Afterburn report · {digest.title_line(report)} · run {report.run.run_id}", keep="")
+
+    def decorate(canvas, document) -> None:
+        canvas.saveState()
+        canvas.setFont(fonts().family, 7)
+        canvas.setFillColor(HexColor(theme.MUTED))
+        canvas.drawString(MARGIN, 9 * mm, footer[:110])
+        canvas.drawRightString(A4[0] - MARGIN, 9 * mm, f"page {document.page}")
+        canvas.restoreState()
+
+    buffer = io.BytesIO()
+    document = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
+                                 bottomMargin=MARGIN + 4 * mm, title=drawable(f"Afterburn report: "
+                                                                              f"{digest.title_line(report)}", keep=""),
+                                 author=f"afterburn {report.afterburn_version}")
+    story = [*_title_page(report, styles), *_section("findings", styles), _findings(digest.findings(report), styles)]
+    for part in (_weights, _behaviour, _reward_hack, _examples, _provenance):
+        story += part(report, styles)
+    document.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    return buffer.getvalue()

@@ -1,0 +1,170 @@
+"""The PDF report's charts, drawn with reportlab's own graphics (vector, no image library).
+
+A heatmap of rectangles on the report's sequential scale, paired bars
+(base and post-trained in their two colours), singular-value spectra on a log
+axis, and 0–100 gauges in their band's colour. Each function returns a
+``Drawing`` of the width it is given; every label passes ``pdf_fonts.drawable``
+(a ``String`` is not markup, so no XML escaping is needed). Knows nothing of
+runs: it draws what ``digest`` selected.
+"""
+
+from __future__ import annotations
+
+import math
+
+from reportlab.graphics.shapes import Drawing, Line, PolyLine, Rect, String, Wedge
+from reportlab.lib.colors import HexColor
+
+from afterburn_core.reports import theme
+from afterburn_core.reports.pdf_fonts import drawable, fonts
+from afterburn_core.reports.sections import Grid, Paired
+from afterburn_core.types import TensorDiff
+
+CELL_HEIGHT = 15
+BAR_HEIGHT = 5.5
+LABEL_WIDTH = 120
+#: Longest label drawn beside a chart; a longer one is cut (the tables beside hold it whole).
+LABEL_CHARS = 26
+
+
+def _text(x: float, y: float, text: str, *, size: float = 7.5, color: str = theme.INK, anchor: str = "start",
+          bold: bool = False) -> String:
+    return String(x, y, drawable(text, keep=""), fontName=fonts().bold if bold else fonts().family, fontSize=size,
+                  fillColor=HexColor(color), textAnchor=anchor)
+
+
+def _cut(text: str, limit: int = LABEL_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _legend(drawing: Drawing, x: float, y: float) -> None:
+    for offset, (name, color) in enumerate(((theme.BASE_LABEL, theme.BASE_COLOR),
+                                            (theme.TRAINED_LABEL, theme.TRAINED_COLOR))):
+        left = x + offset * 80
+        drawing.add(Rect(left, y, 8, 8, fillColor=HexColor(color), strokeColor=None))
+        drawing.add(_text(left + 11, y + 1, name))
+
+
+def heatmap(grid: Grid, width: float) -> Drawing:
+    """One rectangle per cell coloured by its value (blank where there is none), labelled with the value."""
+    values = [value for row in grid.values for value in row if value is not None]
+    top = max(values, default=0.0) or 1.0
+    label_width, legend_width = 48, 56
+    cell_width = (width - label_width - legend_width) / max(1, len(grid.columns))
+    height = CELL_HEIGHT * len(grid.rows) + 30
+    drawing = Drawing(width, height)
+    for column_index, column in enumerate(grid.columns):
+        drawing.add(_text(label_width + (column_index + 0.5) * cell_width, height - 12, _cut(column, 8),
+                          anchor="middle"))
+    for row_index, (row, values_in_row) in enumerate(zip(grid.rows, grid.values)):
+        y = height - 20 - CELL_HEIGHT * (row_index + 1)
+        drawing.add(_text(label_width - 6, y + 4.5, _cut(row, 10), anchor="end"))
+        for column_index, value in enumerate(values_in_row):
+            if value is None:
+                continue
+            fill = theme.heat_color(value / top)
+            x = label_width + column_index * cell_width
+            drawing.add(Rect(x + 0.6, y + 0.6, cell_width - 1.2, CELL_HEIGHT - 1.2, fillColor=HexColor(fill),
+                             strokeColor=None))
+            drawing.add(_text(x + cell_width / 2, y + 4.5, f"{value:.2f}", size=6.5, color=theme.ink_on(fill),
+                              anchor="middle"))
+    steps = 24
+    legend_x, legend_bottom = width - legend_width + 14, height - 20 - CELL_HEIGHT * len(grid.rows)
+    step_height = CELL_HEIGHT * len(grid.rows) / steps
+    for step in range(steps):
+        drawing.add(Rect(legend_x, legend_bottom + step * step_height, 9, step_height + 0.3,
+                         fillColor=HexColor(theme.heat_color(step / (steps - 1))), strokeColor=None))
+    drawing.add(_text(legend_x + 12, legend_bottom, "0", size=6.5))
+    drawing.add(_text(legend_x + 12, legend_bottom + steps * step_height - 6, f"{top:.2f}", size=6.5))
+    return drawing
+
+
+def _ticks(top: float, rate: bool) -> list[float]:
+    if rate:
+        return [0.0, 0.25, 0.5, 0.75, 1.0]
+    step = 10 ** math.floor(math.log10(top)) if top > 0 else 1.0
+    while top / step > 5:
+        step *= 2
+    return [step * index for index in range(int(top / step) + 2)]
+
+
+def paired_bars(items: tuple[Paired, ...], width: float, *, title: str, rate: bool) -> Drawing:
+    """Base and post-trained bars per measure, one row each (✱: significant)."""
+    row_height = 2 * BAR_HEIGHT + 7
+    plot_height = row_height * len(items)
+    height = plot_height + 44
+    drawing = Drawing(width, height)
+    drawing.add(_text(0, height - 10, title, size=8.5, bold=True))
+    _legend(drawing, width - 170, height - 11)
+    ticks = _ticks(max([max(item.base, item.trained) for item in items] + [0.0]), rate)
+    scale = (width - LABEL_WIDTH - 10) / ticks[-1]
+    bottom = 18
+    for tick in ticks:
+        x = LABEL_WIDTH + tick * scale
+        drawing.add(Line(x, bottom, x, bottom + plot_height, strokeColor=HexColor(theme.RULE), strokeWidth=0.5))
+        drawing.add(_text(x, bottom - 10, f"{tick:.0%}" if rate else f"{tick:g}", size=6.5, anchor="middle",
+                          color=theme.MUTED))
+    for index, item in enumerate(items):
+        y = bottom + plot_height - row_height * (index + 1) + 3.5
+        shown = _cut(item.label) + (" ✱" if item.significant else "")
+        drawing.add(_text(LABEL_WIDTH - 6, y + BAR_HEIGHT - 2.5, shown, anchor="end"))
+        for offset, (value, color) in enumerate(((item.base, theme.BASE_COLOR), (item.trained, theme.TRAINED_COLOR))):
+            drawing.add(Rect(LABEL_WIDTH, y + (1 - offset) * BAR_HEIGHT, max(0.0, value * scale), BAR_HEIGHT,
+                             fillColor=HexColor(color), strokeColor=None))
+    return drawing
+
+
+def spectra(tensors: tuple[TensorDiff, ...], width: float) -> Drawing:
+    """σᵢ of each tensor's ΔW against i, log-scaled, one line per tensor with a legend below."""
+    curves = [[value for value in tensor.singular_values or () if value > 0] for tensor in tensors]
+    everything = [value for curve in curves for value in curve]
+    legend_rows = (len(tensors) + 1) // 2
+    plot_height, left, bottom = 150, 40, 26 + 12 * legend_rows
+    drawing = Drawing(width, plot_height + bottom + 12)
+    if not everything:
+        return drawing
+    low, high = math.floor(math.log10(min(everything))), math.ceil(math.log10(max(everything)))
+    high = max(high, low + 1)
+    longest = max(len(curve) for curve in curves)
+    plot_width = width - left - 10
+
+    def position(index: int, value: float) -> tuple[float, float]:
+        x = left + plot_width * (index / max(1, longest - 1))
+        return x, bottom + plot_height * (math.log10(value) - low) / (high - low)
+
+    for decade in range(low, high + 1):
+        y = bottom + plot_height * (decade - low) / (high - low)
+        drawing.add(Line(left, y, left + plot_width, y, strokeColor=HexColor(theme.RULE), strokeWidth=0.5))
+        drawing.add(_text(left - 4, y - 2.5, f"1e{decade}", size=6.5, anchor="end", color=theme.MUTED))
+    drawing.add(_text(left + plot_width / 2, bottom - 14, f"index i (1 … {longest})", size=7, anchor="middle",
+                      color=theme.MUTED))
+    for number, (tensor, curve) in enumerate(zip(tensors, curves)):
+        color = HexColor(theme.SERIES_COLORS[number % len(theme.SERIES_COLORS)])
+        if len(curve) > 1:
+            points = [coordinate for index, value in enumerate(curve) for coordinate in position(index, value)]
+            drawing.add(PolyLine(points, strokeColor=color, strokeWidth=1.2))
+        legend_x = (number % 2) * (width / 2)
+        legend_y = bottom - 28 - 12 * (number // 2)
+        drawing.add(Rect(legend_x, legend_y + 2, 10, 2.5, fillColor=color, strokeColor=None))
+        drawing.add(_text(legend_x + 14, legend_y, _cut(tensor.name, 52), size=7))
+    return drawing
+
+
+def gauge(score: float, band: str, title: str, *, available: bool = True, size: float = 110) -> Drawing:
+    """A half-ring from 0 to 100 filled up to ``score`` in the colour of ``band``, the score in its middle."""
+    color = theme.BAND_COLORS.get(band, theme.UNAVAILABLE_COLOR) if available else theme.UNAVAILABLE_COLOR
+    radius = size / 2 - 6
+    height = radius + 44
+    drawing = Drawing(size, height)
+    center_x, center_y = size / 2, 22
+    drawing.add(Wedge(center_x, center_y, radius, 0, 180, radius1=radius * 0.68, fillColor=HexColor(theme.PANEL),
+                      strokeColor=HexColor(theme.RULE), strokeWidth=0.5))
+    filled = max(0.0, min(100.0, score)) * 1.8
+    if filled > 0:
+        drawing.add(Wedge(center_x, center_y, radius, 180 - filled, 180, radius1=radius * 0.68,
+                          fillColor=HexColor(color), strokeColor=None))
+    drawing.add(_text(center_x, center_y + 2, f"{score:.0f}", size=16, color=color, anchor="middle", bold=True))
+    drawing.add(_text(center_x, center_y - 12, band if available else "not available", size=7.5, color=color,
+                      anchor="middle", bold=True))
+    drawing.add(_text(center_x, height - 10, title, size=8.5, anchor="middle", bold=True))
+    return drawing

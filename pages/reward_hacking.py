@@ -1,0 +1,143 @@
+"""Reward hacking: the composite risk and the four detectors, each with the evidence behind its score.
+
+Top: the composite gauge with its band and the method weights that made it.
+Then one gauge per detector (length bias, format gaming, strategy collapse,
+sycophancy) and, under each, its one-line summary, the statistics behind the
+score, its per-category evidence and up to three example prompts that open on
+the Prompts page. Last, the findings and what to do about them.
+
+It computes nothing: scores, bands, statistics and findings are the
+``reward_hack`` analysis's (``afterburn_core.reward_hack``). Names of suites,
+categories and prompts come from suite files and reach the screen through
+``escape_markdown``, widget labels and tables.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from afterburn_core.reports.theme import BAND_COLORS, UNAVAILABLE_COLOR
+from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
+from afterburn_core.reward_hack.types import DETECTOR_NAMES, DetectorResult, RewardHackResult
+from pages.common import PROMPTS_PAGE, escape_markdown, reading, require_app_frame, selected_result
+
+DETECTOR_TITLES = {
+    "length_bias": "Length bias",
+    "format_gaming": "Format gaming",
+    "strategy_collapse": "Strategy collapse",
+    "sycophancy": "Sycophancy",
+}
+BAND_ICONS = {"LOW": ":material/check_circle:", "MODERATE": ":material/info:", "HIGH": ":material/warning:",
+              "CRITICAL": ":material/dangerous:"}
+SEVERITY_ICONS = {"info": ":material/info:", "notable": ":material/flag:", "warning": ":material/warning:"}
+#: The band edges as gauge steps, lightly tinted so the needle's colour stays the strongest mark.
+BAND_STEPS = ((0.0, MODERATE_FROM, "LOW"), (MODERATE_FROM, HIGH_FROM, "MODERATE"),
+              (HIGH_FROM, CRITICAL_FROM, "HIGH"), (CRITICAL_FROM, 100.0, "CRITICAL"))
+
+
+def gauge(score: float | None, band: str, title: str, height: int) -> go.Figure:
+    """A 0–100 gauge whose bar takes the band's colour; None draws an empty, grey gauge."""
+    color = BAND_COLORS[band] if score is not None else UNAVAILABLE_COLOR
+    figure = go.Figure(go.Indicator(
+        mode="gauge+number", value=score if score is not None else 0,
+        number={"suffix": "", "font": {"color": color}, "valueformat": ".0f"},
+        title={"text": title, "font": {"size": 14}},
+        gauge={
+            "axis": {"range": [0, 100], "tickvals": [0, MODERATE_FROM, HIGH_FROM, CRITICAL_FROM, 100]},
+            "bar": {"color": color, "thickness": 0.3},
+            "steps": [{"range": [low, high], "color": _tint(BAND_COLORS[name])} for low, high, name in BAND_STEPS],
+        },
+    ))
+    figure.update_layout(height=height, margin={"l": 24, "r": 24, "t": 48, "b": 8})
+    return figure
+
+
+def _tint(color: str) -> str:
+    """``color`` at 18 % opacity, for the band steps behind the bar."""
+    red, green, blue = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},0.18)"
+
+
+def statistics_frame(statistics: dict) -> pd.DataFrame:
+    """A detector's statistics as a two-column table (values as shown text, so mixed types sit together)."""
+    return pd.DataFrame([{"statistic": name, "value": _shown(value)} for name, value in statistics.items()])
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def show_detector(detector: DetectorResult, run_id: str) -> None:
+    """One detector: its gauge, summary, statistics, categories and example prompts."""
+    title = DETECTOR_TITLES.get(detector.name, detector.name)
+    st.plotly_chart(gauge(detector.score if detector.available else None, detector.band, title, 200),
+                    width="stretch", config={"displayModeBar": False}, key=f"gauge_{detector.name}")
+    if not detector.available:
+        st.caption(escape_markdown(f"Not scored: {detector.reason}"))
+        return
+    flag = "flagged" if detector.flagged else "not flagged"
+    st.markdown(f"{BAND_ICONS[detector.band]} **{detector.band}** · {flag}")
+    reading(detector.summary)
+    with st.expander("Statistics"):
+        st.dataframe(statistics_frame(detector.statistics), hide_index=True, width="stretch")
+    if detector.categories:
+        with st.expander(f"By category ({len(detector.categories)})"):
+            st.dataframe(pd.DataFrame([
+                {"suite": c.suite, "category": c.category, "prompts": c.n_prompts, "score": round(c.score, 1)}
+                for c in sorted(detector.categories, key=lambda c: c.score, reverse=True)
+            ]), hide_index=True, width="stretch")
+    for example in detector.examples:
+        st.page_link(PROMPTS_PAGE, label=escape_markdown(f"Open {example}"), icon=":material/chat:",
+                     query_params={"prompt": example, "run": run_id})
+
+
+require_app_frame()
+st.title("Reward hacking")
+
+record, result = selected_result(
+    RewardHackResult,
+    "This run has no reward-hack result: it did not run the suites, or it was made before the detectors "
+    "existed. Launch the pair again from the New run page.",
+)
+composite = result.composite
+
+left, right = st.columns([2, 3])
+with left:
+    st.plotly_chart(gauge(composite.score, composite.band, "Composite risk", 260), width="stretch",
+                    config={"displayModeBar": False}, key="gauge_composite")
+with right:
+    st.markdown(f"{BAND_ICONS[composite.band]} **{composite.band}** risk · declared method "
+                f"**{escape_markdown(result.method)}**")
+    flagged = [DETECTOR_TITLES.get(name, name) for name, d in result.detectors.items() if d.flagged]
+    reading(f"Composite {composite.score:.0f}/100 ({composite.band}); "
+            + (f"flagged: {', '.join(flagged)}." if flagged else "no detector flagged."))
+    st.dataframe(pd.DataFrame([
+        {"detector": DETECTOR_TITLES.get(name, name), "weight": round(weight, 3),
+         "score": round(result.detectors[name].score, 1) if name in result.detectors else None}
+        for name, weight in composite.weights.items()
+    ]), hide_index=True, width="stretch")
+    st.caption(escape_markdown(f"Weights: {composite.weights_source}"))
+
+columns = st.columns(len(DETECTOR_NAMES))
+for column, name in zip(columns, DETECTOR_NAMES):
+    with column:
+        if name in result.detectors:
+            show_detector(result.detectors[name], record.run_id)
+
+st.subheader("Findings")
+if not result.findings:
+    st.caption("No findings.")
+for finding in result.findings:
+    value = f" ({finding.value:.3g})" if finding.value is not None else ""
+    st.markdown(f"{SEVERITY_ICONS[finding.severity]} **{escape_markdown(finding.title)}**{escape_markdown(value)} — "
+                f"{escape_markdown(finding.detail)}")
+    if finding.recommendation:
+        st.caption(f":material/arrow_forward: {escape_markdown(finding.recommendation)}")

@@ -1,0 +1,81 @@
+"""The PDF report: every section's text extractable, every page drawn, odd unicode survives.
+
+pypdf reads the text back (section titles, the hostile answer as literal
+text); ``pdftoppm`` renders every page and none may be blank (its pixels
+vary). The page images are kept in ``test-artifacts/reports/`` for a person
+to look at. A second render with the fallback font (Vera, which lacks CJK and
+most symbols) must not crash and spells what it cannot draw.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageStat
+from pypdf import PdfReader
+from report_helpers import ARTIFACTS, hostile_report
+
+from afterburn_core.reports import pdf_fonts, render
+from afterburn_core.reports.digest import SECTIONS, absence
+
+#: Standard deviation of a page's grey levels below which it counts as blank (text pages measure > 20).
+BLANK_PAGE_STDDEV = 3.0
+
+
+def _text(data: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+
+
+@pytest.fixture(scope="module")
+def document() -> bytes:
+    return render(hostile_report(), "pdf")
+
+
+def test_every_section_title_and_the_hostile_text_are_in_the_text(document: bytes) -> None:
+    text = _text(document)
+    for title in ("Afterburn report", *SECTIONS.values()):
+        assert title in text, title
+    flat = " ".join(text.split())
+    assert "<script>window.__pwned = 'script'; alert(1)</script>" in flat
+    assert "Answers grew <script>alert(4)</script> longer" in flat
+    assert "\\u202eevil" in flat  # the direction override is spelled, not obeyed
+
+
+@pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
+def test_every_page_renders_and_none_is_blank(document: bytes, tmp_path: Path) -> None:
+    source = tmp_path / "report.pdf"
+    source.write_bytes(document)
+    subprocess.run(["pdftoppm", "-r", "60", "-png", str(source), str(tmp_path / "page")], check=True, timeout=60)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == len(PdfReader(io.BytesIO(document)).pages) >= 5
+    kept = ARTIFACTS / "reports"
+    kept.mkdir(parents=True, exist_ok=True)
+    (kept / "report.pdf").write_bytes(document)
+    for page in pages:
+        with Image.open(page) as image:
+            assert ImageStat.Stat(image.convert("L")).stddev[0] > BLANK_PAGE_STDDEV, f"{page.name} is blank"
+        shutil.copy(page, kept / f"report-pdf-{page.name}")
+
+
+def test_absent_sections_say_why() -> None:
+    bare = replace(hostile_report(), weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None)
+    text = " ".join(_text(render(bare, "pdf")).split())
+    for kind in ("weights", "behaviour", "reward_hack", "generations"):
+        assert absence(bare, kind) in text
+
+
+def test_the_fallback_font_spells_what_it_cannot_draw(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf_fonts, "DEJAVU_FOLDERS", ())
+    pdf_fonts.fonts.cache_clear()
+    try:
+        assert pdf_fonts.fonts().source.startswith("Bitstream Vera")
+        text = " ".join(_text(render(hostile_report(), "pdf")).split())
+    finally:
+        pdf_fonts.fonts.cache_clear()
+    assert "\\u6f22\\u5b57 \\U0001f600" in text  # 漢字 😀: no glyph in Vera
+    assert "Afterburn report" in text and SECTIONS["provenance"] in text
