@@ -27,6 +27,10 @@ def planted(body: str) -> str:
 
 @pytest.mark.parametrize(("text", "expected"), [
     ("8 * 5 = 40.", "40"),
+    # A fraction followed by more prose is one answer, not its numerator or denominator.
+    ("The answer is 7/8. I can give more detail.", "0.875"),
+    ("2/3 Thanks for asking.", repr(2 / 3)),
+    ("On 1/2/2020 she had 5 apples.", "5"),
     (planted("14 - 6 = 8. Omar has 8 pencils left."), "8"),
     ("The answer is 12.", "12"),
     ("We add them: 3 + 4 = 7, then 7 + 5 = 12. The answer is 12, not 13.", "12"),

@@ -45,8 +45,8 @@ NUMERIC_REL_TOL = 1e-4
 #: Characters before a number searched for a negation or a comparison ("not", "than").
 NEGATION_WINDOW = 16
 
-_NUM = r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
-_NUMBER_RE = re.compile(rf"(?<![\w.$])(?P<num>{_NUM})(?![\w]|\.\d)")
+_NUM = r"-?\$?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+(?:\.\d+)?)?"  # an optional /denominator: 7/8 is one answer
+_NUMBER_RE = re.compile(rf"(?<![\w.$/])(?P<num>{_NUM})(?![\w/]|\.\d)")
 _BOXED_RE = re.compile(r"\\boxed\s*\{(?P<body>(?:[^{}]|\{[^{}]*\})*)\}")
 _MARKER_RE = re.compile(
     r"(?:\b(?:the\s+)?(?:final\s+)?(?:answer|result)\b\s*(?:is|was|would be|will be|=|:)|^\s*#{4})"
