@@ -3,8 +3,8 @@
 Starts ``streamlit run app.py`` on a free port with its own ``$AFTERBURN_HOME``,
 drives headless Chromium through playwright: open a ``?run=`` link as the
 server's first page, launch the preselected demo pair, watch the progress view
-reach done, reload, open the results (checkpoints, weights, behaviour, then
-prompts). A hand-built weight diff with hostile model strings, and a copy of a
+reach done, reload, open the results (checkpoints, weights, behaviour,
+prompts, reward hacking), then download all four reports from the Reports page. A hand-built weight diff with hostile model strings, and a copy of a
 demo run whose answer is markup, check that nothing a checkpoint or a model
 wrote becomes markup in the page.
 No page may show Streamlit's exception box. Screenshots land in
