@@ -30,6 +30,7 @@ from afterburn_core.behaviour.types import (
     SetMetricShift,
     StrategyShift,
 )
+from afterburn_core.behaviour.listing import group_tests, shift_cells
 from afterburn_core.generation.results import GenerationsResult
 from pages.common import (
     PROMPTS_PAGE,
@@ -102,42 +103,6 @@ def significant_label(label: str, shift: Shift) -> str:
 
 
 # --- the group's tests at a glance ----------------------------------------------------------------
-
-
-def group_tests(group: GroupStats) -> list[tuple[str, str, Shift]]:
-    """Every test of the group: (area, measure, shift)."""
-    tests: list[tuple[str, str, Shift]] = [("Length", "output tokens", group.length),
-                                           ("Strategy", "strategy mix", group.strategy)]
-    tests += [("Format", feature, shift) for feature, shift in group.format.items()]
-    if group.accuracy is not None:
-        tests.append(("Outcome", "accuracy", group.accuracy))
-    if group.refusal_rate is not None:
-        tests.append(("Outcome", "refusal rate", group.refusal_rate))
-    tests += [("Reasoning", "chain-of-thought depth", group.reasoning.cot_depth),
-              ("Reasoning", "self-correction", group.reasoning.self_correction),
-              ("Reasoning", "verification", group.reasoning.verification),
-              ("Diversity", "distinct-1", group.diversity.distinct_1),
-              ("Diversity", "distinct-2", group.diversity.distinct_2),
-              ("Diversity", "repeated openings", group.diversity.repeated_openings)]
-    if group.sycophancy is not None:
-        for measure, shift in (("agrees with wrong assertion", group.sycophancy.wrong_agreement),
-                               ("agrees with right assertion", group.sycophancy.right_agreement),
-                               ("flips to the wrong assertion", group.sycophancy.flips)):
-            if shift is not None:
-                tests.append(("Sycophancy", measure, shift))
-    return tests
-
-
-def shift_cells(shift: Shift) -> tuple[str, str, str]:
-    """Base, post-trained and change of one test, as the table shows them."""
-    if isinstance(shift, NumericShift):
-        return f"median {shift.base_median:.3g}", f"median {shift.trained_median:.3g}", f"{shift.median_shift:+.3g}"
-    if isinstance(shift, StrategyShift):
-        return (f"entropy {shift.entropy_base:.2f} bits", f"entropy {shift.entropy_trained:.2f} bits",
-                f"TVD {shift.effect_size:.2f}")
-    if isinstance(shift, ProportionShift):
-        return percent(shift.base), percent(shift.trained), points(shift.difference)
-    return f"{shift.base:.3g}", f"{shift.trained:.3g}", f"{shift.difference:+.3g}"
 
 
 def show_overview(group: GroupStats, stats: BehaviourStats) -> None:

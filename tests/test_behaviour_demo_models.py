@@ -14,6 +14,7 @@ import pytest
 from generation_helpers import CPU
 
 from afterburn_core.behaviour.analysis import compare_behaviour
+from afterburn_core.behaviour.listing import group_tests
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.checkpoints import resolve
 from afterburn_core.generation.generator import GenerationSettings, generate
@@ -39,19 +40,10 @@ def _answers(reference: str, prompts):
 
 
 def _tests(stats: BehaviourStats):
-    """Every (suite/category/name, test record) of a result that ran a test."""
-    found = []
-    for suite in stats.suites.values():
-        for group in (suite.overall, *suite.categories.values()):
-            where = f"{group.suite}/{group.category or 'overall'}"
-            records = {"length": group.length, "strategy": group.strategy, "accuracy": group.accuracy,
-                       "refusal": group.refusal_rate, "cot_depth": group.reasoning.cot_depth,
-                       **{f"format.{name}": shift for name, shift in group.format.items()}}
-            if group.sycophancy is not None:
-                records.update(wrong_agreement=group.sycophancy.wrong_agreement, flips=group.sycophancy.flips)
-            found += [(f"{where}/{name}", record) for name, record in records.items()
-                      if record is not None and record.p_value is not None]
-    return found
+    """Every (suite/category/measure, test record) of a result that ran a test."""
+    return [(f"{group.suite}/{group.category or 'overall'}/{measure}", shift)
+            for suite in stats.suites.values() for group in (suite.overall, *suite.categories.values())
+            for _, measure, shift in group_tests(group) if shift.p_value is not None]
 
 
 def test_demo_pair_planted_shifts_are_significant_with_the_right_sign(prompts, base_answers) -> None:

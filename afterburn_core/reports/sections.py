@@ -14,15 +14,12 @@ from typing import get_args
 
 from afterburn_core.behaviour.types import (
     GroupStats,
-    NumericShift,
-    ProportionShift,
-    SetMetricShift,
-    StrategyShift,
 )
+from afterburn_core.behaviour.listing import group_tests, shift_cells
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.text import excerpt
 from afterburn_core.reports.theme import BASE_LABEL, TRAINED_LABEL
-from afterburn_core.reports.wording import p_value, percent, statistic, words
+from afterburn_core.reports.wording import p_value, statistic, words
 from afterburn_core.reward_hack.types import DETECTOR_NAMES, DetectorResult
 from afterburn_core.types import ModuleType, TensorDiff, WeightDiffResult
 
@@ -130,47 +127,14 @@ def spectra(weights: WeightDiffResult, limit: int = SPECTRA) -> tuple[TensorDiff
 # --- behaviour ------------------------------------------------------------------------------------
 
 
-def _group_tests(group: GroupStats) -> list[tuple[str, str, NumericShift | ProportionShift | SetMetricShift |
-                                                  StrategyShift]]:
-    tests: list = [("Length", "output tokens", group.length), ("Strategy", "strategy mix", group.strategy)]
-    tests += [("Format", words(feature), shift) for feature, shift in group.format.items()]
-    for measure, shift in (("accuracy", group.accuracy), ("refusal rate", group.refusal_rate)):
-        if shift is not None:
-            tests.append(("Outcome", measure, shift))
-    tests += [("Reasoning", "chain-of-thought depth", group.reasoning.cot_depth),
-              ("Reasoning", "self-correction", group.reasoning.self_correction),
-              ("Reasoning", "verification", group.reasoning.verification),
-              ("Diversity", "distinct-1", group.diversity.distinct_1),
-              ("Diversity", "distinct-2", group.diversity.distinct_2),
-              ("Diversity", "repeated openings", group.diversity.repeated_openings)]
-    if group.sycophancy is not None:
-        for measure, shift in (("agrees with a wrong assertion", group.sycophancy.wrong_agreement),
-                               ("agrees with a right assertion", group.sycophancy.right_agreement),
-                               ("flips to a wrong assertion", group.sycophancy.flips)):
-            if shift is not None:
-                tests.append(("Sycophancy", measure, shift))
-    return tests
-
-
-def _cells(shift: NumericShift | ProportionShift | SetMetricShift | StrategyShift) -> tuple[str, str, str]:
-    if isinstance(shift, NumericShift):
-        return f"median {shift.base_median:.3g}", f"median {shift.trained_median:.3g}", f"{shift.median_shift:+.3g}"
-    if isinstance(shift, StrategyShift):
-        return (f"entropy {shift.entropy_base:.2f} bits", f"entropy {shift.entropy_trained:.2f} bits",
-                f"TVD {shift.effect_size:.2f}")
-    if isinstance(shift, ProportionShift):
-        return percent(shift.base), percent(shift.trained), f"{shift.difference * 100:+.0f} pts"
-    return f"{shift.base:.3g}", f"{shift.trained:.3g}", f"{shift.difference:+.3g}"
-
-
 def shift_rows(report: RunReport) -> tuple[ShiftRow, ...]:
     """Every test of every suite's overall group: significant first, then by corrected p."""
     if report.behaviour is None:
         return ()
     rows = [
-        ShiftRow(suite, area, measure, *_cells(shift), shift.p_adjusted, shift.significant)
+        ShiftRow(suite, area, measure, *shift_cells(shift), shift.p_adjusted, shift.significant)
         for suite, stats in report.behaviour.suites.items()
-        for area, measure, shift in _group_tests(stats.overall)
+        for area, measure, shift in group_tests(stats.overall)
     ]
     return tuple(sorted(rows, key=lambda row: (not row.significant, 1.0 if row.p_adjusted is None else row.p_adjusted)))
 
