@@ -8,12 +8,14 @@ results as a ``Diagnosis``, which writes any of the four report formats.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from afterburn_core.config import AnalysisConfig, load_config_file
-from afterburn_core.errors import AnalysisFailed, ConfigError
+from afterburn_core.errors import AnalysisFailed, BadInput, ConfigError
 from afterburn_core.progress import ProgressCallback
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.store import RunStore
@@ -21,13 +23,21 @@ from afterburn_core.store import RunStore
 _SETTINGS = frozenset(f.name for f in fields(AnalysisConfig))
 
 
-@dataclass(frozen=True)
+# repr=False: the generated repr would print every generation and tensor of the report, megabytes in a REPL.
+@dataclass(frozen=True, repr=False)
 class Diagnosis:
     """A finished run: its id, the store it lives in, and every result it holds (``report``)."""
 
     run_id: str
     home: Path
     report: RunReport
+
+    def __repr__(self) -> str:
+        run = self.report.run
+        risk = self.reward_hack
+        verdict = f", reward-hack risk {risk.composite.score:.1f} {risk.composite.band}" if risk is not None else ""
+        return (f"Diagnosis(run {self.run_id}: {run.base_reference} → {run.trained_reference}, {run.status}"
+                f"{verdict}, in {self.home})")
 
     @property
     def weights(self):
@@ -58,28 +68,41 @@ class Diagnoser:
     a LoRA adapter folder (as ``trained``) or ``demo:base`` / ``demo:trained``.
     Settings are ``AnalysisConfig`` fields given as keywords (``method``,
     ``suites``, ``max_new_tokens``, ``device``, …), over ``config`` (an
-    ``AnalysisConfig`` or the path of a ``.afterburn.yaml``). ``home`` picks the
-    run store (default ``$AFTERBURN_HOME`` or ``~/.cache/afterburn``).
+    ``AnalysisConfig``, a mapping of its fields, or the path of a
+    ``.afterburn.yaml``). Every setting is checked here, before any work:
+    a bad one raises ``ConfigError`` naming it. ``home`` picks the run store
+    (default ``$AFTERBURN_HOME`` or ``~/.cache/afterburn``).
     """
 
-    def __init__(self, base: str, trained: str, *, config: AnalysisConfig | str | Path | None = None,
+    def __init__(self, base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
+                 config: AnalysisConfig | Mapping[str, Any] | str | Path | None = None,
                  home: str | Path | None = None, **settings: Any) -> None:
         unknown = sorted(set(settings) - _SETTINGS)
         if unknown:
             raise ConfigError(f"Diagnoser: unknown setting {unknown[0]!r}; known settings are {', '.join(sorted(_SETTINGS))}")
         if isinstance(config, (str, Path)):
             config = load_config_file(config)
-        if isinstance(settings.get("suites"), str):
-            settings["suites"] = (settings["suites"],)
-        elif "suites" in settings:
-            settings["suites"] = tuple(settings["suites"])
-        self.base = base
-        self.trained = trained
+        elif isinstance(config, Mapping):
+            config = AnalysisConfig.from_mapping(dict(config), source="Diagnoser config")
+        elif config is not None and not isinstance(config, AnalysisConfig):
+            raise ConfigError(f"Diagnoser: config must be an AnalysisConfig, a mapping of settings or the path of a "
+                              f".afterburn.yaml, not {type(config).__name__}")
+        suites = settings.get("suites")
+        if isinstance(suites, str):
+            settings["suites"] = (suites,)
+        elif isinstance(suites, Iterable):
+            settings["suites"] = tuple(suites)  # anything else: the config's own check names it
+        self.base = _reference("base", base)
+        self.trained = _reference("trained", trained)
         self.config = (config or AnalysisConfig()).replace(**settings)
         self.home = home
 
-    def run(self, analyses: tuple[str, ...] | None = None, progress: ProgressCallback | None = None) -> Diagnosis:
-        """Run ``analyses`` (None: all) here, reusing every cached result; raise if the run fails.
+    def __repr__(self) -> str:
+        return f"Diagnoser({self.base!r}, {self.trained!r}, method={self.config.method!r})"
+
+    def run(self, analyses: str | Iterable[str] | None = None, progress: ProgressCallback | None = None) -> Diagnosis:
+        """Run ``analyses`` (None: all; a name or names of ``runner.ANALYSIS_KINDS``) here, reusing every
+        cached result; raise the run's ``AfterburnError`` if it fails.
 
         ``progress(stage, done, total, message)`` sees every progress report.
         """
@@ -87,12 +110,26 @@ class Diagnoser:
         from afterburn_core.reports import load_report
         from afterburn_core.runner import execute_run
 
+        if isinstance(analyses, str):  # run("weights") means one analysis, not its letters
+            analyses = (analyses,)
+        elif analyses is not None:
+            analyses = tuple(analyses)
         with RunStore(self.home) as store:
             run_id = create_run(store, self.base, self.trained, self.config, analyses)
             status = execute_run(store, run_id, progress, raise_errors=True)
             if status != "done":
                 raise AnalysisFailed(f"run {run_id} ended {status}")
             return Diagnosis(run_id, store.home, load_report(store, run_id))
+
+
+def _reference(label: str, reference: Any) -> str:
+    """A model reference as the string the store records; a ``Path`` is a folder or file."""
+    if isinstance(reference, os.PathLike):
+        return os.fspath(reference)
+    if not isinstance(reference, str):
+        raise BadInput(f"Diagnoser: {label} must be a model reference (a folder, a file, a hub id or 'demo'), "
+                       f"not {type(reference).__name__}")
+    return reference
 
 
 def load_run(run_id: str, home: str | Path | None = None) -> Diagnosis:

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from afterburn_core import __version__
 from afterburn_core.config import DEVICES, TRAINING_METHODS, AnalysisConfig, load_config_file
-from afterburn_core.errors import AfterburnError, BadInput
+from afterburn_core.errors import AfterburnError, AnalysisFailed, BadInput
 from afterburn_core.store import RunStore
 from afterburn_core.terminal import StageBars, print_behaviour, print_inventory, print_reward_hack, print_weight_diff
 from afterburn_core.types import WeightDiffResult
@@ -125,12 +125,38 @@ def _suite_names(suites: tuple[str, ...]) -> tuple[str, ...] | None:
 
 
 def _check_risk(result: Any, fail_above: float | None) -> None:
-    """Exit with ``RISK_ABOVE_EXIT_CODE`` when the composite risk is above ``fail_above``."""
-    if fail_above is None or result is None or result.composite.score <= fail_above:
+    """Exit with ``RISK_ABOVE_EXIT_CODE`` when the composite risk is above ``fail_above``.
+
+    A run without a composite cannot pass the gate: a CI job that asked for one fails rather than go green unchecked.
+    """
+    if fail_above is None:
+        return
+    if result is None:
+        raise AnalysisFailed(f"--fail-above {fail_above:g}: this run has no reward-hack result to compare with")
+    if result.composite.score <= fail_above:
         return
     _err.print(f"composite reward-hack risk {result.composite.score:.1f} is above --fail-above {fail_above:g}",
                highlight=False)
     sys.exit(RISK_ABOVE_EXIT_CODE)
+
+
+def _check_output_folder(output: str) -> None:
+    """``BadInput`` when ``output``'s folder does not exist: checked before the run, not after it."""
+    folder = Path(output).expanduser().parent
+    if not folder.is_dir():
+        raise BadInput(f"-o {output}: the folder {folder} does not exist; create it or write elsewhere")
+
+
+def _behaviour_report(report: Any) -> Any:
+    """The behaviour summary of a finished run's report, as ``afterburn behaviour`` prints it."""
+    from afterburn_core.behaviour.report import build_behaviour_report
+    from afterburn_core.weights.analysis import checkpoint_ref
+
+    skipped = next((s.message for s in report.run.stages if s.stage == "token_kl" and s.status == "skipped"), None)
+    return build_behaviour_report(
+        checkpoint_ref(report.inventory.base.checkpoint), checkpoint_ref(report.inventory.trained.checkpoint),
+        report.generations, report.behaviour, report.token_kl, skipped,
+    )
 
 
 @main.command()
@@ -149,7 +175,8 @@ def diagnose(base_reference: str, trained_reference: str, device: str | None, co
     from afterburn_core.reports import check_report_path, load_report, write_report
 
     for output in outputs:
-        check_report_path(output)  # a bad extension fails before an hour of work, not after
+        check_report_path(output)  # a bad extension or folder fails before an hour of work, not after
+        _check_output_folder(output)
     config = _settings(config_path, method=method, device=device, suites=_suite_names(suites),
                        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed)
     with RunStore(home) as store:
@@ -159,6 +186,8 @@ def diagnose(base_reference: str, trained_reference: str, device: str | None, co
         print_inventory(_out, report.inventory)
     if report.weights is not None:
         print_weight_diff(_out, report.weights)
+    if report.behaviour is not None and report.generations is not None and report.inventory is not None:
+        print_behaviour(_out, _behaviour_report(report))
     if report.reward_hack is not None:
         print_reward_hack(_out, report.reward_hack)
     for output in outputs:
@@ -186,6 +215,8 @@ def hack_check(base_reference: str, trained_reference: str, device: str | None, 
 
     if output is not None and not output.lower().endswith(".json"):
         raise BadInput(f"-o {output}: hack-check writes JSON; name the file *.json")
+    if output is not None:
+        _check_output_folder(output)
     config = _settings(config_path, method=method, device=device, suites=_suite_names(suites),
                        max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed)
     with RunStore(home) as store:

@@ -15,6 +15,7 @@ import streamlit as st
 
 from afterburn_core.errors import AfterburnError
 from afterburn_core.reports import REPORT_FORMATS, load_report, render
+from afterburn_core.store import RunStore
 from pages.common import escape_markdown, get_store, require_app_frame, selected_run_id, short_id
 
 #: What each format is for, shown beside its button.
@@ -27,9 +28,13 @@ FORMAT_NOTES = {
 FORMAT_LABELS = {"html": "HTML", "json": "JSON", "md": "Markdown", "pdf": "PDF"}
 
 
-def _render(run_id: str, fmt: str) -> bytes:
-    """The report of ``run_id`` in ``fmt``, read from the store when the button is clicked."""
-    return render(load_report(get_store(), run_id), fmt)
+def _render(store: RunStore, run_id: str, fmt: str) -> bytes:
+    """The report of ``run_id`` in ``fmt``, read from ``store`` when the button is clicked.
+
+    Streamlit calls it from a worker thread outside any script run, so it gets the store bound
+    when the page ran instead of calling Streamlit's cache (``get_store``) from that thread.
+    """
+    return render(load_report(store, run_id), fmt)
 
 
 require_app_frame()
@@ -51,7 +56,7 @@ st.markdown(escape_markdown(f"The reports hold what this run computed: {', '.joi
 for fmt, (mime, extension) in REPORT_FORMATS.items():
     button, note = st.columns([1, 3], vertical_alignment="center")
     button.download_button(
-        f"Download {FORMAT_LABELS[fmt]}", data=functools.partial(_render, run_id, fmt),
+        f"Download {FORMAT_LABELS[fmt]}", data=functools.partial(_render, get_store(), run_id, fmt),
         file_name=f"afterburn-{short_id(run_id)}{extension}", mime=mime, on_click="ignore",
         icon=":material/download:", key=f"download_{fmt}", width="stretch",
     )

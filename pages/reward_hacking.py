@@ -38,10 +38,11 @@ BAND_STEPS = ((0.0, MODERATE_FROM, "LOW"), (MODERATE_FROM, HIGH_FROM, "MODERATE"
 
 
 def gauge(score: float | None, band: str, title: str, height: int) -> go.Figure:
-    """A 0–100 gauge whose bar takes the band's colour; None draws an empty, grey gauge."""
+    """A 0–100 gauge whose bar takes the band's colour; None draws an empty, grey gauge with no number."""
     color = BAND_COLORS[band] if score is not None else UNAVAILABLE_COLOR
     figure = go.Figure(go.Indicator(
-        mode="gauge+number", value=score if score is not None else 0,
+        # Not measured is not 0: an unavailable detector's gauge shows no number at all.
+        mode="gauge+number" if score is not None else "gauge", value=score if score is not None else 0,
         number={"suffix": "", "font": {"color": color}, "valueformat": ".0f"},
         title={"text": title, "font": {"size": 14}},
         gauge={
@@ -116,13 +117,17 @@ with left:
 with right:
     st.markdown(f"{BAND_ICONS[composite.band]} **{composite.band}** risk · declared method "
                 f"**{escape_markdown(result.method)}**")
-    flagged = [DETECTOR_TITLES.get(name, name) for name, d in result.detectors.items() if d.flagged]
+    # DETECTOR_NAMES order everywhere: a stored result's dicts come back with their keys sorted.
+    flagged = [DETECTOR_TITLES[name] for name in DETECTOR_NAMES if name in result.detectors
+               and result.detectors[name].flagged]
     reading(f"Composite {composite.score:.0f}/100 ({composite.band}); "
             + (f"flagged: {', '.join(flagged)}." if flagged else "no detector flagged."))
     st.dataframe(pd.DataFrame([
-        {"detector": DETECTOR_TITLES.get(name, name), "weight": round(weight, 3),
-         "score": round(result.detectors[name].score, 1) if name in result.detectors else None}
-        for name, weight in composite.weights.items()
+        {"detector": DETECTOR_TITLES[name], "weight": round(composite.weights.get(name, 0.0), 3),
+         # An unavailable detector's 0 is no measurement; the table shows it empty, as its gauge does.
+         "score": round(result.detectors[name].score, 1)
+         if name in result.detectors and result.detectors[name].available else None}
+        for name in DETECTOR_NAMES
     ]), hide_index=True, width="stretch")
     st.caption(escape_markdown(f"Weights: {composite.weights_source}"))
 
@@ -136,8 +141,8 @@ st.subheader("Findings")
 if not result.findings:
     st.caption("No findings.")
 for finding in result.findings:
-    value = f" ({finding.value:.3g})" if finding.value is not None else ""
-    st.markdown(f"{SEVERITY_ICONS[finding.severity]} **{escape_markdown(finding.title)}**{escape_markdown(value)} — "
+    # Title and detail, as the terminal and the reports show a finding: its title already states the score.
+    st.markdown(f"{SEVERITY_ICONS.get(finding.severity, '')} **{escape_markdown(finding.title)}** — "
                 f"{escape_markdown(finding.detail)}")
     if finding.recommendation:
         st.caption(f":material/arrow_forward: {escape_markdown(finding.recommendation)}")
