@@ -113,6 +113,7 @@ def _generation_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--max-new-tokens", type=int, default=None, help="Most tokens generated per answer (default 128)."),
         click.option("--batch-size", type=int, default=None, help="Prompts per batch; 0 picks one by memory (default)."),
         click.option("--temperature", type=float, default=None, help="0 = greedy (default); > 0 samples."),
+        click.option("--top-p", type=float, default=None, help="Nucleus sampling mass when --temperature > 0 (default 1)."),
         click.option("--seed", type=int, default=None, help="Seed of sampling and of the bootstrap / permutation tests."),
     )):
         command = option(command)
@@ -147,6 +148,15 @@ def _check_output_folder(output: str) -> None:
         raise BadInput(f"-o {output}: the folder {folder} does not exist; create it or write elsewhere")
 
 
+def _check_json_output(output: str | None, command: str) -> None:
+    """A JSON ``-o`` of ``command``: a *.json name in a folder that exists, checked before any work."""
+    if output is None:
+        return
+    if not output.lower().endswith(".json"):
+        raise BadInput(f"-o {output}: {command} writes JSON; name the file *.json")
+    _check_output_folder(output)
+
+
 def _behaviour_report(report: Any) -> Any:
     """The behaviour summary of a finished run's report, as ``afterburn behaviour`` prints it."""
     from afterburn_core.behaviour.report import build_behaviour_report
@@ -169,7 +179,7 @@ def _behaviour_report(report: Any) -> Any:
 @_translate_errors
 def diagnose(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
              home: str | None, method: str | None, suites: tuple[str, ...], max_new_tokens: int | None,
-             batch_size: int | None, temperature: float | None, seed: int | None, outputs: tuple[str, ...],
+             batch_size: int | None, temperature: float | None, top_p: float | None, seed: int | None, outputs: tuple[str, ...],
              fail_above: float | None) -> None:
     """Run every analysis on a base / trained pair, print the summary, write reports."""
     from afterburn_core.reports import check_report_path, load_report, write_report
@@ -178,7 +188,7 @@ def diagnose(base_reference: str, trained_reference: str, device: str | None, co
         check_report_path(output)  # a bad extension or folder fails before an hour of work, not after
         _check_output_folder(output)
     config = _settings(config_path, method=method, device=device, suites=_suite_names(suites),
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed)
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed)
     with RunStore(home) as store:
         run_id = _run_pair(store, base_reference, trained_reference, config, None)
         report = load_report(store, run_id)
@@ -206,19 +216,16 @@ def diagnose(base_reference: str, trained_reference: str, device: str | None, co
 @_translate_errors
 def hack_check(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
                home: str | None, method: str | None, suites: tuple[str, ...], max_new_tokens: int | None,
-               batch_size: int | None, temperature: float | None, seed: int | None, output: str | None,
+               batch_size: int | None, temperature: float | None, top_p: float | None, seed: int | None, output: str | None,
                fail_above: float | None) -> None:
     """Score reward hacking: length bias, format gaming, strategy collapse, sycophancy, and the composite."""
     from afterburn_core.reward_hack.types import RewardHackResult
     from afterburn_core.runner import load_result
     from afterburn_core.serde import to_jsonable
 
-    if output is not None and not output.lower().endswith(".json"):
-        raise BadInput(f"-o {output}: hack-check writes JSON; name the file *.json")
-    if output is not None:
-        _check_output_folder(output)
+    _check_json_output(output, "hack-check")
     config = _settings(config_path, method=method, device=device, suites=_suite_names(suites),
-                       max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, seed=seed)
+                       max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed)
     with RunStore(home) as store:
         run_id = _run_pair(store, base_reference, trained_reference, config, ("reward_hack",))
         result = load_result(store, run_id, RewardHackResult)
@@ -244,8 +251,7 @@ def weight_diff(base_reference: str, trained_reference: str, device: str | None,
     from afterburn_core.runner import load_result
     from afterburn_core.serde import to_jsonable
 
-    if output is not None and not output.lower().endswith(".json"):
-        raise BadInput(f"-o {output}: weight-diff writes JSON; name the file *.json")
+    _check_json_output(output, "weight-diff")
     config = _settings(config_path, device=device, exact_spectra=exact, spectrum_top_k=top_k, seed=seed)
     with RunStore(home) as store:
         run_id = _run_pair(store, base_reference, trained_reference, config, ("weights",))
@@ -265,7 +271,7 @@ def weight_diff(base_reference: str, trained_reference: str, device: str | None,
 @_translate_errors
 def behaviour(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
               home: str | None, suites: tuple[str, ...], max_new_tokens: int | None, batch_size: int | None,
-              temperature: float | None, seed: int | None, output: str | None) -> None:
+              temperature: float | None, top_p: float | None, seed: int | None, output: str | None) -> None:
     """Run the suites through both models and compare what they say: lengths, formats, strategies, accuracy, KL."""
     from afterburn_core.behaviour.report import build_behaviour_report
     from afterburn_core.behaviour.types import BehaviourStats
@@ -274,10 +280,9 @@ def behaviour(base_reference: str, trained_reference: str, device: str | None, c
     from afterburn_core.serde import to_jsonable
     from afterburn_core.weights.analysis import checkpoint_ref
 
-    if output is not None and not output.lower().endswith(".json"):
-        raise BadInput(f"-o {output}: behaviour writes JSON; name the file *.json")
+    _check_json_output(output, "behaviour")
     config = _settings(config_path, device=device, suites=_suite_names(suites), max_new_tokens=max_new_tokens,
-                       batch_size=batch_size, temperature=temperature, seed=seed)
+                       batch_size=batch_size, temperature=temperature, top_p=top_p, seed=seed)
     with RunStore(home) as store:
         run_id = _run_pair(store, base_reference, trained_reference, config, ("behaviour", "token_kl"))
         record = store.get_run(run_id)

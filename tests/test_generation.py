@@ -287,3 +287,17 @@ def test_an_adapter_without_tokenizer_files_uses_its_bases(world):
     loaded = load_model(resolve(str(world.lora)), CPU)
     assert loaded.is_adapter
     assert loaded.tokenizer.get_vocab() == load_model(resolve(str(world.base)), CPU).tokenizer.get_vocab()
+
+
+def test_a_model_against_itself_is_generated_once() -> None:
+    """Same fingerprint on both sides: the trained answers are the base's, not a second pass."""
+    from afterburn_core.checkpoints import resolve
+    from afterburn_core.config import AnalysisConfig
+    from afterburn_core.generation.pipeline import generate_pair
+
+    updates: list[str] = []
+    result = generate_pair(resolve("demo:base"), resolve("demo:base"),
+                           AnalysisConfig(suites=("math",), max_new_tokens=8, device="cpu"),
+                           lambda done, total, message: updates.append(message))
+    assert result.trained == result.base and result.seconds_trained == 0.0 and result.seconds_base > 0
+    assert updates[-1] == "trained: same files as the base: answers reused"

@@ -28,6 +28,7 @@ from afterburn_core.reports.wording import (
     seconds,
     when,
 )
+from afterburn_core.reward_hack.types import in_detector_order
 from afterburn_core.types import Completion, Prompt
 
 #: Section ids and titles, in reading order; every writer uses these titles (the tests look for them).
@@ -122,7 +123,7 @@ def summary_facts(report: RunReport) -> tuple[Fact, ...]:
         facts.append(Fact("Weight profile", "–", absence(report, "weights")))
     if report.reward_hack is not None:
         composite = report.reward_hack.composite
-        flagged = [DETECTOR_TITLES.get(name, name) for name, detector in report.reward_hack.detectors.items()
+        flagged = [DETECTOR_TITLES.get(name, name) for name, detector in in_detector_order(report.reward_hack.detectors)
                    if detector.flagged]
         facts.append(Fact("Composite risk", f"{composite.score:.0f} · {composite.band}",
                           f"out of 100, method {report.reward_hack.method}; flagged: {', '.join(flagged) or 'none'}",

@@ -27,7 +27,7 @@ from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.digest import SECTIONS, Fact
 from afterburn_core.reports.html_template import Safe, join, json_block, page, tag
 from afterburn_core.reports.text import spell_invisible
-from afterburn_core.reward_hack.types import DetectorResult
+from afterburn_core.reward_hack.types import DetectorResult, in_detector_order
 
 FIGURES_ID = "afterburn-figures"
 #: Hands every figure of the data block to plotly; static, so its CSP hash never changes.
@@ -235,7 +235,7 @@ def _reward_hack(report: RunReport, charts: _Charts) -> Safe:
         return _section("reward_hack", _absent(digest.absence(report, "reward_hack")))
     composite = result.composite
     weights = ", ".join(f"{wording.DETECTOR_TITLES.get(name, name)} {weight:.2f}"
-                        for name, weight in composite.weights.items())
+                        for name, weight in in_detector_order(composite.weights))
     head = tag("div",
                charts.div(html_charts.gauge(composite.score, composite.band, "Composite risk", height=240),
                           "gauge-composite"),

@@ -36,6 +36,7 @@ from afterburn_core.reports import digest, pdf_charts, sections, theme, wording
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.digest import SECTIONS, Fact
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
+from afterburn_core.reward_hack.types import in_detector_order
 
 MARGIN = 16 * mm
 WIDTH = A4[0] - 2 * MARGIN
@@ -204,7 +205,7 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
     row = Table([gauges], colWidths=[WIDTH / len(gauges)] * len(gauges))
     row.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")]))
     weights = ", ".join(f"{markup(wording.DETECTOR_TITLES.get(name, name))} {weight:.2f}"
-                        for name, weight in composite.weights.items())
+                        for name, weight in in_detector_order(composite.weights))
     story += [_p(f"Composite <b>{composite.score:.0f} / 100 ({markup(composite.band)})</b> for method "
                  f"{markup(result.method)}; weights {weights} ({markup(composite.weights_source)}).", styles.body),
               Spacer(1, 3 * mm), row]

@@ -98,7 +98,8 @@ def _result(name: str, measurement: Measurement, p_adjusted: float | None, alpha
         reason=measurement.reason,
         summary=summary,
         statistics=statistics,
-        examples=measurement.examples,
+        # A detector that scores 0 shows nothing: prompts that merely lean its way are no example of it.
+        examples=measurement.examples if score > 0 else (),
         categories=measurement.categories,
     )
 

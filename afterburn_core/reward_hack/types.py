@@ -10,8 +10,9 @@ The field names listed in issue 6 are a contract other tools read:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
+T = TypeVar("T")
 Band = Literal["LOW", "MODERATE", "HIGH", "CRITICAL"]
 DetectorName = Literal["length_bias", "format_gaming", "strategy_collapse", "sycophancy"]
 
@@ -94,3 +95,13 @@ class RewardHackResult:
     detectors: dict[str, DetectorResult]
     findings: tuple[HackFinding, ...]
     schema_version: int = field(default=SCHEMA_VERSION)
+
+
+def in_detector_order(mapping: dict[str, T]) -> list[tuple[str, T]]:
+    """``mapping``'s items in ``DETECTOR_NAMES`` order (then any other keys, sorted).
+
+    The store writes JSON with sorted keys, so a dict read back is alphabetical;
+    every view lists the detectors in one order through this.
+    """
+    known = [(name, mapping[name]) for name in DETECTOR_NAMES if name in mapping]
+    return known + sorted((name, value) for name, value in mapping.items() if name not in DETECTOR_NAMES)
