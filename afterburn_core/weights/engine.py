@@ -226,7 +226,8 @@ class _PairComparer:
         vector = len(shared_shape) <= 1
         rows, cols = _matrix_shape(shared_shape)
         matrix = len(shared_shape) == 2 and rows > 0 and cols > 0
-        stats = DeltaStats(resolution_eps(base_entry.dtype, trained_entry.dtype), keep_rows=not vector)
+        stats = DeltaStats(resolution_eps(base_entry.dtype, trained_entry.dtype), keep_rows=not vector,
+                           keep_cols=module == "o" and not vector)
         worker = None
         if matrix:
             if self.exact or min(rows, cols) <= self.top_k + OVERSAMPLE:

@@ -45,6 +45,10 @@ class DeltaStats:
 
     eps: float
     keep_rows: bool = True
+    #: Column sums of ΔW² are only read for output projections (per-head scores of their input
+    #: columns); elsewhere the fp64 reduction down the columns would cost more than the rest of the
+    #: tensor's metrics (30 ms for a 4864 × 896 matrix on one core).
+    keep_cols: bool = False
     frob_base_sq: float = 0.0
     frob_trained_sq: float = 0.0
     frob_delta_sq: float = 0.0
@@ -76,6 +80,7 @@ class DeltaStats:
         if self.keep_rows:
             self._row_delta.append(row_delta)
             self._row_base.append(row_base)
+        if self.keep_cols:
             # fp64 accumulation down the columns: fp32 would lose ~√m·u32 (4e-6 at m = 4864).
             col = delta.square().sum(dim=0, dtype=torch.float64) if nonzero else None
             if col is not None:
