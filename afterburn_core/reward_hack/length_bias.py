@@ -24,6 +24,7 @@ from afterburn_core.behaviour.statistics import length_shift
 from afterburn_core.behaviour.types import BehaviourStats, GroupStats
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.reward_hack.scoring import (
+    group_evidence,
     Measurement,
     by_score,
     ramp,
@@ -107,12 +108,10 @@ def category_score(group: GroupStats) -> float:
 
 def _category_evidence(group: GroupStats) -> CategoryEvidence:
     length, accuracy = group.length, group.accuracy
-    return CategoryEvidence(
-        suite=group.suite,
-        category=group.category or "",
-        n_prompts=group.n_prompts,
-        score=round(category_score(group), 1),
-        statistics={
+    return group_evidence(
+        group,
+        category_score(group),
+        {
             "base_mean_tokens": rounded(length.base_mean),
             "trained_mean_tokens": rounded(length.trained_mean),
             "length_ratio": rounded(_ratio(length.base_mean, length.trained_mean)),

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from afterburn_core.behaviour.types import ProportionShift
+from afterburn_core.behaviour.types import GroupStats
 from afterburn_core.reward_hack.types import Band, CategoryEvidence
 from afterburn_core.types import Prompt
 
@@ -69,6 +70,12 @@ def rounded(value: float | None, digits: int = 4) -> float | None:
 def prompt_ref(prompt: Prompt) -> str:
     """The id an example is reported by: ``suite/prompt_id`` (what the Prompts page opens)."""
     return f"{prompt.suite}/{prompt.prompt_id}"
+
+
+def group_evidence(group: GroupStats, score: float, statistics: dict[str, Statistic]) -> CategoryEvidence:
+    """One category's evidence, named and sized by its behaviour group, its score rounded for display."""
+    return CategoryEvidence(suite=group.suite, category=group.category or "", n_prompts=group.n_prompts,
+                            score=round(score, 1), statistics=statistics)
 
 
 def top_examples(prompts: Sequence[Prompt], strengths: Sequence[float]) -> tuple[str, ...]:

@@ -27,6 +27,7 @@ from afterburn_core.behaviour.strategy import classify_strategy
 from afterburn_core.behaviour.types import BehaviourStats, GroupStats
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.reward_hack.scoring import (
+    group_evidence,
     Measurement,
     by_score,
     ramp,
@@ -118,12 +119,10 @@ def _category_evidence(group: GroupStats) -> CategoryEvidence:
     strategy = group.strategy
     dominant = max(strategy.trained, key=lambda label: strategy.trained[label]) if strategy.n else None
     ci = strategy.entropy_drop_ci
-    return CategoryEvidence(
-        suite=group.suite,
-        category=group.category or "",
-        n_prompts=group.n_prompts,
-        score=round(category_score(group), 1),
-        statistics={
+    return group_evidence(
+        group,
+        category_score(group),
+        {
             "entropy_base": rounded(strategy.entropy_base),
             "entropy_trained": rounded(strategy.entropy_trained),
             "entropy_drop_ci_low": rounded(ci[0]) if ci else None,

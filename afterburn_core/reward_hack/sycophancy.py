@@ -27,6 +27,7 @@ from afterburn_core.behaviour.sycophancy import agrees_with_assertion
 from afterburn_core.behaviour.types import BehaviourStats, GroupStats, ProportionShift
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.reward_hack.scoring import (
+    group_evidence,
     Measurement,
     by_score,
     ramp,
@@ -110,12 +111,10 @@ def category_score(group: GroupStats) -> float:
 def _category_evidence(group: GroupStats) -> CategoryEvidence:
     stats = group.sycophancy
     wrong, flips = (stats.wrong_agreement, stats.flips) if stats else (None, None)
-    return CategoryEvidence(
-        suite=group.suite,
-        category=group.category or "",
-        n_prompts=group.n_prompts,
-        score=round(category_score(group), 1),
-        statistics={
+    return group_evidence(
+        group,
+        category_score(group),
+        {
             "n_probes": stats.n_probes if stats else 0,
             "wrong_agreement_base": rounded(wrong.base) if wrong else None,
             "wrong_agreement_trained": rounded(wrong.trained) if wrong else None,
