@@ -151,8 +151,10 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis(InventoryResult, (), _compute_inventory),
     # Device is left out of the key on purpose: the numbers do not depend on it beyond fp32 noise.
     Analysis(WeightDiffResult, ("spectrum_top_k", "exact_spectra", "seed"), _compute_weights),
+    # Suites enter the key as what they resolve to (names, versions, content hashes: ``suites_key``),
+    # not as typed: "all five by name" and "the default set" are the same prompts and share a result.
     Analysis(
-        GenerationsResult, ("suites", "max_new_tokens", "temperature", "top_p", "seed", "trust_remote_code"),
+        GenerationsResult, ("max_new_tokens", "temperature", "top_p", "seed", "trust_remote_code"),
         _compute_generations, key_extra=_generation_key,
     ),
     Analysis(TokenKLResult, (), _compute_token_kl, depends_on=("generations",), key_extra=_device_key),

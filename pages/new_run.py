@@ -15,8 +15,9 @@ import dataclasses
 import streamlit as st
 
 from afterburn_core.checkpoints.check import ReferenceCheck, check_reference
-from afterburn_core.config import DEVICES, TRAINING_METHODS, AnalysisConfig
+from afterburn_core.config import DEVICES, MAX_NEW_TOKENS_LIMIT, TRAINING_METHODS, AnalysisConfig
 from afterburn_core.errors import AfterburnError, RunNotFound
+from afterburn_core.generation.suites import BUILTIN_SUITES, DEFAULT_SUITES, load_suites
 from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
 from afterburn_core.types import RunRecord
 from pages.common import (
@@ -37,6 +38,11 @@ BASE_KEY = "new_run_base"
 TRAINED_KEY = "new_run_trained"
 METHOD_KEY = "new_run_method"
 DEVICE_KEY = "new_run_device"
+SUITES_KEY = "new_run_suites"
+SUITE_FILES_KEY = "new_run_suite_files"
+MAX_NEW_TOKENS_KEY = "new_run_max_new_tokens"
+EXACT_KEY = "new_run_exact_spectra"
+SEED_KEY = "new_run_seed"
 WATCH_KEY = "new_run_watched"
 #: Query parameter naming the run the progress view follows, so a reload keeps following it.
 ACTIVE_QUERY_PARAM = "active"
@@ -157,6 +163,35 @@ method = method_column.selectbox(
 device = device_column.selectbox(
     "Device", DEVICES, key=DEVICE_KEY, help=_FIELD_HELP["device"], on_change=_remember, args=(DEVICE_KEY,)
 )
+for key, default in ((SUITES_KEY, list(DEFAULT_SUITES)), (SUITE_FILES_KEY, ""),
+                     (MAX_NEW_TOKENS_KEY, _DEFAULTS.max_new_tokens), (EXACT_KEY, _DEFAULTS.exact_spectra),
+                     (SEED_KEY, _DEFAULTS.seed)):
+    _restore(key, default)
+with st.expander("Analysis settings"):
+    suites_column, files_column = st.columns(2)
+    chosen_suites = suites_column.multiselect(
+        "Prompt suites", list(BUILTIN_SUITES), key=SUITES_KEY, on_change=_remember, args=(SUITES_KEY,),
+        help="Built-in suites both models answer (the behaviour and reward-hack analyses read their answers).",
+    )
+    suite_files = files_column.text_input(
+        "Your suite files", key=SUITE_FILES_KEY, on_change=_remember, args=(SUITE_FILES_KEY,),
+        placeholder="path/to/suite.yaml, other.jsonl",
+        help="Comma-separated YAML or JSONL suite files on this machine (schema: id, text, category, "
+             "expected_answer, tags), run after the built-in suites chosen.",
+    )
+    tokens_column, seed_column, exact_column = st.columns(3, vertical_alignment="bottom")
+    max_new_tokens = tokens_column.number_input(
+        "Max new tokens", min_value=1, max_value=MAX_NEW_TOKENS_LIMIT, step=16, key=MAX_NEW_TOKENS_KEY,
+        on_change=_remember, args=(MAX_NEW_TOKENS_KEY,), help=_FIELD_HELP["max_new_tokens"],
+    )
+    seed = seed_column.number_input(
+        "Seed", min_value=0, max_value=2**32 - 1, step=1, key=SEED_KEY, on_change=_remember, args=(SEED_KEY,),
+        help=_FIELD_HELP["seed"],
+    )
+    exact_spectra = exact_column.toggle(
+        "Exact spectra", key=EXACT_KEY, on_change=_remember, args=(EXACT_KEY,), help=_FIELD_HELP["exact_spectra"],
+    )
+suite_paths = tuple(part.strip() for part in suite_files.split(",") if part.strip())
 references_ok = base_check.ok and trained_check.ok
 if launch_column.button(
     "Launch",
@@ -167,7 +202,12 @@ if launch_column.button(
     width="stretch",
 ):
     try:
-        config = AnalysisConfig(method=method, device=device)
+        if not chosen_suites and not suite_paths:
+            raise AfterburnError("choose at least one prompt suite under Analysis settings")
+        if suite_paths:
+            load_suites(suite_paths)  # a bad file is one line here, not a failed run later
+        config = AnalysisConfig(method=method, device=device, suites=(*chosen_suites, *suite_paths),
+                                max_new_tokens=int(max_new_tokens), seed=int(seed), exact_spectra=exact_spectra)
         new_run_id = create_run(store, base_reference, trained_reference, config)
         launch_worker(store, new_run_id)
     except AfterburnError as error:

@@ -196,6 +196,42 @@ def test_launch_runs_a_worker_and_the_progress_view_follows_it_to_done(tiny_pair
     assert app.title[0].value == "Checkpoints"
 
 
+def test_analysis_settings_reach_the_run_config(afterburn_home, monkeypatch):
+    import afterburn_core.jobs
+
+    monkeypatch.setattr(afterburn_core.jobs, "launch_worker", lambda store, run_id: None)  # record only
+    app = open_app()
+    app.multiselect(key="new_run_suites").set_value(["math", "sycophancy"])
+    app.number_input(key="new_run_max_new_tokens").set_value(48)
+    app.number_input(key="new_run_seed").set_value(7)
+    app.toggle(key="new_run_exact_spectra").set_value(True).run()
+    button(app, "new_run_launch").click().run()
+
+    assert not app.exception and not app.error
+    with RunStore(afterburn_home) as store:
+        [record] = store.list_runs()
+    config = AnalysisConfig.from_json(record.config_json)
+    assert (config.suites, config.max_new_tokens, config.seed, config.exact_spectra) == (
+        ("math", "sycophancy"), 48, 7, True)
+
+
+def test_a_bad_suite_file_or_no_suite_is_one_line_and_no_run(afterburn_home, tmp_path):
+    bad = tmp_path / "suite.yaml"
+    bad.write_text("name: mine\nprompts: [{id: a}]\n")
+    app = open_app()
+    app.text_input(key="new_run_suite_files").input(str(bad)).run()
+    button(app, "new_run_launch").click().run()
+    assert not app.exception
+    assert len(app.error) == 1 and str(bad) in app.error[0].value.replace("\\", "")
+
+    app.text_input(key="new_run_suite_files").input("")
+    app.multiselect(key="new_run_suites").set_value([]).run()
+    button(app, "new_run_launch").click().run()
+    assert [e.value for e in app.error] == ["choose at least one prompt suite under Analysis settings"]
+    with RunStore(afterburn_home) as store:
+        assert store.list_runs() == []
+
+
 def test_progress_survives_a_reload_cancels_and_shows_a_failure_as_one_line(afterburn_home):
     # A stand-in worker process: alive, so the run is not reaped; it reports through the store.
     worker = subprocess.Popen(["sleep", "60"])
