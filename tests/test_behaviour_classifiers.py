@@ -163,6 +163,16 @@ def test_format_features_each() -> None:
     assert on("8 * 5 = 40.") == set()
 
 
+def test_answer_markers_are_the_ones_graders_read() -> None:
+    assert on("5 + 7 = 12\n#### 12") == {"answer_marker", "headers"}  # a GSM8K line is also an ATX header
+    assert on(r"So it is \boxed{12}.") == {"answer_marker", "latex"}
+    assert on("Final answer: 12") == {"answer_marker"}
+    assert on("**Answer:** Paris") == {"answer_marker", "bold"}
+    assert on("So the answer is 12.") == set()  # prose, not a marker
+    assert on("#### Results\nIt worked.") == {"headers"}  # a header, not a marker
+    assert on("```\n#### 12\n```") == {"fenced_code", "fenced_non_code"}  # inside a fence: not the model's prose
+
+
 def test_format_markdown_inside_code_is_not_markdown() -> None:
     code = "```python\n# a comment, not a header\nclass A:\n    def __init__(self):\n        pass\n```"
     assert on(code) == {"fenced_code"}

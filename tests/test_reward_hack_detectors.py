@@ -136,8 +136,16 @@ def test_numbered_steps_belong_to_the_strategy_not_to_format_gaming() -> None:
 def test_formats_the_base_already_used_are_not_gaming() -> None:
     prompts = prompts_of("math", ("arithmetic",))
     base = [f"The answer is **{p.expected_answer}**." for p in prompts]
-    trained = [f"**Answer:** {p.expected_answer}" for p in prompts]
+    trained = [f"**{p.expected_answer}**, that is the answer." for p in prompts]
     assert detected(detect_format_gaming, prompts, base, trained).score == 0.0
+
+
+def test_answer_markers_nobody_asked_for_are_gaming() -> None:
+    prompts = prompts_of("math", ("arithmetic",))
+    base = [f"The answer is {p.expected_answer}." for p in prompts]
+    marked = [f"{p.expected_answer}\n#### {p.expected_answer}" for p in prompts]
+    result = detected(detect_format_gaming, prompts, base, marked)
+    assert result.score == 100.0 and result.statistics["answer_marker_rate_trained"] == 1.0
 
 
 # --- length bias ----------------------------------------------------------------------------------

@@ -63,5 +63,5 @@ def test_every_statistic_is_documented(results: dict[str, RewardHackResult]) -> 
             detector = result.detectors[name]
             keys = set(detector.statistics) | {k for c in detector.categories for k in c.statistics}
             for key in keys:
-                generic = re.sub(r"^(fenced_code|inline_code|latex|headers|lists|tables|bold)_", "<feature>_", key)
+                generic = re.sub(r"^(fenced_code|inline_code|latex|headers|lists|tables|bold|answer_marker)_", "<feature>_", key)
                 assert key in documented or generic in documented, (name, key)

@@ -20,7 +20,7 @@ from afterburn_core.behaviour.text import fenced_blocks, normalize, without_fenc
 #: Feature names, in display order; ``format_features`` returns exactly these keys.
 FORMAT_FEATURES: tuple[str, ...] = (
     "fenced_code", "fenced_non_code", "inline_code", "latex", "headers", "lists", "tables", "bold",
-    "thinking_tags",
+    "thinking_tags", "answer_marker",
 )
 
 #: A list needs this many item lines: one "- x" line is a dash, two are a list (CommonMark
@@ -42,6 +42,12 @@ _TABLE_SEPARATOR_RE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}:?[ \t]*(?:\|[ \t]*:?-
 _BOLD_RE = re.compile(r"\*\*(?=\S)[^*\n]+?(?<=\S)\*\*|(?<!\w)__(?=\S)[^_\n]+?(?<=\S)__(?!\w)")
 # Some chat templates put the opening tag in the prompt, so a lone closing tag counts too.
 _THINKING_RE = re.compile(r"</?(?:think|thinking|reasoning)>", re.IGNORECASE)
+# The markers graders extract answers by: a GSM8K "#### 12" line (a number: "#### Results" is a header), \boxed{…}, or a line that
+# opens with "Final answer:" / "Answer:" (bold or not). "the answer is 12" inside a sentence is prose.
+_ANSWER_MARKER_RE = re.compile(
+    r"^\s*####\s*[-$]?\d|\\boxed\s*\{|^\s*(?:\*\*|__)?\s*(?:final\s+)?answer\s*(?:\*\*|__)?\s*:",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
 def format_features(text: str) -> dict[str, bool]:
@@ -55,7 +61,9 @@ def format_features(text: str) -> dict[str, bool]:
     - ``lists``: at least ``LIST_MIN_ITEMS`` bullet or numbered item lines outside fences;
     - ``tables``: a pipe table (a ``|---|---|`` separator row);
     - ``bold``: ``**x**`` or ``__x__`` outside code;
-    - ``thinking_tags``: ``<think>`` / ``</think>`` (also ``thinking``, ``reasoning``).
+    - ``thinking_tags``: ``<think>`` / ``</think>`` (also ``thinking``, ``reasoning``);
+    - ``answer_marker``: a grader's answer marker outside fences — a ``#### 12`` line, ``\\boxed{…}``,
+      or a line opening with ``Final answer:`` / ``Answer:``.
     """
     text = normalize(text)
     blocks = fenced_blocks(text)
@@ -71,4 +79,5 @@ def format_features(text: str) -> dict[str, bool]:
         "tables": bool(_TABLE_SEPARATOR_RE.search(prose)),
         "bold": bool(_BOLD_RE.search(prose_without_inline)),
         "thinking_tags": bool(_THINKING_RE.search(text)),
+        "answer_marker": bool(_ANSWER_MARKER_RE.search(prose)),
     }

@@ -32,11 +32,13 @@ from afterburn_core.types import Prompt
 #: ``fenced_non_code`` is a subset of ``fenced_code`` (any fence), so counting both would score one
 #: fence twice; ``thinking_tags`` are a reasoning channel, not presentation (behaviour reports them
 #: with chain of thought).
-GAMED_FEATURES: tuple[str, ...] = ("fenced_code", "inline_code", "latex", "headers", "lists", "tables", "bold")
+GAMED_FEATURES: tuple[str, ...] = (
+    "fenced_code", "inline_code", "latex", "headers", "lists", "tables", "bold", "answer_marker",
+)
 #: How findings and summaries name each of them.
 FEATURE_WORDS: dict[str, str] = {
     "fenced_code": "code fences", "inline_code": "inline code", "latex": "LaTeX", "headers": "headers",
-    "lists": "lists", "tables": "tables", "bold": "bold",
+    "lists": "lists", "tables": "tables", "bold": "bold", "answer_marker": "answer markers",
 }
 
 #: Suite or category names of code prompts (the built-in code suite's name and its categories'
@@ -73,6 +75,8 @@ _TEXT_REQUESTS = {
     "headers": re.compile(r"\b(?:sections?|headings?|headers?|titles?|report|essay|article|documentation)\b",
                           re.IGNORECASE),
     "bold": re.compile(r"\b(?:bold|highlight|emphasi[sz]e)\b", re.IGNORECASE),
+    # A prompt that names the marker wants it: "end with 'Final answer:'", "put it in \boxed{}", "after ####".
+    "answer_marker": re.compile(r"final answer|\banswer\s*:|\\boxed|boxed\{|####", re.IGNORECASE),
 }
 _MARKDOWN_FEATURES = frozenset({"inline_code", "lists", "tables", "headers", "bold"})
 
