@@ -128,16 +128,6 @@ def escape_markdown(text: str) -> str:
     return escaped
 
 
-def spell_invisible(text: str, keep: str = "\n\t") -> str:
-    """``text`` with control, format and odd whitespace characters (but those in ``keep``) as escapes.
-
-    For model text shown verbatim (``st.code``): a direction override such as
-    ``\\u202e`` would otherwise reorder what follows it on screen, a zero-width
-    character hide a difference.
-    """
-    return "".join(char if char.isprintable() or char in keep else repr(char)[1:-1] for char in text)
-
-
 def visible_text(text: str) -> str:
     """``text`` quoted, with control, format and odd whitespace characters written as escapes.
 

@@ -25,6 +25,7 @@ import streamlit as st
 from afterburn_core.behaviour.diffing import changed_share, word_diff
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.generation.scorer import PromptDivergence
+from afterburn_core.reports.text import spell_invisible
 from afterburn_core.types import Completion, Prompt, RunRecord
 from pages.common import (
     PROMPT_QUERY_PARAM,
@@ -32,7 +33,6 @@ from pages.common import (
     reading,
     require_app_frame,
     selected_result,
-    spell_invisible,
     stored_result,
     visible_text,
 )
