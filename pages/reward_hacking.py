@@ -18,8 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from afterburn_core.reports.theme import BAND_COLORS, UNAVAILABLE_COLOR
-from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
+from afterburn_core.reports.html_charts import gauge_indicator
 from afterburn_core.reward_hack.types import DETECTOR_NAMES, DetectorResult, RewardHackResult
 from pages.common import PROMPTS_PAGE, escape_markdown, reading, require_app_frame, selected_result
 
@@ -32,33 +31,11 @@ DETECTOR_TITLES = {
 BAND_ICONS = {"LOW": ":material/check_circle:", "MODERATE": ":material/info:", "HIGH": ":material/warning:",
               "CRITICAL": ":material/dangerous:"}
 SEVERITY_ICONS = {"info": ":material/info:", "notable": ":material/flag:", "warning": ":material/warning:"}
-#: The band edges as gauge steps, lightly tinted so the needle's colour stays the strongest mark.
-BAND_STEPS = ((0.0, MODERATE_FROM, "LOW"), (MODERATE_FROM, HIGH_FROM, "MODERATE"),
-              (HIGH_FROM, CRITICAL_FROM, "HIGH"), (CRITICAL_FROM, 100.0, "CRITICAL"))
-
-
 def gauge(score: float | None, band: str, title: str, height: int) -> go.Figure:
-    """A 0–100 gauge whose bar takes the band's colour; None draws an empty, grey gauge with no number."""
-    color = BAND_COLORS[band] if score is not None else UNAVAILABLE_COLOR
-    figure = go.Figure(go.Indicator(
-        # Not measured is not 0: an unavailable detector's gauge shows no number at all.
-        mode="gauge+number" if score is not None else "gauge", value=score if score is not None else 0,
-        number={"suffix": "", "font": {"color": color}, "valueformat": ".0f"},
-        title={"text": title, "font": {"size": 14}},
-        gauge={
-            "axis": {"range": [0, 100], "tickvals": [0, MODERATE_FROM, HIGH_FROM, CRITICAL_FROM, 100]},
-            "bar": {"color": color, "thickness": 0.3},
-            "steps": [{"range": [low, high], "color": _tint(BAND_COLORS[name])} for low, high, name in BAND_STEPS],
-        },
-    ))
+    """The core's gauge (the same as the HTML report's), sized for the page and in its theme."""
+    figure = go.Figure(gauge_indicator(score, band, title))
     figure.update_layout(height=height, margin={"l": 24, "r": 24, "t": 48, "b": 8})
     return figure
-
-
-def _tint(color: str) -> str:
-    """``color`` at 18 % opacity, for the band steps behind the bar."""
-    red, green, blue = (int(color[i:i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({red},{green},{blue},0.18)"
 
 
 def statistics_frame(statistics: dict) -> pd.DataFrame:

@@ -205,7 +205,7 @@ def _detector_card(detector: DetectorResult, charts: _Charts) -> Safe:
     status = (_badge(detector.band, theme.BAND_COLORS.get(detector.band, theme.MUTED)) if detector.available
               else _badge("not available", theme.UNAVAILABLE_COLOR))
     return tag("div",
-               charts.div(html_charts.gauge(detector.score, detector.band, title, available=detector.available),
+               charts.div(html_charts.gauge(detector.score if detector.available else None, detector.band, title),
                           f"gauge-{detector.name}"),
                tag("p", status, " ", "flagged" if detector.flagged else "not flagged"),
                tag("p", detector.summary if detector.available else detector.reason, class_="note"),

@@ -23,6 +23,7 @@ from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.reports import theme
 from afterburn_core.reports.sections import Grid, Paired
 from afterburn_core.reports.text import spell_invisible
+from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
 from afterburn_core.types import TensorDiff
 
 Figure = dict[str, Any]
@@ -111,13 +112,33 @@ def length_histogram(generations: GenerationsResult) -> Figure:
     return _figure(data, 320, barmode="overlay", xaxis=_axis("output tokens per answer"), yaxis=_axis("answers"))
 
 
-def gauge(score: float, band: str, title: str, *, available: bool = True, height: int = 190) -> Figure:
-    """A 0–100 gauge whose bar takes the colour of ``band`` (grey when the detector had nothing to read)."""
-    color = theme.BAND_COLORS.get(band, theme.UNAVAILABLE_COLOR) if available else theme.UNAVAILABLE_COLOR
-    indicator = go.Indicator(
-        mode="gauge+number", value=score, number={"valueformat": ".0f", "font": {"size": 30, "color": color}},
+#: The band edges as gauge steps behind the bar, lightly tinted so the bar's colour stays the strongest mark.
+BAND_STEPS = ((0.0, MODERATE_FROM, "LOW"), (MODERATE_FROM, HIGH_FROM, "MODERATE"),
+              (HIGH_FROM, CRITICAL_FROM, "HIGH"), (CRITICAL_FROM, 100.0, "CRITICAL"))
+
+
+def gauge_indicator(score: float | None, band: str, title: str) -> go.Indicator:
+    """A 0–100 gauge whose bar takes the colour of ``band`` over the tinted bands; the report and the
+    dashboard's Reward hacking page draw the same one. None (nothing to read) is a grey gauge with no
+    number: not measured is not 0."""
+    color = theme.BAND_COLORS.get(band, theme.UNAVAILABLE_COLOR) if score is not None else theme.UNAVAILABLE_COLOR
+    return go.Indicator(
+        mode="gauge+number" if score is not None else "gauge", value=score if score is not None else 0,
+        number={"valueformat": ".0f", "font": {"color": color}},
         title={"text": label(title), "font": {"size": 13}},
-        gauge={"axis": {"range": [0, 100], "tickwidth": 1, "tickcolor": theme.MUTED},
-               "bar": {"color": color, "thickness": 0.8}, "bgcolor": theme.PANEL, "borderwidth": 0},
+        gauge={"axis": {"range": [0, 100], "tickvals": [0, MODERATE_FROM, HIGH_FROM, CRITICAL_FROM, 100]},
+               "bar": {"color": color, "thickness": 0.3},
+               "steps": [{"range": [low, high], "color": _tint(theme.BAND_COLORS[name])}
+                         for low, high, name in BAND_STEPS]},
     )
-    return _figure([indicator], height, margin={"l": 35, "r": 35, "t": 45, "b": 10})
+
+
+def _tint(color: str) -> str:
+    """``color`` at 18 % opacity."""
+    red, green, blue = (int(color[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},0.18)"
+
+
+def gauge(score: float | None, band: str, title: str, *, height: int = 190) -> Figure:
+    """``gauge_indicator`` as a report figure."""
+    return _figure([gauge_indicator(score, band, title)], height, margin={"l": 35, "r": 35, "t": 45, "b": 10})
