@@ -41,7 +41,7 @@ class GenerationsResult:
     temperature: float
     top_p: float
     seed: int
-    batch_size: int
+    batch_size: int  # the setting; 0 means each model picked its own by free memory
     chat_template: bool
     device: str
     seconds_base: float

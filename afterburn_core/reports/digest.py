@@ -191,6 +191,11 @@ def examples(report: RunReport, limit: int = EXAMPLES) -> tuple[Example, ...]:
 # --- provenance -----------------------------------------------------------------------------------
 
 
+def _batch(batch_size: int) -> str:
+    # The stored setting: 0 is "pick by free memory" (generator.auto_batch_size), not a batch of 0.
+    return f"batch {batch_size}" if batch_size else "batch size chosen by free memory"
+
+
 def provenance(report: RunReport) -> tuple[tuple[str, tuple[Fact, ...]], ...]:
     """Where the numbers come from: models, run, compute and timings, config, suites (groups of facts)."""
     run = report.run
@@ -222,7 +227,7 @@ def provenance(report: RunReport) -> tuple[tuple[str, tuple[Fact, ...]], ...]:
     if report.generations is not None:
         compute.append(Fact("Generation", f"{seconds(report.generations.seconds_base)} base, "
                                           f"{seconds(report.generations.seconds_trained)} post-trained",
-                            f"on {report.generations.device}; batch {report.generations.batch_size}; "
+                            f"on {report.generations.device}; {_batch(report.generations.batch_size)}; "
                             f"chat template {'yes' if report.generations.chat_template else 'no'}"))
     if report.token_kl is not None:
         compute.append(Fact("Token KL", report.token_kl.scores.method,
