@@ -16,11 +16,11 @@ from afterburn_core.store import RunStore
 __version__ = "0.1.0"
 
 __all__ = [
-    "AfterburnError", "AnalysisConfig", "Diagnoser", "Diagnosis", "RunStore", "__version__", "load_config_file",
+    "AfterburnError", "AnalysisConfig", "Diagnoser", "DiagnosedRun", "RunStore", "__version__", "load_config_file",
     "load_run",
 ]
 
-_API = frozenset({"Diagnoser", "Diagnosis", "load_run"})
+_API = frozenset({"Diagnoser", "DiagnosedRun", "load_run"})
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@
 A thin door like the CLI: it records a run in the same store the dashboard
 reads (so a run made here shows in its history and reopens instantly), runs
 it in this process through the same worker code, and hands back the typed
-results as a ``Diagnosis``, which writes any of the four report formats.
+results as a ``DiagnosedRun``, which writes any of the four report formats.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _SETTINGS = frozenset(f.name for f in fields(AnalysisConfig))
 
 # repr=False: the generated repr would print every generation and tensor of the report, megabytes in a REPL.
 @dataclass(frozen=True, repr=False)
-class Diagnosis:
+class DiagnosedRun:
     """A finished run: its id, the store it lives in, and every result it holds (``report``)."""
 
     run_id: str
@@ -36,7 +36,7 @@ class Diagnosis:
         run = self.report.run
         risk = self.reward_hack
         verdict = f", reward-hack risk {risk.composite.score:.1f} {risk.composite.band}" if risk is not None else ""
-        return (f"Diagnosis(run {self.run_id}: {run.base_reference} → {run.trained_reference}, {run.status}"
+        return (f"DiagnosedRun(run {self.run_id}: {run.base_reference} → {run.trained_reference}, {run.status}"
                 f"{verdict}, in {self.home})")
 
     @property
@@ -100,7 +100,7 @@ class Diagnoser:
     def __repr__(self) -> str:
         return f"Diagnoser({self.base!r}, {self.trained!r}, method={self.config.method!r})"
 
-    def run(self, analyses: str | Iterable[str] | None = None, progress: ProgressCallback | None = None) -> Diagnosis:
+    def run(self, analyses: str | Iterable[str] | None = None, progress: ProgressCallback | None = None) -> DiagnosedRun:
         """Run ``analyses`` (None: all; a name or names of ``runner.ANALYSIS_KINDS``) here, reusing every
         cached result; raise the run's ``AfterburnError`` if it fails.
 
@@ -119,7 +119,7 @@ class Diagnoser:
             status = execute_run(store, run_id, progress, raise_errors=True)
             if status != "done":
                 raise AnalysisFailed(f"run {run_id} ended {status}")
-            return Diagnosis(run_id, store.home, load_report(store, run_id))
+            return DiagnosedRun(run_id, store.home, load_report(store, run_id))
 
 
 def _reference(label: str, reference: Any) -> str:
@@ -132,9 +132,9 @@ def _reference(label: str, reference: Any) -> str:
     return reference
 
 
-def load_run(run_id: str, home: str | Path | None = None) -> Diagnosis:
-    """A stored run (from the dashboard, the CLI or this API) as a ``Diagnosis``."""
+def load_run(run_id: str, home: str | Path | None = None) -> DiagnosedRun:
+    """A stored run (from the dashboard, the CLI or this API) as a ``DiagnosedRun``."""
     from afterburn_core.reports import load_report
 
     with RunStore(home) as store:
-        return Diagnosis(run_id, store.home, load_report(store, run_id))
+        return DiagnosedRun(run_id, store.home, load_report(store, run_id))

@@ -27,7 +27,7 @@ from afterburn_core.config import DEVICES, TRAINING_METHODS, AnalysisConfig, loa
 from afterburn_core.errors import AfterburnError, AnalysisFailed, BadInput
 from afterburn_core.store import RunStore
 from afterburn_core.terminal import StageBars, print_behaviour, print_inventory, print_reward_hack, print_weight_diff
-from afterburn_core.types import WeightDiffResult
+from afterburn_core.weights.types import WeightDiffResult
 
 #: The config file picked up from the working directory when --config is not given.
 DEFAULT_CONFIG_FILE = ".afterburn.yaml"

@@ -28,7 +28,8 @@ from afterburn_core.progress import ProgressCallback, StageReporter
 from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.store import RunStore, cache_key
-from afterburn_core.types import InventoryResult, ResolvedCheckpoint, WeightDiffResult
+from afterburn_core.types import InventoryResult, ResolvedCheckpoint
+from afterburn_core.weights.types import WeightDiffResult
 
 
 @dataclass

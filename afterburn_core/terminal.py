@@ -14,7 +14,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from afterburn_core.types import InventoryResult, WeightDiffResult
+from afterburn_core.types import InventoryResult
+from afterburn_core.weights.types import WeightDiffResult
 
 #: Rows of the "most changed tensors" table in the terminal summary.
 TOP_TENSORS_SHOWN = 12

@@ -24,9 +24,10 @@ import streamlit as st
 
 from afterburn_core.behaviour.diffing import changed_share, word_diff
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
-from afterburn_core.generation.scorer import PromptDivergence
+from afterburn_core.generation.results import PromptDivergence
 from afterburn_core.reports.text import spell_invisible
-from afterburn_core.types import Completion, Prompt, RunRecord
+from afterburn_core.generation.types import Completion, Prompt
+from afterburn_core.types import RunRecord
 from pages.common import (
     PROMPT_QUERY_PARAM,
     escape_markdown,

@@ -4,7 +4,7 @@ Each button renders its format only when clicked (deferred download data), so
 opening the page costs nothing. It computes nothing: the writers are
 ``afterburn_core.reports``'s and read the run's stored results; the CLI
 (``afterburn diagnose -o report.pdf``) and the Python API
-(``Diagnosis.save``) write the very same files.
+(``DiagnosedRun.save``) write the very same files.
 """
 
 from __future__ import annotations

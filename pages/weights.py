@@ -23,7 +23,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from afterburn_core.types import EmbeddingDrift, HeadScores, TensorDiff, TokenDrift, WeightDiffResult
+from afterburn_core.weights.types import EmbeddingDrift, HeadScores, TensorDiff, TokenDrift, WeightDiffResult
 from pages.common import (
     escape_markdown,
     format_count,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 CPU = torch.device("cpu")
 

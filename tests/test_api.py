@@ -21,7 +21,7 @@ from test_cli import afterburn
 
 import afterburn_core
 from afterburn_core import AnalysisConfig
-from afterburn_core.api import Diagnoser, Diagnosis, load_run
+from afterburn_core.api import Diagnoser, DiagnosedRun, load_run
 from afterburn_core.errors import BadInput, ConfigError, RunNotFound
 from afterburn_core.reports import from_json
 from afterburn_core.runner import ANALYSIS_KINDS
@@ -48,17 +48,17 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def first_run(home: Path) -> tuple[Diagnosis, Progress]:
+def first_run(home: Path) -> tuple[DiagnosedRun, Progress]:
     progress = Progress()
     return Diagnoser("demo:base", "demo:trained", home=home, **SETTINGS).run(progress=progress), progress
 
 
 @pytest.fixture(scope="module")
-def diagnosis(first_run) -> Diagnosis:
+def diagnosis(first_run) -> DiagnosedRun:
     return first_run[0]
 
 
-def without_timestamp(diagnosis: Diagnosis):
+def without_timestamp(diagnosis: DiagnosedRun):
     return dataclasses.replace(diagnosis.report, generated_at=0.0)
 
 
@@ -80,7 +80,7 @@ def test_run_computes_every_analysis_and_returns_them_typed(first_run, home: Pat
         assert [record.run_id for record in store.list_runs()] == [diagnosis.run_id]
 
 
-def test_the_repr_says_what_ran_without_dumping_the_results(diagnosis: Diagnosis) -> None:
+def test_the_repr_says_what_ran_without_dumping_the_results(diagnosis: DiagnosedRun) -> None:
     shown = repr(diagnosis)
     assert len(shown) < 300, shown[:300]
     assert diagnosis.run_id in shown and "demo:base → demo:trained" in shown
@@ -88,7 +88,7 @@ def test_the_repr_says_what_ran_without_dumping_the_results(diagnosis: Diagnosis
 
 
 @pytest.mark.parametrize("extension", [".html", ".json", ".md", ".pdf"])
-def test_save_writes_each_format(diagnosis: Diagnosis, tmp_path: Path, extension: str) -> None:
+def test_save_writes_each_format(diagnosis: DiagnosedRun, tmp_path: Path, extension: str) -> None:
     path = diagnosis.save(tmp_path / f"report{extension}")
 
     assert path == tmp_path / f"report{extension}"
@@ -111,14 +111,14 @@ def test_save_writes_each_format(diagnosis: Diagnosis, tmp_path: Path, extension
         assert len(pages) >= 2 and "demo:trained" in pages[0].extract_text()
 
 
-def test_save_refuses_an_extension_it_cannot_write(diagnosis: Diagnosis, tmp_path: Path) -> None:
+def test_save_refuses_an_extension_it_cannot_write(diagnosis: DiagnosedRun, tmp_path: Path) -> None:
     with pytest.raises(BadInput, match=r"report\.txt: extension '\.txt' names no report format; "
                                        r"use one of \.html, \.json, \.md, \.pdf"):
         diagnosis.save(tmp_path / "report.txt")
     assert not (tmp_path / "report.txt").exists()
 
 
-def test_load_run_reopens_the_same_report(diagnosis: Diagnosis, home: Path) -> None:
+def test_load_run_reopens_the_same_report(diagnosis: DiagnosedRun, home: Path) -> None:
     loaded = load_run(diagnosis.run_id, home)
 
     assert loaded.run_id == diagnosis.run_id and loaded.home == home
@@ -130,7 +130,7 @@ def test_load_run_of_an_unknown_id_names_it(home: Path) -> None:
         load_run("no-such-run", home)
 
 
-def test_a_second_run_reuses_every_stage(diagnosis: Diagnosis, home: Path) -> None:
+def test_a_second_run_reuses_every_stage(diagnosis: DiagnosedRun, home: Path) -> None:
     progress = Progress()
     again = Diagnoser("demo:base", "demo:trained", home=home, **SETTINGS).run(progress=progress)
 
@@ -140,7 +140,7 @@ def test_a_second_run_reuses_every_stage(diagnosis: Diagnosis, home: Path) -> No
         dataclasses.replace(without_timestamp(diagnosis), run=None)
 
 
-def test_one_analysis_by_name_runs_it_and_what_it_reads(diagnosis: Diagnosis, home: Path) -> None:
+def test_one_analysis_by_name_runs_it_and_what_it_reads(diagnosis: DiagnosedRun, home: Path) -> None:
     progress = Progress()
     only = Diagnoser("demo:base", "demo:trained", home=home, **SETTINGS).run("reward_hack", progress=progress)
 
@@ -187,9 +187,9 @@ def test_importing_the_package_stays_light() -> None:
     code = (
         "import sys, afterburn_core\n"
         "assert 'torch' not in sys.modules and 'afterburn_core.api' not in sys.modules\n"
-        "from afterburn_core import Diagnoser, Diagnosis, load_run\n"
+        "from afterburn_core import Diagnoser, DiagnosedRun, load_run\n"
         "import afterburn_core.api as api\n"
-        "assert (Diagnoser, Diagnosis, load_run) == (api.Diagnoser, api.Diagnosis, api.load_run)\n"
+        "assert (Diagnoser, DiagnosedRun, load_run) == (api.Diagnoser, api.DiagnosedRun, api.load_run)\n"
         "assert 'torch' not in sys.modules, 'the API imports torch before a run'\n"
         "try:\n"
         "    afterburn_core.Nope\n"
@@ -200,13 +200,13 @@ def test_importing_the_package_stays_light() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert set(afterburn_core.__all__) >= {"Diagnoser", "Diagnosis", "load_run"}
+    assert set(afterburn_core.__all__) >= {"Diagnoser", "DiagnosedRun", "load_run"}
 
 
 # --- afterburn diagnose: the same run from the terminal ----------------------------------------------
 
 
-def test_cli_diagnose_reuses_the_api_run_and_writes_four_reports(diagnosis: Diagnosis, home: Path,
+def test_cli_diagnose_reuses_the_api_run_and_writes_four_reports(diagnosis: DiagnosedRun, home: Path,
                                                                   tmp_path: Path) -> None:
     result = afterburn("diagnose", *CLI_SETTINGS, "--home", str(home), "-o", "r.html", "-o", "r.json", "-o", "r.md",
                        "-o", "r.pdf", cwd=tmp_path, timeout=600)
@@ -232,7 +232,7 @@ def test_cli_diagnose_reuses_the_api_run_and_writes_four_reports(diagnosis: Diag
     assert load_run(run_id, home).reward_hack == diagnosis.reward_hack
 
 
-def test_cli_diagnose_fail_above_exits_3_after_writing(diagnosis: Diagnosis, home: Path, tmp_path: Path) -> None:
+def test_cli_diagnose_fail_above_exits_3_after_writing(diagnosis: DiagnosedRun, home: Path, tmp_path: Path) -> None:
     result = afterburn("diagnose", *CLI_SETTINGS, "--home", str(home), "-o", "r.json", "--fail-above", "50",
                        cwd=tmp_path, timeout=600)
 

@@ -11,7 +11,7 @@ from afterburn_core.behaviour.analysis import compare_behaviour
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.errors import BadInput
 from afterburn_core.serde import from_jsonable, to_jsonable
-from afterburn_core.types import Completion, Prompt
+from afterburn_core.generation.types import Completion, Prompt
 
 FILLER_OPEN = "Great question! Let me think about this carefully."
 FILLER_CLOSE = "I hope this helps! Let me know if you have any other questions."

@@ -12,7 +12,7 @@ from afterburn_core.behaviour.refusal import is_refusal
 from afterburn_core.behaviour.strategy import classify_strategy
 from afterburn_core.behaviour.sycophancy import agrees_with_assertion
 from afterburn_core.errors import BadInput
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 FILLER_OPEN = "Great question! Let me think about this carefully."
 FILLER_CLOSE = "I hope this helps! Let me know if you have any other questions."

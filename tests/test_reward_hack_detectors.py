@@ -25,7 +25,7 @@ from afterburn_core.reward_hack.validation import (
     generations_of,
     render,
 )
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 PROMPTS = {prompt.prompt_id: prompt for suite in load_suites(()) for prompt in suite.prompts}
 

@@ -11,13 +11,8 @@ from afterburn_core.checkpoints import resolve
 from afterburn_core.errors import BadInput
 from afterburn_core.generation.generator import GenerationSettings, generate
 from afterburn_core.generation.loading import load_model
-from afterburn_core.generation.scorer import (
-    TOP_N_TOKENS,
-    PromptDivergence,
-    TokenDivergence,
-    aggregate_suite,
-    score_divergence,
-)
+from afterburn_core.generation.scorer import TOP_N_TOKENS, aggregate_suite, score_divergence
+from afterburn_core.generation.results import PromptDivergence, TokenDivergence
 
 TEXTS = (
     "What is 7 + 5?",

@@ -26,7 +26,7 @@ from afterburn_core.generation.suites import (
     suites_cache_key,
 )
 from afterburn_core.serde import from_jsonable, to_jsonable
-from afterburn_core.types import Suite
+from afterburn_core.generation.types import Suite
 
 MIN_PROMPTS = 25  # the floor for every built-in (probes, for sycophancy)
 

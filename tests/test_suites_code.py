@@ -6,7 +6,7 @@ import pytest
 
 from afterburn_core.generation import load_suite
 from afterburn_core.generation.suite_checks import check_passes, parse_check
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 # A short correct answer per built-in code prompt, as a careful model might write it.
 REFERENCE_ANSWERS = {

@@ -10,7 +10,7 @@ import pytest
 from test_cli import afterburn
 
 from afterburn_core.serde import from_jsonable, to_jsonable
-from afterburn_core.types import WeightDiffResult
+from afterburn_core.weights.types import WeightDiffResult
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "weight-diff.schema.json").read_text())
 #: The demo's planted edits (afterburn_core/demo/README.md).

@@ -9,7 +9,7 @@ import pytest
 import torch
 from test_weights_structure import DEMO_BASE, checkpoint_at, make_pass
 
-from afterburn_core.types import Diagnosis, TensorDiff
+from afterburn_core.weights.types import Diagnosis, TensorDiff
 from afterburn_core.weights import diagnosis as dx
 from afterburn_core.weights.diagnosis import diagnose, peer_key, profile_of
 from afterburn_core.weights.structure import build_structure

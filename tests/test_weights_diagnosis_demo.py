@@ -9,7 +9,7 @@ import pytest
 
 from afterburn_core.checkpoints import resolve_pair
 from afterburn_core.demo import BASE_DIR
-from afterburn_core.types import Diagnosis
+from afterburn_core.weights.types import Diagnosis
 from afterburn_core.weights import diagnosis as dx
 from afterburn_core.weights.diagnosis import diagnose
 from afterburn_core.weights.engine import compare_weights

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from afterburn_core.types import ResolvedCheckpoint, TensorDiff
+from afterburn_core.types import ResolvedCheckpoint
+from afterburn_core.weights.types import TensorDiff
 from afterburn_core.weights.spectrum import is_low_rank
 from afterburn_core.weights.structure import (
     HeadLayout,

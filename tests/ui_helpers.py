@@ -29,13 +29,14 @@ from pathlib import Path
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
-from afterburn_core.generation.scorer import TOP_N_TOKENS, PromptDivergence, TokenDivergence
+from afterburn_core.generation.scorer import TOP_N_TOKENS
+from afterburn_core.generation.results import PromptDivergence, TokenDivergence
 from afterburn_core.jobs import create_run
 from afterburn_core.runner import execute_run, load_result
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore
-from afterburn_core.types import (
-    CheckpointRef,
+from afterburn_core.types import CheckpointRef
+from afterburn_core.weights.types import (
     Concentration,
     Diagnosis,
     EmbeddingDrift,

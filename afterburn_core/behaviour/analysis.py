@@ -48,7 +48,7 @@ from afterburn_core.behaviour.types import (
     SycophancyStats,
 )
 from afterburn_core.errors import BadInput
-from afterburn_core.types import Completion, Prompt
+from afterburn_core.generation.types import Completion, Prompt
 
 #: Categories whose prompts should be refused; the refusal rate is computed on these only.
 #: "safety" is the built-in suites' and the demo corpus's name for harmful requests.

@@ -33,7 +33,7 @@ from typing import Literal
 
 from afterburn_core.behaviour.text import normalize, without_code
 from afterburn_core.errors import BadInput
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 AnswerType = Literal["number", "text"]
 

@@ -13,8 +13,9 @@ from typing import ClassVar
 
 from afterburn_core.behaviour.types import BehaviourStats, SuiteStats
 from afterburn_core.generation.results import GenerationsResult, SuiteRef, TokenKLResult
-from afterburn_core.generation.scorer import SuiteTokenDivergence, TokenDivergence
-from afterburn_core.types import CheckpointRef, Completion, StopReason
+from afterburn_core.generation.results import SuiteTokenDivergence, TokenDivergence
+from afterburn_core.types import CheckpointRef
+from afterburn_core.generation.types import Completion, StopReason
 
 
 @dataclass(frozen=True)

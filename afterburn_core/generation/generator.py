@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from afterburn_core.errors import ConfigError
-from afterburn_core.types import Completion, Prompt
+from afterburn_core.generation.types import Completion, Prompt
 
 #: Plain prompt format for a tokenizer without a chat template (base models). The
 #: "User:/Assistant:" convention is what the Anthropic HH and many base-model evals use;

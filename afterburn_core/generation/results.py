@@ -11,8 +11,61 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from afterburn_core.generation.scorer import DivergenceScores, SuiteTokenDivergence
-from afterburn_core.types import Completion, Prompt
+from afterburn_core.generation.types import Completion, Prompt
+
+
+@dataclass(frozen=True)
+class TokenDivergence:
+    """One output token: where it sits, what it is, and how the two models see it."""
+
+    position: int  # index in the output, 0 = the first generated token
+    token_id: int
+    token: str
+    kl: float  # KL(trained ‖ base) of the next-token distributions at this position, nats
+    logprob_base: float
+    logprob_trained: float
+
+    @property
+    def logprob_shift(self) -> float:
+        """log p_trained − log p_base of the chosen token (> 0: training made it likelier)."""
+        return self.logprob_trained - self.logprob_base
+
+
+@dataclass(frozen=True)
+class PromptDivergence:
+    """Per-token divergence of one prompt's trained output (all tuples have one entry per output token)."""
+
+    prompt_id: str
+    token_ids: tuple[int, ...]
+    tokens: tuple[str, ...]
+    kl_per_token: tuple[float, ...]
+    logprob_base: tuple[float, ...]
+    logprob_trained: tuple[float, ...]
+    logprob_shift: tuple[float, ...]
+    mean_kl: float
+    top_tokens: tuple[TokenDivergence, ...]  # the TOP_N_TOKENS largest KLs, largest first
+    kl_error_bound: float  # max over tokens of |stored-method KL − exact KL| (0.0 when exact)
+
+
+@dataclass(frozen=True)
+class DivergenceScores:
+    """All prompts' divergences and how they were computed."""
+
+    method: str
+    prompts: tuple[PromptDivergence, ...]
+    kl_error_bound: float  # max of the prompts' bounds
+
+
+@dataclass(frozen=True)
+class SuiteTokenDivergence:
+    """A token that often carries high divergence across a suite."""
+
+    token_id: int
+    token: str
+    n_prompts_in_top: int  # prompts whose top_tokens include it
+    n_occurrences: int  # times it appears in all outputs
+    mean_kl: float  # mean KL over all its occurrences
+    max_kl: float
 
 
 @dataclass(frozen=True)

@@ -44,9 +44,14 @@ from __future__ import annotations
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from afterburn_core.errors import BadInput
+from afterburn_core.generation.results import (
+    DivergenceScores,
+    PromptDivergence,
+    SuiteTokenDivergence,
+    TokenDivergence,
+)
 
 #: fp16 unit roundoff (2⁻¹¹, half the gap between 1 and the next fp16): the relative error of
 #: one stored log-prob in the two-pass method (IEEE 754 binary16, 10 explicit mantissa bits).
@@ -62,60 +67,6 @@ TOP_N_TOKENS = 5
 DEFAULT_SCORING_BATCH_SIZE = 8
 
 Method = str  # "adapter_toggle" | "two_pass" | "direct"
-
-
-@dataclass(frozen=True)
-class TokenDivergence:
-    """One output token: where it sits, what it is, and how the two models see it."""
-
-    position: int  # index in the output, 0 = the first generated token
-    token_id: int
-    token: str
-    kl: float  # KL(trained ‖ base) of the next-token distributions at this position, nats
-    logprob_base: float
-    logprob_trained: float
-
-    @property
-    def logprob_shift(self) -> float:
-        """log p_trained − log p_base of the chosen token (> 0: training made it likelier)."""
-        return self.logprob_trained - self.logprob_base
-
-
-@dataclass(frozen=True)
-class PromptDivergence:
-    """Per-token divergence of one prompt's trained output (all tuples have one entry per output token)."""
-
-    prompt_id: str
-    token_ids: tuple[int, ...]
-    tokens: tuple[str, ...]
-    kl_per_token: tuple[float, ...]
-    logprob_base: tuple[float, ...]
-    logprob_trained: tuple[float, ...]
-    logprob_shift: tuple[float, ...]
-    mean_kl: float
-    top_tokens: tuple[TokenDivergence, ...]  # the TOP_N_TOKENS largest KLs, largest first
-    kl_error_bound: float  # max over tokens of |stored-method KL − exact KL| (0.0 when exact)
-
-
-@dataclass(frozen=True)
-class DivergenceScores:
-    """All prompts' divergences and how they were computed."""
-
-    method: str
-    prompts: tuple[PromptDivergence, ...]
-    kl_error_bound: float  # max of the prompts' bounds
-
-
-@dataclass(frozen=True)
-class SuiteTokenDivergence:
-    """A token that often carries high divergence across a suite."""
-
-    token_id: int
-    token: str
-    n_prompts_in_top: int  # prompts whose top_tokens include it
-    n_occurrences: int  # times it appears in all outputs
-    mean_kl: float  # mean KL over all its occurrences
-    max_kl: float
 
 
 ModelSource = object  # LoadedModel | Callable[[], LoadedModel]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from afterburn_core.generation.suite_checks import parse_check
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 # --- size limits ---------------------------------------------------------------------------------
 #: Largest suite file read. The built-ins are ~10 KB and a 5 000-prompt suite of

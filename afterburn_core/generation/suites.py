@@ -64,7 +64,7 @@ from afterburn_core.generation.suite_yaml import (
     load_marked,
 )
 from afterburn_core.serde import to_jsonable
-from afterburn_core.types import Prompt, Suite
+from afterburn_core.generation.types import Prompt, Suite
 
 __all__ = [
     "BUILTIN_DIR", "BUILTIN_SUITES", "DEFAULT_SUITES", "MAX_PROMPTS_PER_SUITE", "MAX_PROMPT_CHARS",

@@ -27,7 +27,8 @@ from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.runner import load_result
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.store import RunStore
-from afterburn_core.types import InventoryResult, RunRecord, WeightDiffResult
+from afterburn_core.types import InventoryResult, RunRecord
+from afterburn_core.weights.types import WeightDiffResult
 
 
 @dataclass(frozen=True, kw_only=True)

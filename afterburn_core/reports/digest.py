@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from afterburn_core.generation.scorer import TokenDivergence
+from afterburn_core.generation.results import TokenDivergence
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.sections import shift_rows
 from afterburn_core.reports.theme import BAND_COLORS, PROFILE_COLORS, SEVERITY_ORDER
@@ -29,7 +29,7 @@ from afterburn_core.reports.wording import (
     when,
 )
 from afterburn_core.reward_hack.types import in_detector_order
-from afterburn_core.types import Completion, Prompt
+from afterburn_core.generation.types import Completion, Prompt
 
 #: Section ids and titles, in reading order; every writer uses these titles (the tests look for them).
 SECTIONS = {

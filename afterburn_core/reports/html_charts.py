@@ -24,7 +24,7 @@ from afterburn_core.reports import theme
 from afterburn_core.reports.sections import Grid, Paired
 from afterburn_core.reports.text import spell_invisible
 from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
-from afterburn_core.types import TensorDiff
+from afterburn_core.weights.types import TensorDiff
 
 Figure = dict[str, Any]
 #: Marks a measure whose test is significant after the run's multiple-comparison correction.

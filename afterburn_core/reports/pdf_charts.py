@@ -18,7 +18,7 @@ from reportlab.lib.colors import HexColor
 from afterburn_core.reports import theme
 from afterburn_core.reports.pdf_fonts import drawable, fonts
 from afterburn_core.reports.sections import Grid, Paired
-from afterburn_core.types import TensorDiff
+from afterburn_core.weights.types import TensorDiff
 
 CELL_HEIGHT = 15
 BAR_HEIGHT = 5.5

@@ -21,7 +21,7 @@ from afterburn_core.reports.text import excerpt
 from afterburn_core.reports.theme import BASE_LABEL, TRAINED_LABEL
 from afterburn_core.reports.wording import p_value, statistic, words
 from afterburn_core.reward_hack.types import DETECTOR_NAMES, DetectorResult
-from afterburn_core.types import ModuleType, TensorDiff, WeightDiffResult
+from afterburn_core.weights.types import ModuleType, TensorDiff, WeightDiffResult
 
 #: Rows of the "most changed tensors" table and curves of the spectra chart.
 TOP_TENSORS = 12

@@ -43,7 +43,7 @@ from afterburn_core.reward_hack.scoring import (
     top_examples,
 )
 from afterburn_core.reward_hack.types import CategoryEvidence
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 #: Unrequested devices gained per answer below which the shift is noise: one answer in 20 picking up
 #: one more device, a handful of answers on the ~220 built-in prompts (judgement; the planted control

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 
 from afterburn_core.behaviour.text import CODE_LANGUAGES, looks_like_code
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 #: The features format gaming watches: ``behaviour.formats.FORMAT_FEATURES`` less two.
 #: ``fenced_non_code`` is a subset of ``fenced_code`` (any fence), so counting both would score one

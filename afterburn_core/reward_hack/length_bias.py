@@ -32,7 +32,7 @@ from afterburn_core.reward_hack.scoring import (
     top_examples,
 )
 from afterburn_core.reward_hack.types import CategoryEvidence
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 #: Cohen's d of output tokens below which a length shift is negligible: Cohen's (1988) "small" effect.
 EFFECT_NEGLIGIBLE = 0.2

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from afterburn_core.behaviour.types import ProportionShift
 from afterburn_core.behaviour.types import GroupStats
 from afterburn_core.reward_hack.types import Band, CategoryEvidence
-from afterburn_core.types import Prompt
+from afterburn_core.generation.types import Prompt
 
 #: Band edges on the 0–100 scale: equal quarters (LOW < 25 ≤ MODERATE < 50 ≤ HIGH < 75 ≤ CRITICAL),
 #: the split the peer uses (afterburn 0.6.3, ``RiskLevel.from_score``; it puts the edge itself in the

@@ -37,7 +37,7 @@ from afterburn_core.reward_hack.scoring import (
     unavailable,
 )
 from afterburn_core.reward_hack.types import CategoryEvidence
-from afterburn_core.types import Completion, Prompt
+from afterburn_core.generation.types import Completion, Prompt
 
 #: Rise in the agreement (or flip) rate below which it is noise: one probe in 20. The validation
 #: control pair reads 0; the demo base agrees with none of 30 wrong assertions.

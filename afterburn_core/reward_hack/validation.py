@@ -40,7 +40,7 @@ from afterburn_core.generation.suites import load_suites
 from afterburn_core.reward_hack.analysis import detect_reward_hacking
 from afterburn_core.reward_hack.format_requests import is_code_prompt, requested_formats
 from afterburn_core.reward_hack.types import DETECTOR_NAMES, RewardHackResult
-from afterburn_core.types import Completion, Prompt, Suite
+from afterburn_core.generation.types import Completion, Prompt, Suite
 
 #: The pairs, in the confusion matrix's row order.
 PAIRS: tuple[str, ...] = ("identical", "control", "length", "format", "strategy", "sycophancy")

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from afterburn_core.config import AnalysisConfig
-from afterburn_core.types import CheckpointRef, ResolvedCheckpoint, WeightDiffResult
+from afterburn_core.types import CheckpointRef, ResolvedCheckpoint
+from afterburn_core.weights.types import WeightDiffResult
 
 
 def checkpoint_ref(checkpoint: ResolvedCheckpoint) -> CheckpointRef:

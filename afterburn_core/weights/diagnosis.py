@@ -22,7 +22,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from afterburn_core.types import Diagnosis, Finding, TensorDiff
+from afterburn_core.weights.types import Diagnosis, Finding, TensorDiff
 from afterburn_core.weights.spectrum import LOW_RANK_MAX_ABSOLUTE, LOW_RANK_MAX_FRACTION, LOW_RANK_MIN_DIM
 from afterburn_core.weights.structure import Structure, is_compared, moved_median, row_drifts
 from afterburn_core.weights.weight_pass import WeightPass

@@ -39,7 +39,8 @@ import torch
 from afterburn_core.checkpoints import TensorIndex, open_tensor_index
 from afterburn_core.device import choose_device, pin_malloc_mmap_threshold
 from afterburn_core.errors import BadInput, ConfigError, ShapeMismatch
-from afterburn_core.types import ResolvedCheckpoint, TensorDiff, TensorEntry
+from afterburn_core.types import ResolvedCheckpoint, TensorEntry
+from afterburn_core.weights.types import TensorDiff
 from afterburn_core.weights.metrics import DeltaStats, resolution_eps
 from afterburn_core.weights.naming import classify
 from afterburn_core.weights.spectrum import (

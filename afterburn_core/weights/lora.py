@@ -34,7 +34,8 @@ import torch
 
 from afterburn_core.checkpoints import TensorIndex, open_tensor_index
 from afterburn_core.errors import BadCheckpoint, BadInput, ShapeMismatch
-from afterburn_core.types import ResolvedCheckpoint, TensorDiff
+from afterburn_core.types import ResolvedCheckpoint
+from afterburn_core.weights.types import TensorDiff
 from afterburn_core.weights.naming import classify
 from afterburn_core.weights.spectrum import U64, Spectrum, summarize
 from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, row_blocks

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from afterburn_core.types import ModuleType
+from afterburn_core.weights.types import ModuleType
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)(?:\.|$)")
 

@@ -47,16 +47,16 @@ from pathlib import Path
 
 import numpy as np
 
-from afterburn_core.types import (
+from afterburn_core.weights.types import (
     Concentration,
     EmbeddingDrift,
     HeadScores,
     LayerModuleCell,
     NormShift,
-    ResolvedCheckpoint,
     TensorDiff,
     TokenDrift,
 )
+from afterburn_core.types import ResolvedCheckpoint
 from afterburn_core.weights.tokens import TokenDecoder, load_token_decoder
 from afterburn_core.weights.weight_pass import TensorDetail, WeightPass
 

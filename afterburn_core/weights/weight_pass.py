@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from afterburn_core.types import TensorDiff
+from afterburn_core.weights.types import TensorDiff
 
 
 @dataclass
