@@ -20,6 +20,53 @@ StageStatus = Literal["pending", "running", "done", "failed", "skipped"]
 
 
 @dataclass(frozen=True)
+class AdapterDescription:
+    """A peft adapter's ``adapter_config.json``, as read once at resolution.
+
+    ``rank`` / ``alpha`` are ``r`` / ``lora_alpha`` (None when the file does not
+    say: the stored factors then decide). ``rank_pattern`` / ``alpha_pattern``
+    keep peft's order, ``(pattern, value)`` pairs, first match wins.
+    ``target_modules`` is a list of names or, as peft allows, one regex string.
+    """
+
+    peft_type: str
+    base_model_name_or_path: str | None
+    rank: int | None
+    alpha: float | None
+    use_rslora: bool
+    rank_pattern: tuple[tuple[str, int], ...]
+    alpha_pattern: tuple[tuple[str, float], ...]
+    target_modules: tuple[str, ...] | str | None
+    fan_in_fan_out: bool
+    use_dora: bool
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a checkpoint's ``config.json`` says, parsed once by ``checkpoints.resolve``.
+
+    Every field is None where the config does not say it (or there is no
+    config.json): never a guess. ``num_kv_heads`` is ``num_heads`` when the
+    config names no separate key/value head count (plain multi-head attention);
+    ``head_dim`` is ``hidden_size // num_heads`` when not stated. ``torch_dtype``
+    is the stored dtype's name without ``torch.`` (``bfloat16``). For an adapter
+    the model fields are its base's and ``adapter`` holds its own config.
+    """
+
+    architecture: str | None = None
+    model_type: str | None = None
+    num_layers: int | None = None
+    hidden_size: int | None = None
+    num_heads: int | None = None
+    num_kv_heads: int | None = None
+    head_dim: int | None = None
+    vocab_size: int | None = None
+    tie_word_embeddings: bool | None = None
+    torch_dtype: str | None = None
+    adapter: AdapterDescription | None = None
+
+
+@dataclass(frozen=True)
 class ResolvedCheckpoint:
     """A model reference resolved to files on this disk.
 
@@ -27,7 +74,8 @@ class ResolvedCheckpoint:
     everything else is what it resolved to. Paths are absolute strings so the
     record serializes as is. ``fingerprint`` is a hex digest over the files that
     define the model (weights, config, tokenizer): it changes when any of them
-    changes, and it is what cache keys are made of.
+    changes, and it is what cache keys are made of. ``description`` is the
+    parsed config every later stage reads instead of the JSON.
     """
 
     reference: str
@@ -39,6 +87,7 @@ class ResolvedCheckpoint:
     fingerprint: str
     revision: str | None = None
     adapter_base: ResolvedCheckpoint | None = None
+    description: ModelDescription = ModelDescription()
 
 
 @dataclass(frozen=True)

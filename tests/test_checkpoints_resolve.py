@@ -197,8 +197,8 @@ def test_adapter_base_missing_relative_path(world, tmp_path):
         resolve(str(adapter_folder))
     assert one_line(error) == (
         f"no folder or file at {tmp_path / 'base'}; check the path (a Hugging Face model is written owner/name) "
-        f"(the base model named in {adapter_folder / 'adapter_config.json'}; pass adapter_base (--adapter-base) "
-        "to use a copy of it)."
+        f"(the base model named in {adapter_folder / 'adapter_config.json'}; pass adapter_base (the CLI's "
+        "`inspect --base`) to use a copy of it)."
     )
 
 
@@ -209,7 +209,7 @@ def test_adapter_without_base_name_needs_adapter_base(world, tmp_path):
         resolve(str(adapter_folder))
     assert one_line(error) == (
         f"{adapter_folder / 'adapter_config.json'} names no base_model_name_or_path; pass adapter_base "
-        "(--adapter-base) to say which model the adapter applies to."
+        "(the CLI's `inspect --base`) to say which model the adapter applies to."
     )
     assert resolve(str(adapter_folder), adapter_base=str(world.base)).adapter_base.root == str(world.base)
 

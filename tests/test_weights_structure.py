@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from afterburn_core.types import ResolvedCheckpoint
+from afterburn_core.checkpoints.description import describe_model
+from afterburn_core.types import ModelDescription, ResolvedCheckpoint
 from afterburn_core.weights.types import TensorDiff
 from afterburn_core.weights.spectrum import is_low_rank
 from afterburn_core.weights.structure import (
@@ -82,7 +83,7 @@ def make_pass(base: dict[str, torch.Tensor], trained: dict[str, torch.Tensor]) -
 
 
 def checkpoint_at(root: Path, config: dict | None) -> ResolvedCheckpoint:
-    """A ResolvedCheckpoint whose folder holds ``config`` (or no config.json at all)."""
+    """A ResolvedCheckpoint whose folder holds ``config`` (or no config.json at all), described as resolve would."""
     root.mkdir(parents=True, exist_ok=True)
     config_path = None
     if config is not None:
@@ -91,6 +92,7 @@ def checkpoint_at(root: Path, config: dict | None) -> ResolvedCheckpoint:
     return ResolvedCheckpoint(
         reference=str(root), kind="local_dir", root=str(root), weight_files=(), weight_format="safetensors",
         config_path=str(config_path) if config_path else None, fingerprint="0" * 16,
+        description=describe_model(config) if config is not None else ModelDescription(),
     )
 
 

@@ -1,8 +1,9 @@
 """Turn a file or folder on this disk into the list of files that make up a checkpoint.
 
 Contract: ``inspect_path(path)`` returns a ``LocalLayout`` — kind, root, sorted
-absolute weight files, weight format, config path, and for a peft adapter its
-parsed ``adapter_config.json`` — or raises ``CheckpointNotFound`` /
+absolute weight files, weight format, config path, the ``ModelDescription`` of
+its ``config.json`` (``description.py``), and for a peft adapter the
+``AdapterDescription`` of its ``adapter_config.json`` — or raises ``CheckpointNotFound`` /
 ``BadCheckpoint`` / ``UnsafeCheckpoint`` with a one-line message naming the
 file and the fix. What it checks, so a broken checkpoint fails here and not
 half-way through an analysis: ``config.json`` / ``adapter_config.json`` parse
@@ -26,11 +27,13 @@ from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from afterburn_core.checkpoints.description import describe_adapter, describe_model
 from afterburn_core.checkpoints.pickles import check_pickle_safe
 from afterburn_core.errors import BadCheckpoint, CheckpointNotFound
+from afterburn_core.types import AdapterDescription, ModelDescription
 
 PICKLE_EXTENSIONS = (".bin", ".pt", ".pth")
 #: Files a ``transformers.Trainer`` checkpoint folder holds next to the weights; never weights.
@@ -43,14 +46,15 @@ MAX_SAFETENSORS_HEADER = 100_000_000
 
 @dataclass(frozen=True)
 class LocalLayout:
-    """The files of one checkpoint found on disk."""
+    """The files of one checkpoint found on disk, and what its config says (empty without one)."""
 
     kind: str
     root: Path
     weight_files: tuple[Path, ...]
     weight_format: str
     config_path: Path | None
-    adapter_config: dict = field(default_factory=dict)
+    description: ModelDescription = ModelDescription()
+    adapter: AdapterDescription | None = None
 
 
 def read_json_object(path: Path, what: str) -> dict:
@@ -153,13 +157,13 @@ def _check_weight_files(weight_files: tuple[Path, ...], weight_format: str) -> N
 
 def _inspect_adapter(folder: Path) -> LocalLayout:
     config_path = folder / "adapter_config.json"
-    adapter_config = read_json_object(config_path, "adapter config")
+    adapter = describe_adapter(read_json_object(config_path, "adapter config"), config_path)
     for name in ADAPTER_WEIGHT_FILES:
         if (folder / name).is_file():
             weight_files = (folder / name,)
             weight_format = "safetensors" if name.endswith(".safetensors") else "pickle"
             _check_weight_files(weight_files, weight_format)
-            return LocalLayout("adapter", folder, weight_files, weight_format, config_path, adapter_config)
+            return LocalLayout("adapter", folder, weight_files, weight_format, config_path, adapter=adapter)
     raise BadCheckpoint(
         f"adapter folder {folder} has adapter_config.json but no adapter_model.safetensors or "
         "adapter_model.bin; save the adapter again with save_pretrained."
@@ -183,9 +187,9 @@ def _inspect_folder(folder: Path) -> LocalLayout:
         raise BadCheckpoint(
             f"{folder} has weights but no config.json; copy the config.json of the model these weights come from."
         )
-    read_json_object(config_path, "model config")
+    description = describe_model(read_json_object(config_path, "model config"))
     _check_weight_files(weight_files, weight_format)
-    return LocalLayout("local_dir", folder, weight_files, weight_format, config_path)
+    return LocalLayout("local_dir", folder, weight_files, weight_format, config_path, description)
 
 
 def _inspect_file(path: Path) -> LocalLayout:
@@ -203,10 +207,11 @@ def _inspect_file(path: Path) -> LocalLayout:
         raise BadCheckpoint(
             f"{path} is not a checkpoint file; give a .safetensors, .bin, .pt or .pth file or a folder."
         )
+    description = ModelDescription()
     if config_path is not None:
-        read_json_object(config_path, "model config")
+        description = describe_model(read_json_object(config_path, "model config"))
     _check_weight_files((path,), weight_format)
-    return LocalLayout(kind, root, (path,), weight_format, config_path)
+    return LocalLayout(kind, root, (path,), weight_format, config_path, description)
 
 
 def inspect_path(path: Path) -> LocalLayout:

@@ -16,12 +16,16 @@ Result fields by kind: ``root`` is the folder (the file's folder for
 ``config_path`` is ``config.json`` (a single file's sibling one, if any) and,
 for an ``adapter``, its ``adapter_config.json`` (the model's config is then the
 base's); ``revision`` is the commit sha for a Hub model or adapter; a demo's
-``reference`` is spelled out (``demo:base``).
+``reference`` is spelled out (``demo:base``); ``description`` is the config
+parsed once (``description.py``): an adapter's holds its base's model fields
+and its own adapter config, so no later stage reads either JSON file again.
 
 An adapter's base comes from ``adapter_base`` if given, else from
 ``base_model_name_or_path`` in adapter_config.json: a path there is read
 relative to the adapter folder, anything else is a Hub id. Giving
 ``adapter_base`` for something that is not an adapter is an error, not ignored.
+A base is resolved and fingerprinted once: ``resolve_pair`` hands the run's
+base, already resolved, to a trained-side adapter that applies to it.
 
 It leaves to others: reading tensors (``tensors.py``), summaries
 (``summary.py``), downloads themselves (``hub.py``).
@@ -33,6 +37,7 @@ request online (none offline) once its files are cached.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -45,6 +50,8 @@ from afterburn_core.types import ResolvedCheckpoint
 
 #: What a bare ``demo`` means on each side of a pair.
 DEFAULT_DEMO_NAME = {"base": "base", "trained": "trained"}
+#: How a user names an adapter's base, in the words of each door that has the option.
+ADAPTER_BASE_OPTION = "adapter_base (the CLI's `inspect --base`)"
 
 
 def _demo_models() -> dict:
@@ -74,11 +81,10 @@ def _demo_path(parsed: ParsedReference, side: str) -> tuple[str, Path]:
 
 def _adapter_base_reference(layout: LocalLayout) -> tuple[str, Path]:
     """The base named in adapter_config.json, and the folder a relative path there is read from."""
-    config_path = layout.config_path
-    value = layout.adapter_config.get("base_model_name_or_path")
-    if not isinstance(value, str) or not value.strip():
+    value = layout.adapter.base_model_name_or_path
+    if value is None:
         raise BadCheckpoint(
-            f"{config_path} names no base_model_name_or_path; pass adapter_base (--adapter-base) "
+            f"{layout.config_path} names no base_model_name_or_path; pass {ADAPTER_BASE_OPTION} "
             "to say which model the adapter applies to."
         )
     return value.strip(), layout.root
@@ -90,9 +96,7 @@ def _resolve_base(layout: LocalLayout, adapter_base: str | None, token: str | No
         context = f"the adapter_base given for adapter {layout.root}"
     else:
         base_text, relative_to = _adapter_base_reference(layout)
-        context = (
-            f"the base model named in {layout.config_path}; pass adapter_base (--adapter-base) to use a copy of it"
-        )
+        context = f"the base model named in {layout.config_path}; pass {ADAPTER_BASE_OPTION} to use a copy of it"
     try:
         base, _ = _resolve(base_text, side="base", adapter_base=None, token=token, relative_to=relative_to)
     except AfterburnError as error:
@@ -106,9 +110,18 @@ def _resolve_base(layout: LocalLayout, adapter_base: str | None, token: str | No
 
 
 def _resolve(
-    reference: str, *, side: str, adapter_base: str | None, token: str | None, relative_to: Path | None = None
+    reference: str,
+    *,
+    side: str,
+    adapter_base: str | None,
+    token: str | None,
+    relative_to: Path | None = None,
+    resolved_base: ResolvedCheckpoint | None = None,
 ) -> tuple[ResolvedCheckpoint, bool]:
-    """The checkpoint, and whether ``adapter_base`` was used (it is only for adapters)."""
+    """The checkpoint, and whether ``adapter_base`` was used (it is only for adapters).
+
+    ``resolved_base``, when given, is ``adapter_base`` already resolved: an adapter uses it as is.
+    """
     parsed = parse_reference(reference, relative_to=relative_to)
     revision = None
     display = parsed.text
@@ -122,7 +135,10 @@ def _resolve(
         layout = inspect_path(snapshot)
 
     kind = "hub" if parsed.kind == "hub" and layout.kind == "local_dir" else layout.kind
-    base = _resolve_base(layout, adapter_base, token) if layout.kind == "adapter" else None
+    base, description = None, layout.description
+    if layout.kind == "adapter":
+        base = resolved_base or _resolve_base(layout, adapter_base, token)
+        description = dataclasses.replace(base.description, adapter=layout.adapter)
     files = model_files(layout.root, layout.weight_files, layout.config_path)
     fingerprint = fingerprint_files(layout.root, files, base.fingerprint if base is not None else None)
     checkpoint = ResolvedCheckpoint(
@@ -135,6 +151,7 @@ def _resolve(
         fingerprint=fingerprint,
         revision=revision,
         adapter_base=base,
+        description=description,
     )
     return checkpoint, layout.kind == "adapter"
 
@@ -165,10 +182,13 @@ def resolve_pair(
     the user's base (say a local copy) beats the hub id peft recorded.
     """
     base, base_used = _resolve(base_ref, side="base", adapter_base=adapter_base, token=token)
-    trained_adapter_base = adapter_base
+    trained_adapter_base, resolved_base = adapter_base, None
     if adapter_base is None and base.kind != "adapter":
-        trained_adapter_base = base.reference  # as typed, with a bare "demo" spelled out as demo:base
-    trained, trained_used = _resolve(trained_ref, side="trained", adapter_base=trained_adapter_base, token=token)
+        # The run's base, as typed (a bare "demo" spelled out as demo:base), and already resolved.
+        trained_adapter_base, resolved_base = base.reference, base
+    trained, trained_used = _resolve(
+        trained_ref, side="trained", adapter_base=trained_adapter_base, token=token, resolved_base=resolved_base
+    )
     if adapter_base is not None and not (base_used or trained_used):
         raise _unused_adapter_base(adapter_base, f"neither {base_ref!r} nor {trained_ref!r}")
     return base, trained

@@ -4,8 +4,9 @@ Contract: ``load_model(checkpoint, device, *, trust_remote_code=False) -> Loaded
 The model is in eval mode on ``device``, in this dtype (``model_dtype``):
 
 - CPU and MPS: fp32 (the CPU has no fast half matmul; MPS bf16 support varies by macOS);
-- CUDA: the checkpoint's own dtype from ``config.json`` (``dtype`` / ``torch_dtype``)
-  when it is fp32, fp16 or bf16, else bf16.
+- CUDA: the checkpoint's own dtype from ``config.json`` (``dtype`` / ``torch_dtype``,
+  as resolution read it into ``checkpoint.description.torch_dtype``) when it is
+  fp32, fp16 or bf16, else bf16.
 
 The tokenizer comes from the checkpoint's folder; an adapter uses its own folder
 when it holds tokenizer files, else its base's. A peft adapter is applied to ONE
@@ -33,7 +34,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,24 +94,15 @@ class LoadedModel:
         return int(self.model.get_output_embeddings().weight.shape[0])
 
 
-def model_dtype(checkpoint_config: dict, device):
-    """The dtype this module loads in on ``device`` (see the module docstring)."""
+def model_dtype(stored_dtype: str | None, device):
+    """The dtype this module loads in on ``device`` given the checkpoint's stored dtype name (see the module docstring)."""
     import torch
 
     if getattr(device, "type", str(device)) != "cuda":
         return torch.float32
-    name = checkpoint_config.get("dtype") or checkpoint_config.get("torch_dtype")
-    if isinstance(name, str) and name.replace("torch.", "") in _CUDA_KEPT_DTYPES:
-        return getattr(torch, name.replace("torch.", ""))
+    if stored_dtype in _CUDA_KEPT_DTYPES:
+        return getattr(torch, stored_dtype)
     return torch.bfloat16
-
-
-def _read_config(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise BadCheckpoint(f"{path} cannot be read as JSON ({error}); re-save the checkpoint.") from None
-    return value if isinstance(value, dict) else {}
 
 
 def _model_config_path(checkpoint: ResolvedCheckpoint) -> Path:
@@ -175,7 +166,7 @@ def _load_full_model(checkpoint: ResolvedCheckpoint, device, trust_remote_code: 
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config_path = _model_config_path(checkpoint)
-    dtype = model_dtype(_read_config(config_path), device)
+    dtype = model_dtype(checkpoint.description.torch_dtype, device)
     # Pickles go through checkpoints.pickles, the project's one torch.load door (weights_only).
     standard = checkpoint.weight_format == "safetensors" and checkpoint.kind in ("local_dir", "hub") and all(
         Path(name).name.startswith(STANDARD_WEIGHT_PREFIXES) for name in checkpoint.weight_files

@@ -1,12 +1,12 @@
 """Where in the model the change sits: layer × module cells, heads, norms, embeddings, concentration.
 
 Input: one ``WeightPass`` (the per-tensor records and their small vectors) and
-the base checkpoint (for ``config.json``'s head layout and the tokenizer).
+the base checkpoint (its ``description`` gives the head layout; its folder the tokenizer).
 Output: a ``Structure``: the aggregates the heatmaps, head matrix, norm table
 and embedding-drift table show, and the concentration numbers the diagnosis
 reads. It does not read weights (the engine did, once) and does not judge
 (``diagnosis`` does). Cost: O(rows + cols) per tensor over vectors already in
-memory, one small JSON read and, for the top drifted tokens, one tokenizer load.
+memory and, for the top drifted tokens, one tokenizer load.
 
 Definitions (what each number means):
 
@@ -39,11 +39,9 @@ Definitions (what each number means):
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -72,7 +70,7 @@ _COMPARED = ("changed", "unchanged", "resized")
 
 @dataclass(frozen=True)
 class HeadLayout:
-    """Attention head layout from ``config.json``."""
+    """Attention head layout from the base's ``ModelDescription``."""
 
     num_heads: int
     num_kv_heads: int
@@ -150,29 +148,10 @@ def _energy_weighted(members: list[TensorDiff], attribute: str) -> float | None:
 
 
 def read_head_layout(base: ResolvedCheckpoint) -> HeadLayout | None:
-    """Head counts and head_dim from the base's ``config.json``; None when it does not say."""
-    config_path = base.config_path
-    if config_path is None and base.adapter_base is not None:
-        config_path = base.adapter_base.config_path
-    if config_path is None:
-        candidate = Path(base.root) / "config.json"
-        config_path = str(candidate) if candidate.is_file() else None
-    try:
-        with open(config_path or "", encoding="utf-8") as handle:
-            config = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(config, dict):
-        return None
-    if "num_attention_heads" not in config and isinstance(config.get("text_config"), dict):
-        config = config["text_config"]  # multimodal wrappers keep the LM's layout one level down
-    num_heads = config.get("num_attention_heads", config.get("n_head"))
-    if not isinstance(num_heads, int) or num_heads <= 0:
-        return None
-    num_kv_heads = config.get("num_key_value_heads") or num_heads
-    hidden = config.get("hidden_size", config.get("n_embd"))
-    head_dim = config.get("head_dim") or (hidden // num_heads if isinstance(hidden, int) else None)
-    if not isinstance(num_kv_heads, int) or not isinstance(head_dim, int) or head_dim <= 0:
+    """Head counts and head_dim from the base's description; None when its config does not give a usable one."""
+    description = base.description
+    num_heads, num_kv_heads, head_dim = description.num_heads, description.num_kv_heads, description.head_dim
+    if num_heads is None or num_kv_heads is None or head_dim is None or head_dim <= 0:
         return None
     if num_kv_heads <= 0 or num_heads % num_kv_heads:
         return None
