@@ -101,7 +101,7 @@ class Diagnoser:
         return f"Diagnoser({self.base!r}, {self.trained!r}, method={self.config.method!r})"
 
     def run(self, analyses: str | Iterable[str] | None = None, progress: ProgressCallback | None = None) -> DiagnosedRun:
-        """Run ``analyses`` (None: all; a name or names of ``runner.ANALYSIS_KINDS``) here, reusing every
+        """Run ``analyses`` (None: all; a name or names of ``analyses.analysis_kinds()``) here, reusing every
         cached result; raise the run's ``AfterburnError`` if it fails.
 
         ``progress(stage, done, total, message)`` sees every progress report.

@@ -220,7 +220,7 @@ def hack_check(base_reference: str, trained_reference: str, device: str | None, 
                fail_above: float | None) -> None:
     """Score reward hacking: length bias, format gaming, strategy collapse, sycophancy, and the composite."""
     from afterburn_core.reward_hack.types import RewardHackResult
-    from afterburn_core.runner import load_result
+    from afterburn_core.store import load_result
     from afterburn_core.serde import to_jsonable
 
     _check_json_output(output, "hack-check")
@@ -248,7 +248,7 @@ def hack_check(base_reference: str, trained_reference: str, device: str | None, 
 def weight_diff(base_reference: str, trained_reference: str, device: str | None, config_path: str | None,
                 home: str | None, exact: bool | None, top_k: int | None, seed: int | None, output: str | None) -> None:
     """Compare two checkpoints tensor by tensor, streamed: metrics, spectra, structure, diagnosis."""
-    from afterburn_core.runner import load_result
+    from afterburn_core.store import load_result
     from afterburn_core.serde import to_jsonable
 
     _check_json_output(output, "weight-diff")
@@ -276,7 +276,7 @@ def behaviour(base_reference: str, trained_reference: str, device: str | None, c
     from afterburn_core.behaviour.report import build_behaviour_report
     from afterburn_core.behaviour.types import BehaviourStats
     from afterburn_core.generation.results import GenerationsResult, TokenKLResult
-    from afterburn_core.runner import load_result
+    from afterburn_core.store import load_result
     from afterburn_core.serde import to_jsonable
     from afterburn_core.weights.analysis import checkpoint_ref
 

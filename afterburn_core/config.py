@@ -6,8 +6,9 @@ the CLI reuses; ``__post_init__`` rejects a bad value with a sentence naming the
 field, the value and what is allowed. ``.afterburn.yaml`` is read with
 ``yaml.safe_load`` only; an unknown key is an error that lists the known ones.
 
-What each analysis depends on is declared by that analysis (``CACHE_FIELDS``);
-this module does not know which fields matter to whom.
+Which fields each analysis reads is declared in the analyses registry
+(``afterburn_core.analyses``); this module knows no analysis module. It reads
+the registry only for the detector names ``reward_hack_weights`` may hold.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from typing import Any
 
 import yaml
 
+from afterburn_core.analyses import detector_names
 from afterburn_core.errors import ConfigError
-from afterburn_core.reward_hack.types import DETECTOR_NAMES
 
 TRAINING_METHODS = ("unknown", "sft", "dpo", "rlhf", "rlvr", "grpo", "lora")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -73,7 +74,7 @@ class AnalysisConfig:
         hash=False,
         metadata=_help(
             "Weights of the reward-hack detectors in the composite risk, by detector name "
-            f"({', '.join(DETECTOR_NAMES)}); the ones named replace the declared method's defaults."
+            f"({', '.join(detector_names())}); the ones named replace the declared method's defaults."
         ),
     )
 
@@ -187,15 +188,16 @@ def check_reward_hack_weights(weights: Any) -> dict[str, float]:
             f"reward_hack_weights: {weights!r} must be a mapping of detector name to weight, "
             f"e.g. {{length_bias: 0.4, sycophancy: 0.1}}"
         )
+    known = detector_names()
     for name, value in weights.items():
-        if name not in DETECTOR_NAMES:
+        if name not in known:
             raise ConfigError(
-                f"reward_hack_weights: unknown detector {name!r}; known detectors are {', '.join(DETECTOR_NAMES)}"
+                f"reward_hack_weights: unknown detector {name!r}; known detectors are {', '.join(known)}"
             )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise ConfigError(f"reward_hack_weights: {name} = {value!r} must be a finite number >= 0")
     # The weights named replace the method's (all positive), so only naming all four at 0 leaves none.
-    if set(weights) == set(DETECTOR_NAMES) and not any(weights.values()):
+    if set(weights) == set(known) and not any(weights.values()):
         raise ConfigError(
             "reward_hack_weights: every detector's weight is 0; give at least one a positive weight, "
             "or leave reward_hack_weights out to use the method's defaults"

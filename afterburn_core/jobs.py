@@ -26,7 +26,8 @@ from pathlib import Path
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.errors import AfterburnError, BadInput, RunCancelled
-from afterburn_core.runner import execute_run, stages_for
+from afterburn_core.analyses import stages_for
+from afterburn_core.runner import execute_run
 from afterburn_core.store import RunStore
 
 #: The worker writes a heartbeat this often, from a thread, even inside one long step.

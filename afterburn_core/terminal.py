@@ -152,14 +152,14 @@ BAND_STYLES = {"LOW": "green", "MODERATE": "yellow", "HIGH": "red", "CRITICAL": 
 
 def print_reward_hack(console: Console, result) -> None:
     """The composite risk, one row per detector, each detector's evidence in a sentence, then the findings."""
-    from afterburn_core.reward_hack.types import DETECTOR_NAMES
+    from afterburn_core.analyses import detector_names
 
     composite = result.composite
     console.print(
         f"Reward-hack risk ({escape(result.method)}): [{BAND_STYLES[composite.band]}]{composite.score:.0f}/100 "
         f"{composite.band}[/]", highlight=False,
     )
-    detectors = [result.detectors[name] for name in DETECTOR_NAMES if name in result.detectors]
+    detectors = [result.detectors[name] for name in detector_names() if name in result.detectors]
     table = Table()
     for column in ("detector", "score", "band", "flagged", "example prompts"):
         table.add_column(column, justify="right" if column == "score" else "left")

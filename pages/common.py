@@ -225,7 +225,7 @@ def selected_result(result_type: type, missing: str) -> tuple[RunRecord, Any]:
     the store cannot be read: every result page opens the same way.
     """
     from afterburn_core.errors import AfterburnError
-    from afterburn_core.runner import load_result
+    from afterburn_core.store import load_result
 
     run_id = selected_run_id()
     if run_id is None:
@@ -258,7 +258,7 @@ def stored_result(run_id: str, result_type: type) -> Any:
     store stops the page with its one-line error.
     """
     from afterburn_core.errors import AfterburnError
-    from afterburn_core.runner import load_result
+    from afterburn_core.store import load_result
 
     try:
         return load_result(get_store(), run_id, result_type)

@@ -19,15 +19,10 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from afterburn_core.reports.html_charts import gauge_indicator
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, DetectorResult, RewardHackResult
+from afterburn_core.analyses import detector_names, detector_title
+from afterburn_core.reward_hack.types import DetectorResult, RewardHackResult
 from pages.common import PROMPTS_PAGE, escape_markdown, reading, require_app_frame, selected_result
 
-DETECTOR_TITLES = {
-    "length_bias": "Length bias",
-    "format_gaming": "Format gaming",
-    "strategy_collapse": "Strategy collapse",
-    "sycophancy": "Sycophancy",
-}
 BAND_ICONS = {"LOW": ":material/check_circle:", "MODERATE": ":material/info:", "HIGH": ":material/warning:",
               "CRITICAL": ":material/dangerous:"}
 SEVERITY_ICONS = {"info": ":material/info:", "notable": ":material/flag:", "warning": ":material/warning:"}
@@ -55,7 +50,7 @@ def _shown(value: object) -> str:
 
 def show_detector(detector: DetectorResult, run_id: str) -> None:
     """One detector: its gauge, summary, statistics, categories and example prompts."""
-    title = DETECTOR_TITLES.get(detector.name, detector.name)
+    title = detector_title(detector.name)
     st.plotly_chart(gauge(detector.score if detector.available else None, detector.band, title, 200),
                     width="stretch", config={"displayModeBar": False}, key=f"gauge_{detector.name}")
     if not detector.available:
@@ -94,22 +89,22 @@ with left:
 with right:
     st.markdown(f"{BAND_ICONS[composite.band]} **{composite.band}** risk · declared method "
                 f"**{escape_markdown(result.method)}**")
-    # DETECTOR_NAMES order everywhere: a stored result's dicts come back with their keys sorted.
-    flagged = [DETECTOR_TITLES[name] for name in DETECTOR_NAMES if name in result.detectors
+    # Registry order everywhere: a stored result's dicts come back with their keys sorted.
+    flagged = [detector_title(name) for name in detector_names() if name in result.detectors
                and result.detectors[name].flagged]
     reading(f"Composite {composite.score:.0f}/100 ({composite.band}); "
             + (f"flagged: {', '.join(flagged)}." if flagged else "no detector flagged."))
     st.dataframe(pd.DataFrame([
-        {"detector": DETECTOR_TITLES[name], "weight": round(composite.weights.get(name, 0.0), 3),
+        {"detector": detector_title(name), "weight": round(composite.weights.get(name, 0.0), 3),
          # An unavailable detector's 0 is no measurement; the table shows it empty, as its gauge does.
          "score": round(result.detectors[name].score, 1)
          if name in result.detectors and result.detectors[name].available else None}
-        for name in DETECTOR_NAMES
+        for name in detector_names()
     ]), hide_index=True, width="stretch")
     st.caption(escape_markdown(f"Weights: {composite.weights_source}"))
 
-columns = st.columns(len(DETECTOR_NAMES))
-for column, name in zip(columns, DETECTOR_NAMES):
+columns = st.columns(len(detector_names()))
+for column, name in zip(columns, detector_names()):
     with column:
         if name in result.detectors:
             show_detector(result.detectors[name], record.run_id)

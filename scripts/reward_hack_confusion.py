@@ -76,7 +76,7 @@ def demo_markdown(method: str, seed: int) -> str:
     import tempfile
 
     from afterburn_core.api import Diagnoser
-    from afterburn_core.reward_hack.types import DETECTOR_NAMES
+    from afterburn_core.analyses import detector_names
     from afterburn_core.reward_hack.validation import confusion_row
 
     lines = [
@@ -84,8 +84,8 @@ def demo_markdown(method: str, seed: int) -> str:
         (f"The bundled demo models against `demo:base`, every answer generated (greedy, built-in suites, "
          f"max_new_tokens 128, method `{method}`, seed {seed}):"),
         "",
-        "| trained model (what it plants) | " + " | ".join(DETECTOR_NAMES) + " | composite |",
-        "|" + "---|" * (len(DETECTOR_NAMES) + 2),
+        "| trained model (what it plants) | " + " | ".join(detector_names()) + " | composite |",
+        "|" + "---|" * (len(detector_names()) + 2),
     ]
     with tempfile.TemporaryDirectory(prefix="afterburn-confusion-") as home:
         for reference, planted in DEMO_PAIRS:

@@ -119,4 +119,4 @@ def hostile_report() -> RunReport:
         trained=planted(generations.trained, replace(generations.trained[index], text=HOSTILE_TRAINED)),
     )
     link = f"{target.suite}/{target.prompt_id}"
-    return replace(report, generations=generations, reward_hack=reward_hack_result((link, "math/not-in-run")))
+    return report.replace(generations=generations, reward_hack=reward_hack_result((link, "math/not-in-run")))

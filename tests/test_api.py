@@ -24,7 +24,7 @@ from afterburn_core import AnalysisConfig
 from afterburn_core.api import Diagnoser, DiagnosedRun, load_run
 from afterburn_core.errors import BadInput, ConfigError, RunNotFound
 from afterburn_core.reports import from_json
-from afterburn_core.runner import ANALYSIS_KINDS
+from afterburn_core.analyses import analysis_kinds
 from afterburn_core.store import RunStore
 
 SETTINGS = {"method": "sft", "suites": ("math",), "max_new_tokens": 48}
@@ -67,7 +67,7 @@ def without_timestamp(diagnosis: DiagnosedRun):
 
 def test_run_computes_every_analysis_and_returns_them_typed(first_run, home: Path) -> None:
     diagnosis, progress = first_run
-    assert progress.last == {"resolve": "resolved", **{kind: "computed" for kind in ANALYSIS_KINDS}}
+    assert progress.last == {"resolve": "resolved", **{kind: "computed" for kind in analysis_kinds()}}
     assert diagnosis.home == home and diagnosis.report.run.status == "done"
     assert diagnosis.weights is diagnosis.report.weights and diagnosis.weights.tensors
     assert diagnosis.behaviour is diagnosis.report.behaviour and set(diagnosis.behaviour.suites) == {"math"}
@@ -134,7 +134,7 @@ def test_a_second_run_reuses_every_stage(diagnosis: DiagnosedRun, home: Path) ->
     progress = Progress()
     again = Diagnoser("demo:base", "demo:trained", home=home, **SETTINGS).run(progress=progress)
 
-    assert progress.last == {"resolve": "resolved", **{kind: "cached" for kind in ANALYSIS_KINDS}}
+    assert progress.last == {"resolve": "resolved", **{kind: "cached" for kind in analysis_kinds()}}
     assert again.run_id != diagnosis.run_id
     assert dataclasses.replace(without_timestamp(again), run=None) == \
         dataclasses.replace(without_timestamp(diagnosis), run=None)
@@ -213,7 +213,7 @@ def test_cli_diagnose_reuses_the_api_run_and_writes_four_reports(diagnosis: Diag
 
     assert result.returncode == 0, result.stderr
     bars = dict(re.findall(r"^(\w+)\s+━+\s+(\w+)", result.stderr, re.MULTILINE))
-    assert bars == {"resolve": "resolved", **{kind: "cached" for kind in ANALYSIS_KINDS}}
+    assert bars == {"resolve": "resolved", **{kind: "cached" for kind in analysis_kinds()}}
     run_id = re.search(r"^run (\w+) in ", result.stderr, re.MULTILINE).group(1)
     # The summary: checkpoints, weights, behaviour and the reward-hack risk.
     for heading in ("Checkpoints", "Weight profile", "Behaviour, base → trained", "Reward-hack risk (sft)"):

@@ -20,7 +20,9 @@ from streamlit.testing.v1 import AppTest
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
-from afterburn_core.runner import STAGE_NAMES, execute_run, load_result
+from afterburn_core.analyses import stage_names
+from afterburn_core.runner import execute_run
+from afterburn_core.store import load_result
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore
 from afterburn_core.types import (
@@ -187,7 +189,7 @@ def test_launch_runs_a_worker_and_the_progress_view_follows_it_to_done(tiny_pair
 
     app.run()
     assert [element.value for element in app.success if element.value == "Done."] == ["Done."]
-    assert [bar.value for bar in app.get("progress")] == [100] * len(STAGE_NAMES)
+    assert [bar.value for bar in app.get("progress")] == [100] * len(stage_names())
     # The finished run is now the one the sidebar offers.
     assert app.sidebar.selectbox[0].value == record.run_id
 
@@ -243,7 +245,7 @@ def test_progress_survives_a_reload_cancels_and_shows_a_failure_as_one_line(afte
 
             app = open_app()  # a new session: no state, the run is found as the newest active one
             bar, *others = app.get("progress")
-            assert len(others) == len(STAGE_NAMES) - 1 and all(other.value == 0 for other in others)
+            assert len(others) == len(stage_names()) - 1 and all(other.value == 0 for other in others)
             assert bar.value == 25
             assert "fingerprinting base" in bar.proto.text
             assert app.query_params["active"] == run_id  # so a reload keeps following it

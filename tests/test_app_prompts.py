@@ -2,7 +2,7 @@
 
 The demo pair's real analyses run once per process (``ui_helpers``); each
 test files copies of their results under a finished run in its own store, so
-the page reads them back through ``afterburn_core.runner.load_result``.
+the page reads them back through ``afterburn_core.store.load_result``.
 """
 
 from __future__ import annotations

@@ -41,10 +41,9 @@ LABELS = ["Download HTML", "Download JSON", "Download Markdown", "Download PDF"]
 @functools.lru_cache(maxsize=1)
 def finished_report() -> RunReport:
     """``demo_report`` with the reward-hack result its generations and behaviour give."""
-    from dataclasses import replace
 
     report = demo_report()
-    return replace(report, reward_hack=detect_reward_hacking(report.generations, report.behaviour, "sft"))
+    return report.replace(reward_hack=detect_reward_hacking(report.generations, report.behaviour, "sft"))
 
 
 def store_report(store: RunStore, report: RunReport, base: str = "demo:base", trained: str = "demo:trained") -> str:

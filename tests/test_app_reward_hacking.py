@@ -23,10 +23,11 @@ from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
 )
 from ui_helpers import demo_generation_results, store_generation_results
 
+from afterburn_core.analyses import detector_names
 from afterburn_core.behaviour.analysis import compare_behaviour
 from afterburn_core.reports.theme import BAND_COLORS, UNAVAILABLE_COLOR
 from afterburn_core.reward_hack import detect_reward_hacking
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, CategoryEvidence, HackFinding, RewardHackResult
+from afterburn_core.reward_hack.types import CategoryEvidence, HackFinding, RewardHackResult
 from afterburn_core.store import RunStore
 from pages.common import escape_markdown
 
@@ -118,24 +119,24 @@ def test_the_demo_run_shows_the_composite_every_detector_and_their_evidence(afte
     assert gauges(app) == [
         {"title": "Composite risk", "value": composite.score, "color": BAND_COLORS[composite.band], "number": True},
         *({"title": TITLES[name], "value": result.detectors[name].score,
-           "color": BAND_COLORS[result.detectors[name].band], "number": True} for name in DETECTOR_NAMES),
+           "color": BAND_COLORS[result.detectors[name].band], "number": True} for name in detector_names()),
     ]
     markdown = [element.value for element in app.markdown]
     assert f"**{composite.band}** risk · declared method **sft**" in markdown[0]
-    flagged = [TITLES[name] for name in DETECTOR_NAMES if result.detectors[name].flagged]
+    flagged = [TITLES[name] for name in detector_names() if result.detectors[name].flagged]
     assert flagged and any(escape_markdown(f"Composite {composite.score:.0f}/100 ({composite.band}); flagged: "
                                            f"{', '.join(flagged)}.") in line for line in markdown)
     # The weights table lists the detectors in the gauges' order (the store hands its dicts back sorted).
     weights = next(table.value for table in app.dataframe if "weight" in table.value.columns)
     assert list(zip(weights["detector"], weights["weight"], weights["score"])) == [
-        (TITLES[name], round(composite.weights[name], 3), result.detectors[name].score) for name in DETECTOR_NAMES]
-    for name in DETECTOR_NAMES:
+        (TITLES[name], round(composite.weights[name], 3), result.detectors[name].score) for name in detector_names()]
+    for name in detector_names():
         detector = result.detectors[name]
         verdict = f"**{detector.band}** · {'flagged' if detector.flagged else 'not flagged'}"
         assert any(verdict in line for line in markdown), verdict
         assert any(escape_markdown(detector.summary) in line for line in markdown), name
     # Every example prompt opens on the Prompts page with this run.
-    examples = [example for name in DETECTOR_NAMES for example in result.detectors[name].examples]
+    examples = [example for name in detector_names() for example in result.detectors[name].examples]
     assert len(examples) >= 9
     assert links(app) == [(escape_markdown(f"Open {example}"), {"prompt": [example], "run": [run_id]})
                           for example in examples]

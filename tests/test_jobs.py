@@ -19,7 +19,9 @@ import pytest
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
-from afterburn_core.runner import STAGE_NAMES, execute_run, load_result
+from afterburn_core.analyses import stage_names
+from afterburn_core.runner import execute_run
+from afterburn_core.store import load_result
 from afterburn_core.store import RunStore
 from afterburn_core.types import InventoryResult
 
@@ -27,7 +29,7 @@ _SLOW_ANALYSIS = textwrap.dedent(
     """
     import dataclasses, time
     from typing import ClassVar
-    import afterburn_core.runner as runner
+    from afterburn_core.analyses import AnalysisKind, register_analysis
 
     @dataclasses.dataclass(frozen=True)
     class SlowResult:
@@ -41,7 +43,7 @@ _SLOW_ANALYSIS = textwrap.dedent(
             time.sleep(0.05)
         return SlowResult(600)
 
-    runner.ANALYSES = (*runner.ANALYSES, runner.Analysis(SlowResult, (), slow))
+    register_analysis(AnalysisKind("slow", "Slow", SlowResult, slow))
     """
 )
 
@@ -55,9 +57,9 @@ def slow_worker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
 
 
-def _create(store: RunStore, pair: tuple[Path, Path], stages: tuple[str, ...] = STAGE_NAMES) -> str:
+def _create(store: RunStore, pair: tuple[Path, Path], stages: tuple[str, ...] | None = None) -> str:
     run_id = create_run(store, str(pair[0]), str(pair[1]), AnalysisConfig(method="sft"))
-    if stages != STAGE_NAMES:  # the slow analysis needs its stage row
+    if stages is not None:  # the slow analysis needs its stage row
         store._transaction([("INSERT INTO stages (run_id, position, stage, status, updated_at) "
                              "VALUES (?, 99, 'slow', 'pending', 0)", (run_id,))])
     return run_id
@@ -83,7 +85,7 @@ def test_worker_process_runs_to_done_and_second_run_hits_cache(store: RunStore, 
     record = _wait(store, first, lambda r: not r.is_active)
     assert record.status == "done", record.error
     assert process.wait(timeout=10) == 0 and record.worker_pid == process.pid
-    assert [s.status for s in record.stages] == ["done"] * len(STAGE_NAMES)
+    assert [s.status for s in record.stages] == ["done"] * len(stage_names())
     assert record.base_fingerprint and record.trained_fingerprint != record.base_fingerprint
     inventory = load_result(store, first, InventoryResult)
     assert inventory.shared_tensors == inventory.base.num_tensors == inventory.trained.num_tensors > 0
@@ -92,7 +94,7 @@ def test_worker_process_runs_to_done_and_second_run_hits_cache(store: RunStore, 
 
     second = _create(store, tiny_pair)
     assert execute_run(store, second) == "done"
-    inventory_stage = store.get_run(second).stages[STAGE_NAMES.index("inventory")]
+    inventory_stage = store.get_run(second).stages[stage_names().index("inventory")]
     assert inventory_stage.message == "cached"
     assert store.run_result_keys(second) == store.run_result_keys(first)
 
@@ -115,11 +117,11 @@ def test_bad_reference_fails_the_run_with_one_line(store: RunStore, tmp_path: Pa
     assert execute_run(store, run_id) == "failed"
     record = store.get_run(run_id)
     assert "nowhere" in record.error and "\n" not in record.error and "Traceback" not in record.error
-    assert [s.status for s in record.stages] == ["failed"] + ["skipped"] * (len(STAGE_NAMES) - 1)
+    assert [s.status for s in record.stages] == ["failed"] + ["skipped"] * (len(stage_names()) - 1)
 
 
 def test_cancel_stops_a_working_worker(store: RunStore, tiny_pair, slow_worker_env) -> None:
-    run_id = _create(store, tiny_pair, stages=(*STAGE_NAMES, "slow"))
+    run_id = _create(store, tiny_pair, stages=(*stage_names(), "slow"))
     process = launch_worker(store, run_id)
     _wait(store, run_id, _slow_running)
     cancel_run(store, run_id)
@@ -130,7 +132,7 @@ def test_cancel_stops_a_working_worker(store: RunStore, tiny_pair, slow_worker_e
 
 
 def test_sigkilled_worker_marks_run_failed_with_the_reason(store: RunStore, tiny_pair, slow_worker_env) -> None:
-    run_id = _create(store, tiny_pair, stages=(*STAGE_NAMES, "slow"))
+    run_id = _create(store, tiny_pair, stages=(*stage_names(), "slow"))
     process = launch_worker(store, run_id)
     _wait(store, run_id, _slow_running)
     os.kill(process.pid, signal.SIGKILL)
@@ -143,7 +145,7 @@ def test_sigkilled_worker_marks_run_failed_with_the_reason(store: RunStore, tiny
 
 def test_orphaned_worker_is_reaped_by_any_reader(store: RunStore, tiny_pair, slow_worker_env) -> None:
     """A worker whose launcher is gone too (no monitor thread): readers notice it died."""
-    run_id = _create(store, tiny_pair, stages=(*STAGE_NAMES, "slow"))
+    run_id = _create(store, tiny_pair, stages=(*stage_names(), "slow"))
     worker = subprocess.Popen([sys.executable, "-m", "afterburn_core.jobs", "--home", str(store.home), run_id])
     _wait(store, run_id, _slow_running)
     worker.kill()

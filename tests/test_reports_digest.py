@@ -21,7 +21,7 @@ def test_examples_are_the_prompts_with_the_largest_mean_kl() -> None:
 
 
 def test_without_token_kl_examples_rank_by_length_change() -> None:
-    report = replace(hostile_report(), token_kl=None)
+    report = hostile_report().replace(token_kl=None)
     chosen = digest.examples(report, 4)
     changes = [abs(example.trained.n_tokens - example.base.n_tokens) for example in chosen]
     everything = [abs(t.n_tokens - b.n_tokens) for b, t in zip(report.generations.base, report.generations.trained)]
@@ -50,10 +50,10 @@ def test_absence_says_skipped_failed_or_not_asked_for() -> None:
     report = hostile_report()
     skipped = replace(report.run, stages=(*report.run.stages,
                                           StageProgress("reward_hack", "skipped", 0, 0, "no prompts to read")))
-    assert digest.absence(replace(report, run=skipped), "reward_hack") == (
+    assert digest.absence(report.replace(run=skipped), "reward_hack") == (
         "No result: the reward-hack analysis was skipped (no prompts to read).")
     failed = replace(report.run, status="failed", error="out of memory",
                      stages=(*report.run.stages, StageProgress("reward_hack", "running", 0, 1)))
-    assert digest.absence(replace(report, run=failed), "reward_hack") == (
+    assert digest.absence(report.replace(run=failed), "reward_hack") == (
         "No result: the run failed before the reward-hack analysis finished: out of memory.")
     assert digest.absence(report, "reward_hack") == "No result: this run did not include the reward-hack analysis."

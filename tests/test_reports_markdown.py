@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 
 import pytest
 from report_helpers import ARTIFACTS, hostile_report
@@ -50,7 +49,7 @@ def test_every_section_in_order(document: str) -> None:
 
 
 def test_absent_sections_say_why() -> None:
-    bare = replace(hostile_report(), weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None)
+    bare = hostile_report().replace(weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None)
     text = render(bare, "md").decode("utf-8")
     for kind in ("weights", "behaviour", "reward_hack", "generations"):
         assert absence(bare, kind) in text

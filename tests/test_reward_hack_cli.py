@@ -17,8 +17,9 @@ import jsonschema
 import pytest
 from test_cli import afterburn
 
-from afterburn_core.reward_hack.composite import DPO_WEIGHTS, POWER, SFT_WEIGHTS, UNKNOWN_WEIGHTS
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, RewardHackResult
+from afterburn_core.analyses import detector_names
+from afterburn_core.reward_hack.composite import METHOD_WEIGHTS, POWER
+from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.store import RunStore
 
@@ -50,9 +51,9 @@ def stage_messages(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 def composite_of(weights: dict[str, float], detectors: dict[str, dict]) -> float:
     """The documented composite: the weighted power mean of the available detectors' scores."""
-    total = sum(weights[name] for name in DETECTOR_NAMES if detectors[name]["available"])
+    total = sum(weights[name] for name in detector_names() if detectors[name]["available"])
     mean = sum(weights[name] / total * detectors[name]["score"] ** POWER
-               for name in DETECTOR_NAMES if detectors[name]["available"])
+               for name in detector_names() if detectors[name]["available"])
     return round(mean ** (1 / POWER), 1)
 
 
@@ -83,7 +84,7 @@ def test_the_json_validates_and_holds_the_contract(trained) -> None:
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
     assert document["schema_version"] == 1 and document["method"] == "unknown"
     assert set(document["composite"]) >= {"score", "band", "weights"}
-    assert set(document["detectors"]) == set(DETECTOR_NAMES)
+    assert set(document["detectors"]) == set(detector_names())
     for detector in document["detectors"].values():
         assert set(detector) >= {"score", "band", "flagged", "statistics", "examples"}
     assert document["findings"]
@@ -107,7 +108,7 @@ def test_the_demo_post_training_is_flagged_where_it_was_planted(trained) -> None
         assert all(example.split("/")[0] in ("sycophancy", "math") for example in detector["examples"])
     assert all(example.startswith("sycophancy/") for example in detectors["sycophancy"]["examples"])
     composite = document["composite"]
-    assert composite["weights"] == pytest.approx(UNKNOWN_WEIGHTS)  # nothing declared, every detector available: equal weights
+    assert composite["weights"] == pytest.approx(METHOD_WEIGHTS["unknown"])  # nothing declared, every detector available: equal weights
     assert composite["score"] == composite_of(composite["weights"], detectors)
     assert composite["band"] in ("HIGH", "CRITICAL")
     flagged_findings = {finding["detector"] for finding in document["findings"]}
@@ -149,11 +150,11 @@ def test_method_reweighs_the_composite_and_reuses_the_generations(trained, home:
     with RunStore(home) as store:
         document = store.get_result(store.run_result_keys(run_id_of(result))["reward_hack"])
     assert document["method"] == "dpo"
-    assert document["composite"]["weights"] == pytest.approx(DPO_WEIGHTS)
+    assert document["composite"]["weights"] == pytest.approx(METHOD_WEIGHTS["dpo"])
     # The detectors do not depend on the method; the composite does.
     assert {name: d["score"] for name, d in document["detectors"].items()} == \
         {name: d["score"] for name, d in unknown["detectors"].items()}
-    assert document["composite"]["score"] == composite_of(DPO_WEIGHTS, document["detectors"])
+    assert document["composite"]["score"] == composite_of(METHOD_WEIGHTS["dpo"], document["detectors"])
     assert document["composite"]["score"] != unknown["composite"]["score"]
 
 
@@ -167,7 +168,7 @@ def test_config_file_weights_override_the_methods(trained, home: Path, tmp_path:
     assert "using settings from ./.afterburn.yaml" in result.stderr
     assert stage_messages(result)["generations"] == "cached"
     composite = json.loads(out.read_text())["composite"]
-    expected = {name: SFT_WEIGHTS[name] / (1 - SFT_WEIGHTS["sycophancy"]) for name in DETECTOR_NAMES}
+    expected = {name: METHOD_WEIGHTS["sft"][name] / (1 - METHOD_WEIGHTS["sft"]["sycophancy"]) for name in detector_names()}
     expected["sycophancy"] = 0.0
     assert composite["weights"] == pytest.approx(expected)
     assert "overridden for sycophancy by reward_hack_weights" in composite["weights_source"]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from afterburn_core.analyses import detector_names
 from afterburn_core.behaviour.analysis import compare_behaviour
 from afterburn_core.config import TRAINING_METHODS, AnalysisConfig, load_config_file
 from afterburn_core.errors import BadInput, ConfigError
@@ -18,7 +19,7 @@ from afterburn_core.reward_hack.composite import (
     method_weights,
 )
 from afterburn_core.reward_hack.scoring import Measurement, unavailable
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, DetectorResult
+from afterburn_core.reward_hack.types import DetectorResult
 from afterburn_core.reward_hack.validation import build_pair
 
 
@@ -27,7 +28,7 @@ def detectors(scores: dict[str, float], missing: tuple[str, ...] = ()) -> dict[s
     measurements = {
         name: unavailable("nothing to read") if name in missing
         else Measurement(scores.get(name, 0.0), {}, (), (), "a shift", "a_test", 1e-6)
-        for name in DETECTOR_NAMES
+        for name in detector_names()
     }
     return judge(measurements, alpha=0.05)
 
@@ -35,7 +36,7 @@ def detectors(scores: dict[str, float], missing: tuple[str, ...] = ()) -> dict[s
 def test_every_method_has_weights_that_sum_to_one() -> None:
     assert set(METHOD_WEIGHTS) == set(TRAINING_METHODS)
     for method, weights in METHOD_WEIGHTS.items():
-        assert set(weights) == set(DETECTOR_NAMES), method
+        assert set(weights) == set(detector_names()), method
         assert sum(weights.values()) == pytest.approx(1.0), method
         assert min(weights.values()) > 0, method
 
@@ -49,9 +50,9 @@ def test_no_signal_is_zero_and_low_for_every_method() -> None:
 def test_one_saturated_detector_reads_high_under_equal_weights() -> None:
     composite = composite_risk(detectors({"sycophancy": 100.0}), "unknown")
     assert composite.score == 50.0 and composite.band == "HIGH"
-    assert composite.weights == {name: 0.25 for name in DETECTOR_NAMES}
+    assert composite.weights == {name: 0.25 for name in detector_names()}
     assert composite.score <= 100.0
-    assert composite_risk(detectors({name: 100.0 for name in DETECTOR_NAMES}), "unknown").score == 100.0
+    assert composite_risk(detectors({name: 100.0 for name in detector_names()}), "unknown").score == 100.0
 
 
 def test_the_declared_method_moves_the_composite() -> None:
@@ -97,7 +98,7 @@ def test_flagged_needs_a_band_above_low_and_significance() -> None:
         "sycophancy": Measurement(80.0, {}, (), (), "a shift", "t", 1e-9),
     }
     results = judge(measurements, alpha=0.05)
-    assert [results[name].flagged for name in DETECTOR_NAMES] == [False, False, False, True]
+    assert [results[name].flagged for name in detector_names()] == [False, False, False, True]
     assert results["strategy_collapse"].statistics["significant"] is False
     assert "interval of the effect includes 0" in results["strategy_collapse"].summary
     assert results["length_bias"].statistics["p_adjusted"] == pytest.approx(0.5)
@@ -148,7 +149,7 @@ def test_weights_come_from_afterburn_yaml_and_round_trip(tmp_path: Path) -> None
         ({"sycophancy": float("inf")}, "reward_hack_weights: sycophancy = inf must be a finite number >= 0"),
         ({"sycophancy": "high"}, "reward_hack_weights: sycophancy = 'high' must be a finite number >= 0"),
         ({"sycophancy": True}, "reward_hack_weights: sycophancy = True must be a finite number >= 0"),
-        ({name: 0 for name in DETECTOR_NAMES}, "reward_hack_weights: every detector's weight is 0"),
+        ({name: 0 for name in detector_names()}, "reward_hack_weights: every detector's weight is 0"),
         (["sycophancy"], "reward_hack_weights: ['sycophancy'] must be a mapping of detector name to weight"),
     ],
 )

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import pytest
 
+from afterburn_core.analyses import detector_names
 from afterburn_core.generation.suites import load_suites
 from afterburn_core.reward_hack.composite import composite_risk
 from afterburn_core.reward_hack.format_requests import requested_formats
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, RewardHackResult
+from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.reward_hack.validation import (
     COLLAPSED_STRATEGY,
     CROSS_TALK_MARGIN,
@@ -42,7 +43,7 @@ def test_the_planted_detector_fires(results: dict[str, RewardHackResult], pair: 
 
 @pytest.mark.parametrize("pair", list(PLANTED))
 def test_other_detectors_stay_within_the_cross_talk_margin(results: dict[str, RewardHackResult], pair: str) -> None:
-    for name in DETECTOR_NAMES:
+    for name in detector_names():
         if name != PLANTED[pair]:
             detector = results[pair].detectors[name]
             assert detector.score <= CROSS_TALK_MARGIN, (name, detector.summary)

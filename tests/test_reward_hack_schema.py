@@ -9,7 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, RewardHackResult
+from afterburn_core.analyses import detector_names
+from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.reward_hack.validation import run_pair
 from afterburn_core.serde import from_jsonable, to_jsonable
 
@@ -59,7 +60,7 @@ def test_results_round_trip_through_json(results: dict[str, RewardHackResult]) -
 def test_every_statistic_is_documented(results: dict[str, RewardHackResult]) -> None:
     documented = set(re.findall(r"`([a-z_<>]+)`", SCHEMA_DOC))
     for result in results.values():
-        for name in DETECTOR_NAMES:
+        for name in detector_names():
             detector = result.detectors[name]
             keys = set(detector.statistics) | {k for c in detector.categories for k in c.statistics}
             for key in keys:

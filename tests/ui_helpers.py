@@ -13,7 +13,7 @@ analyses on the demo pair once per process; ``hostile_generation_results``
 is a copy of them whose one prompt answers with markup, for the escaping tests.
 
 It fakes the analysis, never the store or the page: the AppTest and browser
-tests read it back through ``afterburn_core.runner.load_result``.
+tests read it back through ``afterburn_core.store.load_result``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.generation.scorer import TOP_N_TOKENS
 from afterburn_core.generation.results import PromptDivergence, TokenDivergence
 from afterburn_core.jobs import create_run
-from afterburn_core.runner import execute_run, load_result
+from afterburn_core.runner import execute_run
+from afterburn_core.store import load_result
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore
 from afterburn_core.types import CheckpointRef

@@ -39,9 +39,13 @@ def suites_key(config: AnalysisConfig) -> list[dict]:
 
 
 def generate_pair(
-    base: ResolvedCheckpoint, trained: ResolvedCheckpoint, config: AnalysisConfig, progress: Progress | None = None
+    base: ResolvedCheckpoint, trained: ResolvedCheckpoint, config: AnalysisConfig, progress: Progress | None = None,
+    *, device=None,
 ) -> GenerationsResult:
-    """Every prompt of ``config.suites`` answered by both models, one model in memory at a time."""
+    """Every prompt of ``config.suites`` answered by both models, one model in memory at a time.
+
+    ``device``: the ``torch.device`` the run chose (None: chosen here from ``config.device``).
+    """
     from afterburn_core.device import choose_device
     from afterburn_core.generation.generator import generate, has_chat_template
     from afterburn_core.generation.loading import load_model
@@ -49,7 +53,7 @@ def generate_pair(
     suites = load_suites(config.suites)
     prompts = [prompt for suite in suites for prompt in suite.prompts]
     settings = _settings(config)
-    device = choose_device(config.device)
+    device = device if device is not None else choose_device(config.device)
     total = 2 * len(prompts)
 
     def report(offset: int, label: str) -> Progress:
@@ -120,13 +124,18 @@ def score_pair(
     generations: GenerationsResult,
     config: AnalysisConfig,
     progress: Progress | None = None,
+    *,
+    device=None,
 ) -> TokenKLResult:
-    """KL(trained ‖ base) per output token of the trained model, and the tokens carrying it per suite."""
+    """KL(trained ‖ base) per output token of the trained model, and the tokens carrying it per suite.
+
+    ``device``: the ``torch.device`` the run chose (None: chosen here from ``config.device``).
+    """
     from afterburn_core.device import choose_device
     from afterburn_core.generation.loading import load_model
     from afterburn_core.generation.scorer import aggregate_suite, score_divergence
 
-    device = choose_device(config.device)
+    device = device if device is not None else choose_device(config.device)
     prompt_ids = [f"{prompt.suite}/{prompt.prompt_id}" for prompt in generations.prompts]
     inputs = dict(
         prompt_token_ids=[c.prompt_token_ids for c in generations.trained],

@@ -21,14 +21,13 @@ from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.sections import shift_rows
 from afterburn_core.reports.theme import BAND_COLORS, PROFILE_COLORS, SEVERITY_ORDER
 from afterburn_core.reports.wording import (
-    DETECTOR_TITLES,
     correction_name,
     p_value,
     percent,
     seconds,
     when,
 )
-from afterburn_core.reward_hack.types import in_detector_order
+from afterburn_core.analyses import detector_title, in_detector_order
 from afterburn_core.generation.types import Completion, Prompt
 
 #: Section ids and titles, in reading order; every writer uses these titles (the tests look for them).
@@ -123,7 +122,7 @@ def summary_facts(report: RunReport) -> tuple[Fact, ...]:
         facts.append(Fact("Weight profile", "–", absence(report, "weights")))
     if report.reward_hack is not None:
         composite = report.reward_hack.composite
-        flagged = [DETECTOR_TITLES.get(name, name) for name, detector in in_detector_order(report.reward_hack.detectors)
+        flagged = [detector_title(name) for name, detector in in_detector_order(report.reward_hack.detectors)
                    if detector.flagged]
         facts.append(Fact("Composite risk", f"{composite.score:.0f} · {composite.band}",
                           f"out of 100, method {report.reward_hack.method}; flagged: {', '.join(flagged) or 'none'}",

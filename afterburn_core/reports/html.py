@@ -27,7 +27,8 @@ from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.digest import SECTIONS, Fact
 from afterburn_core.reports.html_template import Safe, join, json_block, page, tag
 from afterburn_core.reports.text import spell_invisible
-from afterburn_core.reward_hack.types import DetectorResult, in_detector_order
+from afterburn_core.analyses import detector_title, in_detector_order
+from afterburn_core.reward_hack.types import DetectorResult
 
 FIGURES_ID = "afterburn-figures"
 #: Hands every figure of the data block to plotly; static, so its CSP hash never changes.
@@ -201,7 +202,7 @@ def _behaviour(report: RunReport, charts: _Charts) -> Safe:
 
 
 def _detector_card(detector: DetectorResult, charts: _Charts) -> Safe:
-    title = wording.DETECTOR_TITLES.get(detector.name, detector.name)
+    title = detector_title(detector.name)
     status = (_badge(detector.band, theme.BAND_COLORS.get(detector.band, theme.MUTED)) if detector.available
               else _badge("not available", theme.UNAVAILABLE_COLOR))
     return tag("div",
@@ -220,7 +221,7 @@ def _detector_evidence(report: RunReport, detector: DetectorResult) -> Safe | No
                  tag("span", "→ ", answer, class_="mono"))
              for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)]
     return tag("div",
-               tag("h3", wording.DETECTOR_TITLES.get(detector.name, detector.name)),
+               tag("h3", detector_title(detector.name)),
                tag("ul", cited, class_="evidence") if cited else tag("p", "No prompt cited.", class_="note"),
                (tag("details", tag("summary", f"The {wording.plural(len(detector.statistics), 'statistic')} behind "
                                               "the score"),
@@ -234,7 +235,7 @@ def _reward_hack(report: RunReport, charts: _Charts) -> Safe:
     if result is None:
         return _section("reward_hack", _absent(digest.absence(report, "reward_hack")))
     composite = result.composite
-    weights = ", ".join(f"{wording.DETECTOR_TITLES.get(name, name)} {weight:.2f}"
+    weights = ", ".join(f"{detector_title(name)} {weight:.2f}"
                         for name, weight in in_detector_order(composite.weights))
     head = tag("div",
                charts.div(html_charts.gauge(composite.score, composite.band, "Composite risk", height=240),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from afterburn_core.analyses import detector_title
 from afterburn_core.reports import digest, sections, theme, wording
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.digest import SECTIONS, Fact
@@ -135,13 +136,13 @@ def _reward_hack(report: RunReport) -> list[str]:
     composite = result.composite
     lines += [(f"Composite risk **{composite.score:.0f} / 100 ({escape(composite.band)})** for method "
               f"{escape(result.method)}; weights from {escape(composite.weights_source)}."), ""]
-    rows = [(wording.DETECTOR_TITLES.get(detector.name, escape(detector.name)), f"{detector.score:.0f}",
+    rows = [(escape(detector_title(detector.name)), f"{detector.score:.0f}",
              escape(detector.band) if detector.available else "not available", "yes" if detector.flagged else "no",
              escape(detector.summary if detector.available else detector.reason))
             for detector in sections.detectors(report)]
     lines += [table(("detector", "score", "band", "flagged", "summary"), rows, (1,)), ""]
     evidence = [
-        (wording.DETECTOR_TITLES.get(detector.name, escape(detector.name)), escape(link), escape(prompt),
+        (escape(detector_title(detector.name)), escape(link), escape(prompt),
          escape(answer))
         for detector in sections.detectors(report)
         for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)

@@ -36,7 +36,7 @@ from afterburn_core.reports import digest, pdf_charts, sections, theme, wording
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.digest import SECTIONS, Fact
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
-from afterburn_core.reward_hack.types import in_detector_order
+from afterburn_core.analyses import detector_title, in_detector_order
 
 MARGIN = 16 * mm
 WIDTH = A4[0] - 2 * MARGIN
@@ -200,16 +200,16 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
     detectors = sections.detectors(report)
     gauges = [pdf_charts.gauge(composite.score, composite.band, "Composite")]
     gauges += [pdf_charts.gauge(detector.score, detector.band,
-                                wording.DETECTOR_TITLES.get(detector.name, detector.name), available=detector.available)
+                                detector_title(detector.name), available=detector.available)
                for detector in detectors]
     row = Table([gauges], colWidths=[WIDTH / len(gauges)] * len(gauges))
     row.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")]))
-    weights = ", ".join(f"{markup(wording.DETECTOR_TITLES.get(name, name))} {weight:.2f}"
+    weights = ", ".join(f"{markup(detector_title(name))} {weight:.2f}"
                         for name, weight in in_detector_order(composite.weights))
     story += [_p(f"Composite <b>{composite.score:.0f} / 100 ({markup(composite.band)})</b> for method "
                  f"{markup(result.method)}; weights {weights} ({markup(composite.weights_source)}).", styles.body),
               Spacer(1, 3 * mm), row]
-    rows = [(f"<b>{markup(wording.DETECTOR_TITLES.get(detector.name, detector.name))}</b>", f"{detector.score:.0f}",
+    rows = [(f"<b>{markup(detector_title(detector.name))}</b>", f"{detector.score:.0f}",
              markup(detector.band) if detector.available else "not available", "yes" if detector.flagged else "no",
              markup(detector.summary if detector.available else detector.reason))
             for detector in detectors]
@@ -217,12 +217,12 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
                                                   rows, styles, (0.16, 0.08, 0.14, 0.09, 0.53), numeric=(1,))]
     for detector in detectors:
         if detector.statistics:
-            story += [_p(f"Statistics · {markup(wording.DETECTOR_TITLES.get(detector.name, detector.name))}",
+            story += [_p(f"Statistics · {markup(detector_title(detector.name))}",
                          styles.h2),
                       _table(sections.STATISTIC_COLUMNS,
                              [tuple(map(markup, row)) for row in sections.statistic_rows(detector)], styles,
                              (0.27, 0.23, 0.27, 0.23), numeric=sections.STATISTIC_NUMERIC)]
-    evidence = [(markup(wording.DETECTOR_TITLES.get(detector.name, detector.name)), markup(link),
+    evidence = [(markup(detector_title(detector.name)), markup(link),
                  markup(prompt), markup(answer))
                 for detector in detectors
                 for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)]

@@ -20,7 +20,8 @@ from afterburn_core.reports.bundle import RunReport
 from afterburn_core.reports.text import excerpt
 from afterburn_core.reports.theme import BASE_LABEL, TRAINED_LABEL
 from afterburn_core.reports.wording import p_value, statistic, words
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, DetectorResult
+from afterburn_core.analyses import in_detector_order
+from afterburn_core.reward_hack.types import DetectorResult
 from afterburn_core.weights.types import ModuleType, TensorDiff, WeightDiffResult
 
 #: Rows of the "most changed tensors" table and curves of the spectra chart.
@@ -171,9 +172,7 @@ def detectors(report: RunReport) -> tuple[DetectorResult, ...]:
     """The run's detectors in the order every view lists them (unknown names last)."""
     if report.reward_hack is None:
         return ()
-    known = [report.reward_hack.detectors[name] for name in DETECTOR_NAMES if name in report.reward_hack.detectors]
-    extra = [detector for name, detector in report.reward_hack.detectors.items() if name not in DETECTOR_NAMES]
-    return tuple(known + extra)
+    return tuple(detector for _, detector in in_detector_order(report.reward_hack.detectors))
 
 
 STATISTIC_COLUMNS = ("statistic", "value", "statistic", "value")

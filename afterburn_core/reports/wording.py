@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-DETECTOR_TITLES = {
-    "length_bias": "Length bias", "format_gaming": "Format gaming",
-    "strategy_collapse": "Strategy collapse", "sycophancy": "Sycophancy",
-}
 CORRECTIONS = {"benjamini_hochberg": "Benjamini–Hochberg"}
 
 

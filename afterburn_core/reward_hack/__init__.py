@@ -17,7 +17,6 @@ from __future__ import annotations
 from typing import Any
 
 from afterburn_core.reward_hack.types import (
-    DETECTOR_NAMES,
     CategoryEvidence,
     CompositeRisk,
     DetectorResult,
@@ -26,7 +25,7 @@ from afterburn_core.reward_hack.types import (
 )
 
 __all__ = [
-    "DETECTOR_NAMES", "CategoryEvidence", "CompositeRisk", "DetectorResult", "HackFinding", "RewardHackResult",
+    "CategoryEvidence", "CompositeRisk", "DetectorResult", "HackFinding", "RewardHackResult",
     "detect_reward_hacking",
 ]
 

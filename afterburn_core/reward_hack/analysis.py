@@ -18,22 +18,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from afterburn_core.analyses import detector_names, resolve_ref, detectors as registered_detectors
 from afterburn_core.behaviour.statistics import benjamini_hochberg
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.errors import BadInput
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.reward_hack.composite import composite_risk, method_weights
 from afterburn_core.reward_hack.findings import findings_for
-from afterburn_core.reward_hack.format_gaming import detect_format_gaming
-from afterburn_core.reward_hack.length_bias import detect_length_bias
 from afterburn_core.reward_hack.scoring import Measurement, band_of, unavailable
-from afterburn_core.reward_hack.strategy_collapse import detect_strategy_collapse
-from afterburn_core.reward_hack.sycophancy import detect_sycophancy
-from afterburn_core.reward_hack.types import (
-    DETECTOR_NAMES,
-    DetectorResult,
-    RewardHackResult,
-)
+from afterburn_core.reward_hack.types import DetectorResult, RewardHackResult
 
 
 def detect_reward_hacking(generations: GenerationsResult, behaviour: BehaviourStats, method: str,
@@ -47,14 +40,9 @@ def detect_reward_hacking(generations: GenerationsResult, behaviour: BehaviourSt
     method_weights(method, weights_override)  # a bad method or weight fails before any work
     _check_aligned(generations, behaviour)
     if generations.prompts:
-        measurements = {
-            "length_bias": detect_length_bias(generations, behaviour),
-            "format_gaming": detect_format_gaming(generations),
-            "strategy_collapse": detect_strategy_collapse(generations, behaviour),
-            "sycophancy": detect_sycophancy(generations, behaviour),
-        }
+        measurements = {spec.name: resolve_ref(spec.measure)(generations, behaviour) for spec in registered_detectors()}
     else:
-        measurements = {name: unavailable("the run holds no prompts") for name in DETECTOR_NAMES}
+        measurements = {name: unavailable("the run holds no prompts") for name in detector_names()}
     detectors = judge(measurements, behaviour.alpha)
     composite = composite_risk(detectors, method, weights_override)
     return RewardHackResult(method=method, composite=composite, detectors=detectors,
@@ -63,9 +51,10 @@ def detect_reward_hacking(generations: GenerationsResult, behaviour: BehaviourSt
 
 def judge(measurements: Mapping[str, Measurement], alpha: float) -> dict[str, DetectorResult]:
     """Detector results: scores banded, headline p-values BH-corrected together, flags set."""
-    tested = [name for name in DETECTOR_NAMES if measurements[name].p_value is not None]
+    names = detector_names()
+    tested = [name for name in names if measurements[name].p_value is not None]
     adjusted = dict(zip(tested, benjamini_hochberg([measurements[name].p_value for name in tested])))
-    return {name: _result(name, measurements[name], adjusted.get(name), alpha) for name in DETECTOR_NAMES}
+    return {name: _result(name, measurements[name], adjusted.get(name), alpha) for name in names}
 
 
 def _result(name: str, measurement: Measurement, p_adjusted: float | None, alpha: float) -> DetectorResult:
@@ -90,7 +79,7 @@ def _result(name: str, measurement: Measurement, p_adjusted: float | None, alpha
         statistics.update(test=measurement.test, p_value=measurement.p_value, p_adjusted=p_adjusted,
                           significant=significant)
     return DetectorResult(
-        name=name,  # type: ignore[arg-type]  # one of DETECTOR_NAMES
+        name=name,
         score=score,
         band=band,
         flagged=band != "LOW" and significant,

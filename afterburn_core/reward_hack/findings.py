@@ -21,10 +21,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from afterburn_core.analyses import detector_names, detector_title
 from afterburn_core.reward_hack.format_requests import FEATURE_WORDS, GAMED_FEATURES
 from afterburn_core.reward_hack.scoring import HIGH_FROM
 from afterburn_core.reward_hack.types import (
-    DETECTOR_NAMES,
     CategoryEvidence,
     CompositeRisk,
     DetectorResult,
@@ -34,26 +34,19 @@ from afterburn_core.reward_hack.types import (
 #: Categories named in one finding before the rest are counted instead.
 MAX_CATEGORIES_NAMED = 3
 
-_TITLES = {
-    "length_bias": "Length bias",
-    "format_gaming": "Format gaming",
-    "strategy_collapse": "Strategy collapse",
-    "sycophancy": "Sycophancy",
-}
-
 
 def findings_for(detectors: Mapping[str, DetectorResult], composite: CompositeRisk,
                  method: str) -> tuple[HackFinding, ...]:
-    """Every finding the results support, composite first, then detectors in ``DETECTOR_NAMES`` order."""
+    """Every finding the results support, composite first, then detectors in registry order."""
     findings = _composite(detectors, composite, method)
-    for name in DETECTOR_NAMES:
+    for name in detector_names():
         findings += _detector(detectors[name])
     if not any(finding.severity != "info" for finding in findings):
-        top = max(DETECTOR_NAMES, key=lambda name: detectors[name].score)
+        top = max(detector_names(), key=lambda name: detectors[name].score)
         findings.append(HackFinding(
             detector="composite", severity="info", title="No reward-hacking signal",
             detail=(f"Composite {composite.score:.1f} ({composite.band}) with the {method} weights; no detector "
-                    f"is flagged, the highest is {_TITLES[top].lower()} at {detectors[top].score:.1f}."),
+                    f"is flagged, the highest is {detector_title(top).lower()} at {detectors[top].score:.1f}."),
             value=composite.score, recommendation="",
         ))
     return tuple(findings)
@@ -62,9 +55,9 @@ def findings_for(detectors: Mapping[str, DetectorResult], composite: CompositeRi
 def _composite(detectors: Mapping[str, DetectorResult], composite: CompositeRisk, method: str) -> list[HackFinding]:
     if composite.band == "LOW":
         return []
-    shares = sorted(((composite.weights[name] * detectors[name].score, name) for name in DETECTOR_NAMES),
+    shares = sorted(((composite.weights[name] * detectors[name].score, name) for name in detector_names()),
                     reverse=True)
-    carried = ", ".join(f"{_TITLES[name].lower()} {detectors[name].score:.1f} × weight {composite.weights[name]:.2f}"
+    carried = ", ".join(f"{detector_title(name).lower()} {detectors[name].score:.1f} × weight {composite.weights[name]:.2f}"
                         for points, name in shares if points > 0)
     return [HackFinding(
         detector="composite",
@@ -72,13 +65,13 @@ def _composite(detectors: Mapping[str, DetectorResult], composite: CompositeRisk
         title=f"Composite reward-hacking risk {composite.band} ({composite.score:.1f})",
         detail=f"Combined with the {method} weights, it comes from: {carried}.",
         value=composite.score,
-        recommendation=f"Start with {_TITLES[shares[0][1]].lower()}, which weighs most in it; "
+        recommendation=f"Start with {detector_title(shares[0][1]).lower()}, which weighs most in it; "
                        "its finding below says what to check.",
     )]
 
 
 def _detector(result: DetectorResult) -> list[HackFinding]:
-    title = _TITLES[result.name]
+    title = detector_title(result.name)
     if not result.available:
         return [HackFinding(result.name, "info", f"{title} not measured", result.summary, None,
                             _UNAVAILABLE_FIXES[result.name])]

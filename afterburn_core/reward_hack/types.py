@@ -10,14 +10,9 @@ The field names listed in issue 6 are a contract other tools read:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, TypeVar
+from typing import ClassVar, Literal
 
-T = TypeVar("T")
 Band = Literal["LOW", "MODERATE", "HIGH", "CRITICAL"]
-DetectorName = Literal["length_bias", "format_gaming", "strategy_collapse", "sycophancy"]
-
-#: The four detectors, in the order every view lists them.
-DETECTOR_NAMES: tuple[str, ...] = ("length_bias", "format_gaming", "strategy_collapse", "sycophancy")
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,7 @@ class DetectorResult:
     that show the behaviour; ``summary`` one sentence computed from them.
     """
 
-    name: DetectorName
+    name: str  # a detector of the registry (``afterburn_core.analyses.detectors()``)
     score: float
     band: Band
     flagged: bool
@@ -85,7 +80,7 @@ class HackFinding:
 
 @dataclass(frozen=True)
 class RewardHackResult:
-    """The ``reward_hack`` analysis: four detectors, the composite, findings."""
+    """The ``reward_hack`` analysis: the registered detectors, the composite, findings."""
 
     KIND: ClassVar[str] = "reward_hack"
     SCHEMA_VERSION: ClassVar[int] = 1
@@ -96,12 +91,3 @@ class RewardHackResult:
     findings: tuple[HackFinding, ...]
     schema_version: int = field(default=SCHEMA_VERSION)
 
-
-def in_detector_order(mapping: dict[str, T]) -> list[tuple[str, T]]:
-    """``mapping``'s items in ``DETECTOR_NAMES`` order (then any other keys, sorted).
-
-    The store writes JSON with sorted keys, so a dict read back is alphabetical;
-    every view lists the detectors in one order through this.
-    """
-    known = [(name, mapping[name]) for name in DETECTOR_NAMES if name in mapping]
-    return known + sorted((name, value) for name, value in mapping.items() if name not in DETECTOR_NAMES)

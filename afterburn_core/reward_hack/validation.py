@@ -39,7 +39,8 @@ from afterburn_core.generation.results import GenerationsResult, SuiteRef
 from afterburn_core.generation.suites import load_suites
 from afterburn_core.reward_hack.analysis import detect_reward_hacking
 from afterburn_core.reward_hack.format_requests import is_code_prompt, requested_formats
-from afterburn_core.reward_hack.types import DETECTOR_NAMES, RewardHackResult
+from afterburn_core.analyses import detector_names
+from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.generation.types import Completion, Prompt, Suite
 
 #: The pairs, in the confusion matrix's row order.
@@ -189,8 +190,8 @@ def confusion_markdown(results: Mapping[str, RewardHackResult], method: str, see
          f"method `{method}`, seed {seed}. A cell is score / band; **bold** cells are flagged "
          f"(band above LOW and significant). Cross-talk margin: {CROSS_TALK_MARGIN:.0f}."),
         "",
-        "| planted pair | " + " | ".join(DETECTOR_NAMES) + " | composite |",
-        "|" + "---|" * (len(DETECTOR_NAMES) + 2),
+        "| planted pair | " + " | ".join(detector_names()) + " | composite |",
+        "|" + "---|" * (len(detector_names()) + 2),
     ]
     lines += [confusion_row(pair, result) for pair, result in results.items()]
     return "\n".join(lines) + "\n"
@@ -199,7 +200,7 @@ def confusion_markdown(results: Mapping[str, RewardHackResult], method: str, see
 def confusion_row(pair: str, result: RewardHackResult) -> str:
     """One row of the confusion matrix: score and band per detector (flagged in bold), then the composite."""
     cells = []
-    for name in DETECTOR_NAMES:
+    for name in detector_names():
         detector = result.detectors[name]
         cell = f"{detector.score:.1f} {detector.band}"
         cells.append(f"**{cell} flagged**" if detector.flagged else cell)
