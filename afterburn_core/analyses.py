@@ -181,11 +181,9 @@ def stages_for(kinds: tuple[str, ...] | None) -> tuple[str, ...]:
 
 
 def config_fields_for(kinds: tuple[str, ...] | None) -> tuple[str, ...]:
-    """The config fields the analyses of ``stages_for(kinds)`` read, in ``AnalysisConfig`` order."""
-    from afterburn_core.config import FIELD_NAMES
-
-    read = {name for kind in stages_for(kinds)[1:] for name in (*analysis(kind).config_fields, *analysis(kind).reads)}
-    return tuple(name for name in FIELD_NAMES if name in read)
+    """The config fields the analyses of ``stages_for(kinds)`` read, each once, in the order declared."""
+    read = [name for kind in stages_for(kinds)[1:] for name in (*analysis(kind).config_fields, *analysis(kind).reads)]
+    return tuple(dict.fromkeys(read))
 
 
 # --- reward-hack detectors -------------------------------------------------------------------------
