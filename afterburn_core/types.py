@@ -154,6 +154,22 @@ class TensorEntry:
 
 
 @dataclass(frozen=True)
+class PlannedPair:
+    """One tensor record of a pair: which tensor each side reads (None = the side has none).
+
+    ``tied_to`` names the embedding a tied head reads on the side that stores
+    no head of its own; ``both_tied`` marks a head that both sides tie to
+    their embedding (nothing of its own to compare).
+    """
+
+    name: str
+    base_name: str | None
+    trained_name: str | None
+    tied_to: str | None = None
+    both_tied: bool = False
+
+
+@dataclass(frozen=True)
 class CheckpointSummary:
     """What one checkpoint holds, read from headers and ``config.json`` only."""
 
@@ -175,7 +191,9 @@ class InventoryResult:
 
     It is the first stage of every run: it proves both references load, tells
     the user what they are comparing, and lists every tensor that exists on one
-    side only or changes shape, so nothing is silently dropped later.
+    side only or changes shape, so nothing is silently dropped later. A head
+    tied to an embedding is listed in ``tied`` (the pairing the weight diff
+    makes of it), not as one-sided.
     """
 
     KIND: ClassVar[str] = "inventory"
@@ -188,6 +206,7 @@ class InventoryResult:
     trained_only: tuple[TensorEntry, ...]
     shape_changed: tuple[tuple[TensorEntry, TensorEntry], ...]
     dtype_changed: int
+    tied: tuple[PlannedPair, ...] = ()
     schema_version: int = field(default=SCHEMA_VERSION)
 
 

@@ -25,7 +25,7 @@ from weight_factories import (
 from afterburn_core.checkpoints import resolve
 from afterburn_core.device import choose_device
 from afterburn_core.errors import ConfigError, ShapeMismatch
-from afterburn_core.weights import engine as engine_module
+from afterburn_core.weights import comparer as comparer_module
 from afterburn_core.weights import stream
 from afterburn_core.weights.engine import compare_weights
 from afterburn_core.weights.naming import classify
@@ -133,7 +133,7 @@ def test_row_blocked_results_equal_whole_matrix(planted, monkeypatch):
     _, _, base, trained, _ = planted
     for exact in (False, True):
         whole_details = compare_weights(base, trained, exact=exact, device="cpu")
-        monkeypatch.setattr(engine_module, "LARGE_MATRIX_BYTES", 1024)
+        monkeypatch.setattr(comparer_module, "LARGE_MATRIX_BYTES", 1024)
         monkeypatch.setattr(stream, "BLOCK_BYTES", 7 * 512)  # 7 rows of 128 fp32 per block: ragged last block
         blocked_details = compare_weights(base, trained, exact=exact, device="cpu")
         monkeypatch.undo()

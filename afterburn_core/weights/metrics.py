@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from afterburn_core.weights.records import DeltaMetrics
+
 
 def resolution_eps(dtype_base: str, dtype_trained: str) -> float:
     """Machine epsilon of the coarser of two dtype names (0 for non-float dtypes)."""
@@ -135,6 +137,19 @@ class DeltaStats:
     @property
     def fraction_unchanged_within_resolution(self) -> float:
         return 1.0 - self.beyond_resolution / self.count if self.count else 1.0
+
+    def metrics(self) -> DeltaMetrics:
+        """The pair's metrics over every block added so far."""
+        return DeltaMetrics(
+            frob_norm_base=self.frob_norm_base,
+            frob_norm_delta=self.frob_norm_delta,
+            frob_norm_trained=self.frob_norm_trained,
+            relative_change=self.relative_change,
+            cosine_similarity=self.cosine_similarity,
+            fraction_unchanged=self.fraction_unchanged,
+            max_abs_delta=self.max_abs_delta,
+            fraction_unchanged_within_resolution=self.fraction_unchanged_within_resolution,
+        )
 
     def row_delta_sq(self) -> np.ndarray:
         return _numpy(self._row_delta)
