@@ -9,9 +9,12 @@ Public API:
 - ``summarize(ckpt) -> CheckpointSummary``
 
 One module per job: ``references`` (what a string names), ``local`` (files of a
-folder, checked), ``hub`` (Hugging Face cache and downloads), ``pickles`` (the
-only ``torch.load``, weights_only), ``fingerprint``, ``tensors``, ``summary``,
-``resolution`` (``resolve``, ``resolve_pair``: ties them together). Importing this package does not import torch;
+folder, checked), ``description`` (config.json / adapter_config.json into the
+``ModelDescription`` a resolved checkpoint carries), ``hub`` (Hugging Face
+cache and downloads), ``pickles`` (the only ``torch.load``, weights_only),
+``fingerprint``, ``tensors``, ``summary``, ``pairing`` (the tie-aware plan
+that pairs two checkpoints' tensors, and the inventory), ``resolution``
+(``resolve``, ``resolve_pair``: ties them together). Importing this package does not import torch;
 reading a tensor or a pickle does.
 """
 
