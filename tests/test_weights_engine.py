@@ -28,7 +28,7 @@ from afterburn_core.errors import ConfigError, ShapeMismatch
 from afterburn_core.weights import comparer as comparer_module
 from afterburn_core.weights import stream
 from afterburn_core.weights.engine import compare_weights
-from afterburn_core.weights.naming import classify
+from afterburn_core.checkpoints.naming import classify
 
 
 def _pair(tmp_path, base_tensors, trained_tensors, **trained_options):

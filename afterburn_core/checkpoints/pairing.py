@@ -15,7 +15,7 @@ thing.
 tensors on one side only, the shape and dtype changes, and the tied heads.
 
 It does not compare values (``afterburn_core.weights`` does). Head and
-embedding tensors are recognised by ``weights.naming.classify`` (names only).
+embedding tensors are recognised by ``naming.classify`` (names only).
 Cost: one pass over the safetensors headers of each side; no weights read.
 """
 
@@ -24,7 +24,7 @@ from __future__ import annotations
 from afterburn_core.checkpoints.summary import summarize
 from afterburn_core.checkpoints.tensors import TensorIndex, open_tensor_index
 from afterburn_core.types import InventoryResult, PlannedPair, ResolvedCheckpoint, TensorEntry
-from afterburn_core.weights.naming import classify
+from afterburn_core.checkpoints.naming import classify
 
 #: The head's name when neither side stores one (a tied head); what transformers' Llama / Qwen use.
 DEFAULT_HEAD_NAME = "lm_head.weight"

@@ -26,7 +26,7 @@ from afterburn_core.checkpoints import TensorIndex
 from afterburn_core.errors import ShapeMismatch
 from afterburn_core.types import PlannedPair, TensorEntry
 from afterburn_core.weights.metrics import DeltaStats, resolution_eps
-from afterburn_core.weights.naming import classify
+from afterburn_core.checkpoints.naming import classify
 from afterburn_core.weights.records import tensor_diff
 from afterburn_core.weights.spectrum import OVERSAMPLE, ExactSpectrum, RandomizedSpectrum, summarize, tensor_seed
 from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, row_blocks

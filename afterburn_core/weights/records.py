@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from afterburn_core.weights.naming import classify
+from afterburn_core.checkpoints.naming import classify
 from afterburn_core.weights.spectrum import Spectrum, SpectrumSummary
 from afterburn_core.weights.types import TensorDiff, TensorStatus
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
+from afterburn_core.checkpoints.naming import ModuleType
 from afterburn_core.types import CheckpointRef
 
 TensorStatus = Literal["changed", "unchanged", "base_only", "trained_only", "resized", "tied"]
 SpectrumMethod = Literal["randomized", "exact_gram_fp64", "exact_svdvals", "lora_factors"]
-ModuleType = Literal["q", "k", "v", "o", "gate", "up", "down", "norm", "embed", "head", "other"]
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,18 @@
 and GPT-2 (``transformer.h.3.attn.c_proj``) names, biases included. Fused
 projections (``query_key_value``, ``c_attn``, ``qkv_proj``, ``gate_up_proj``)
 are ``other``: they mix module types and no view can split them by name.
-It reads names only (no tensors, no config) and costs nothing.
+It reads names only (no tensors, no config) and costs nothing. It sits with
+the checkpoints because pairing two checkpoints' tensors (``pairing``) needs
+to tell heads and embeddings apart; the weight diff reads it too.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Literal
 
-from afterburn_core.weights.types import ModuleType
+#: What a tensor does in the model, as the weight views group it (``TensorDiff.module``).
+ModuleType = Literal["q", "k", "v", "o", "gate", "up", "down", "norm", "embed", "head", "other"]
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)(?:\.|$)")
 
