@@ -1,26 +1,47 @@
-"""The one-call Python API: ``Diagnoser(base, trained, method="sft").run().save("report.html")``.
+"""The Python API: ``Diagnoser(base, trained, method="sft").run().save("report.html")``, and a function per CLI verb.
 
-A thin door like the CLI: it records a run in the same store the dashboard
-reads (so a run made here shows in its history and reopens instantly), runs
-it in this process through the same worker code, and hands back the typed
-results as a ``DiagnosedRun``, which writes any of the four report formats.
+A thin door: it records a run in the same store the dashboard reads (so a run
+made here shows in its history and reopens instantly), runs it in this
+process through the same worker code, and hands back the typed results as a
+``DiagnosedRun``, which writes any of the four report formats. The ``afterburn``
+command is built on it: each verb calls the function of the same name
+(``weight-diff`` → ``weight_diff``), so whatever the CLI does, a script can
+do, on the same store. It computes nothing itself and prints nothing.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from afterburn_core.config import AnalysisConfig, load_config_file
 from afterburn_core.errors import AnalysisFailed, BadInput, ConfigError
 from afterburn_core.progress import ProgressCallback
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.store import RunStore
+from afterburn_core.types import CheckpointRef, CheckpointSummary, RunRecord
+
+if TYPE_CHECKING:
+    from afterburn_core.behaviour.report import BehaviourReport
+    from afterburn_core.reward_hack.types import RewardHackResult
+    from afterburn_core.weights.types import WeightDiffResult
 
 _SETTINGS = frozenset(f.name for f in fields(AnalysisConfig))
+
+#: ``on_start(run_id, store_path)``: called once a run is recorded, before any work (the CLI prints where it is).
+StartCallback = Callable[[str, Path], None]
+
+#: The analyses each verb runs (None: every one); the CLI gives a verb an option for each setting they read
+#: (``analyses.config_fields_for``). ``behaviour`` reads the inventory for the checkpoints its document names.
+VERB_ANALYSES: dict[str, tuple[str, ...] | None] = {
+    "diagnose": None,
+    "weight_diff": ("weights",),
+    "behaviour": ("inventory", "behaviour", "token_kl"),
+    "hack_check": ("reward_hack",),
+}
 
 
 # repr=False: the generated repr would print every generation and tensor of the report, megabytes in a REPL.
@@ -53,6 +74,32 @@ class DiagnosedRun:
     def reward_hack(self):
         """The reward-hack detectors and composite risk (``RewardHackResult``), or None."""
         return self.report.reward_hack
+
+    @property
+    def checkpoints(self) -> tuple[CheckpointRef, CheckpointRef] | None:
+        """Which base and trained checkpoints the run compared, as resolution found them (reference as
+        resolved, fingerprint, kind, revision), read from its inventory; None when the run has no inventory.
+
+        The inventory is cached by fingerprint: one made by an earlier run that named the same files another
+        way (``./model`` and ``/abs/model``) carries that run's spelling of the reference.
+        """
+        from afterburn_core.weights.analysis import checkpoint_ref
+
+        inventory = self.report.inventory
+        if inventory is None:
+            return None
+        return checkpoint_ref(inventory.base.checkpoint), checkpoint_ref(inventory.trained.checkpoint)
+
+    def behaviour_report(self) -> BehaviourReport | None:
+        """What ``afterburn behaviour`` shows and writes (contract: docs/behaviour-schema.md); None when the run
+        has no behaviour statistics or no inventory."""
+        from afterburn_core.behaviour.report import build_behaviour_report
+
+        report, checkpoints = self.report, self.checkpoints
+        if report.behaviour is None or report.generations is None or checkpoints is None:
+            return None
+        skipped = next((s.message for s in report.run.stages if s.stage == "token_kl" and s.status == "skipped"), None)
+        return build_behaviour_report(*checkpoints, report.generations, report.behaviour, report.token_kl, skipped)
 
     def save(self, path: str | Path) -> Path:
         """Write the report; the extension picks the format (.html, .json, .md, .pdf)."""
@@ -100,11 +147,13 @@ class Diagnoser:
     def __repr__(self) -> str:
         return f"Diagnoser({self.base!r}, {self.trained!r}, method={self.config.method!r})"
 
-    def run(self, analyses: str | Iterable[str] | None = None, progress: ProgressCallback | None = None) -> DiagnosedRun:
+    def run(self, analyses: str | Iterable[str] | None = None, progress: ProgressCallback | None = None, *,
+            on_start: StartCallback | None = None) -> DiagnosedRun:
         """Run ``analyses`` (None: all; a name or names of ``analyses.analysis_kinds()``) here, reusing every
         cached result; raise the run's ``AfterburnError`` if it fails.
 
-        ``progress(stage, done, total, message)`` sees every progress report.
+        ``progress(stage, done, total, message)`` sees every progress report; ``on_start(run_id, store_path)``
+        hears of the run once it is recorded, before any work.
         """
         from afterburn_core.jobs import create_run
         from afterburn_core.reports import load_report
@@ -116,6 +165,8 @@ class Diagnoser:
             analyses = tuple(analyses)
         with RunStore(self.home) as store:
             run_id = create_run(store, self.base, self.trained, self.config, analyses)
+            if on_start is not None:
+                on_start(run_id, store.path)
             status = execute_run(store, run_id, progress, raise_errors=True)
             if status != "done":
                 raise AnalysisFailed(f"run {run_id} ended {status}")
@@ -138,3 +189,72 @@ def load_run(run_id: str, home: str | Path | None = None) -> DiagnosedRun:
 
     with RunStore(home) as store:
         return DiagnosedRun(run_id, store.home, load_report(store, run_id))
+
+
+# --- one function per CLI verb -----------------------------------------------------------------------
+# ``options`` are ``Diagnoser``'s keywords: ``config``, ``home`` and settings (``method``, ``suites``, …).
+
+
+def diagnose(base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
+             progress: ProgressCallback | None = None, on_start: StartCallback | None = None,
+             **options: Any) -> DiagnosedRun:
+    """Every analysis of the pair, as ``afterburn diagnose`` runs them."""
+    return Diagnoser(base, trained, **options).run(VERB_ANALYSES["diagnose"], progress, on_start=on_start)
+
+
+def weight_diff(base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
+                progress: ProgressCallback | None = None, on_start: StartCallback | None = None,
+                **options: Any) -> WeightDiffResult:
+    """The weight diff of the pair, as ``afterburn weight-diff`` computes it (docs/weight-diff-schema.md)."""
+    run = Diagnoser(base, trained, **options).run(VERB_ANALYSES["weight_diff"], progress, on_start=on_start)
+    return _present(run, run.weights, "weight diff")
+
+
+def behaviour(base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
+              progress: ProgressCallback | None = None, on_start: StartCallback | None = None,
+              **options: Any) -> BehaviourReport:
+    """What the two models say on the suites and how it differs, as ``afterburn behaviour`` reports it
+    (docs/behaviour-schema.md)."""
+    run = Diagnoser(base, trained, **options).run(VERB_ANALYSES["behaviour"], progress, on_start=on_start)
+    return _present(run, run.behaviour_report(), "behaviour")
+
+
+def hack_check(base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
+               progress: ProgressCallback | None = None, on_start: StartCallback | None = None,
+               **options: Any) -> RewardHackResult:
+    """The reward-hack detectors and composite risk, as ``afterburn hack-check`` scores them
+    (docs/reward-hack-schema.md)."""
+    run = Diagnoser(base, trained, **options).run(VERB_ANALYSES["hack_check"], progress, on_start=on_start)
+    return _present(run, run.reward_hack, "reward-hack")
+
+
+def _present(run: DiagnosedRun, result: Any, what: str) -> Any:
+    """``result``, or ``AnalysisFailed`` when the finished run holds none (a bug rather than bad input)."""
+    if result is None:
+        raise AnalysisFailed(f"run {run.run_id} finished without a {what} result")
+    return result
+
+
+def inspect(reference: str, adapter_base: str | None = None) -> CheckpointSummary:
+    """One model reference resolved (files, kind, fingerprint) and summarized from its headers, as
+    ``afterburn inspect`` shows it; ``adapter_base`` is a LoRA adapter's base when its config names none."""
+    from afterburn_core.checkpoints import resolve, summarize
+
+    return summarize(resolve(reference, adapter_base=adapter_base))
+
+
+def list_runs(home: str | Path | None = None) -> list[RunRecord]:
+    """Every stored run, newest first; runs whose worker died unseen are marked failed first."""
+    from afterburn_core.jobs import reap_dead_workers
+
+    with RunStore(home) as store:
+        reap_dead_workers(store)
+        return store.list_runs()
+
+
+def delete_run(run_id: str, home: str | Path | None = None) -> None:
+    """Forget a finished run (and the results no other run uses); ``BadInput`` while it is still working."""
+    with RunStore(home) as store:
+        if store.get_run(run_id).is_active:
+            raise BadInput(f"run {run_id} is still working; cancel it first")
+        store.delete_run(run_id)

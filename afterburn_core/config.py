@@ -36,8 +36,14 @@ MAX_NEW_TOKENS_LIMIT = 4096
 SPECTRUM_TOP_K_LIMIT = 1024
 
 
-def _help(text: str) -> dict[str, str]:
-    return {"help": text}
+def _help(text: str, **extra: Any) -> dict[str, Any]:
+    """A field's metadata: its help text, and what the CLI option generated from it needs beyond the field.
+
+    ``flag``: the option's name where it is not ``--`` + the field name with hyphens (kept from before the
+    options were generated, so scripts that use it keep working); ``choices``: the values a string field
+    accepts, for the option's type.
+    """
+    return {"help": text, **extra}
 
 
 @dataclass(frozen=True)
@@ -46,11 +52,12 @@ class AnalysisConfig:
 
     method: str = field(
         default="unknown",
-        metadata=_help(f"How the trained model was post-trained: one of {', '.join(TRAINING_METHODS)}."),
+        metadata=_help(f"How the trained model was post-trained: one of {', '.join(TRAINING_METHODS)}.",
+                       choices=TRAINING_METHODS),
     )
     device: str = field(
         default="auto",
-        metadata=_help("Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda or mps."),
+        metadata=_help("Where to compute: auto (CUDA, then MPS, then CPU), cpu, cuda or mps.", choices=DEVICES),
     )
     suites: tuple[str, ...] = field(
         default=(),
@@ -61,9 +68,12 @@ class AnalysisConfig:
     temperature: float = field(default=0.0, metadata=_help("Sampling temperature; 0 means greedy decoding."))
     top_p: float = field(default=1.0, metadata=_help("Nucleus sampling mass, used when temperature > 0."))
     seed: int = field(default=0, metadata=_help("Random seed for sampling and randomized spectra."))
-    spectrum_top_k: int = field(default=32, metadata=_help("Singular values computed per weight delta."))
+    spectrum_top_k: int = field(
+        default=32, metadata=_help("Singular values computed per weight delta.", flag="--top-k")
+    )
     exact_spectra: bool = field(
-        default=False, metadata=_help("Compute full spectra exactly instead of the randomized top-k.")
+        default=False,
+        metadata=_help("Compute full spectra exactly instead of the randomized top-k.", flag="--exact"),
     )
     trust_remote_code: bool = field(
         default=False, metadata=_help("Allow model repos to run their own Python code. Off unless you trust them.")
