@@ -5,6 +5,10 @@ three doors into the same functions and the same run store::
 
     from afterburn_core import Diagnoser
     Diagnoser("demo:base", "demo:trained", method="sft").run().save("report.html")
+
+Each CLI verb is an API function here too (``weight-diff`` → ``weight_diff``);
+``behaviour`` is ``afterburn_core.api.behaviour``, since ``afterburn_core.behaviour``
+is the package that computes it.
 """
 
 from typing import Any
@@ -15,12 +19,12 @@ from afterburn_core.store import RunStore
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AfterburnError", "AnalysisConfig", "Diagnoser", "DiagnosedRun", "RunStore", "__version__", "load_config_file",
-    "load_run",
-]
+_API = frozenset({
+    "Diagnoser", "DiagnosedRun", "delete_run", "diagnose", "hack_check", "inspect", "list_runs", "load_run",
+    "weight_diff",
+})
 
-_API = frozenset({"Diagnoser", "DiagnosedRun", "load_run"})
+__all__ = ["AfterburnError", "AnalysisConfig", "RunStore", "__version__", "load_config_file", *sorted(_API)]
 
 
 def __getattr__(name: str) -> Any:

@@ -112,8 +112,3 @@ def settings_options(kinds: tuple[str, ...] | None) -> Callable[[Callable[..., A
 
     return decorate
 
-
-def option_names(kinds: tuple[str, ...] | None) -> dict[str, str]:
-    """The option name of every setting ``settings_options(kinds)`` adds, by field name (for messages and tests)."""
-    names = config_fields_for(kinds)
-    return {f.name: _flag(f) for f in dataclasses.fields(AnalysisConfig) if f.name in names}

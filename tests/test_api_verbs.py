@@ -110,3 +110,16 @@ def test_delete_run_forgets_a_finished_run_and_refuses_an_active_one(tmp_path: P
     api.delete_run(queued, tmp_path)
     with pytest.raises(RunNotFound):
         api.delete_run(queued, tmp_path)
+
+
+def test_every_pair_verb_of_the_cli_is_an_api_function_of_its_name() -> None:
+    import afterburn_core
+    from afterburn_core.cli import main
+
+    pair_verbs = {name for name, command in main.commands.items()
+                  if any(param.name == "base_reference" for param in command.params)}
+    assert {verb.replace("-", "_") for verb in pair_verbs} == set(api.VERB_ANALYSES)
+    for name in (*api.VERB_ANALYSES, "inspect", "list_runs", "delete_run"):
+        assert callable(getattr(api, name))
+        if name != "behaviour":  # afterburn_core.behaviour is the package that computes it
+            assert getattr(afterburn_core, name) is getattr(api, name)
