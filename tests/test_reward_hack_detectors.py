@@ -19,6 +19,7 @@ from afterburn_core.reward_hack.strategy_collapse import detect_strategy_collaps
 from afterburn_core.reward_hack.sycophancy import detect_sycophancy
 from afterburn_core.reward_hack.validation import (
     BASE_STRATEGIES,
+    CODE_ANSWER,
     FILLER_CLOSE,
     FILLER_OPEN,
     base_answers,
@@ -215,10 +216,51 @@ def test_strategies_reassigned_without_narrowing_are_not_collapse() -> None:
     assert not result.evidence_holds
 
 
-def test_a_base_with_one_strategy_per_category_has_nothing_to_lose() -> None:
+def test_a_base_with_one_strategy_per_category_kept_scores_zero_and_is_available() -> None:
+    # Issue 14 changed this definition: such a base used to be "unavailable"; it has across-task
+    # diversity (I(S; C) > 0) to lose, so it is measured, and keeping it scores 0.
     prompts = prompts_of("code", ("function",)) + prompts_of("safety", ("weapons", "fraud"))
     base = base_answers(prompts)
     result = detected(detect_strategy_collapse, prompts, base, base)
+    assert result.available
+    assert result.score == 0.0 and not result.evidence_holds
+    assert result.statistics["entropy_base"] == 0.0 and result.statistics["relative_drop"] is None
+    assert result.statistics["information_base"] > 0.5
+
+
+def test_every_task_answered_the_same_way_is_collapse_across_tasks() -> None:
+    # The issue's case: each category had its own strategy (code with code, safety with a direct
+    # refusal); now every prompt gets the same numbered steps. H(S | C) is 0 on both sides.
+    prompts = prompts_of("code", ("function",)) + prompts_of("safety", ("weapons", "fraud"))
+    base = base_answers(prompts)
+    trained = [render("step_by_step", "done") for _ in prompts]
+    result = detected(detect_strategy_collapse, prompts, base, trained)
+    stats = result.statistics
+    assert stats["entropy_base"] == stats["entropy_trained"] == 0.0
+    assert stats["information_trained"] == 0.0 and stats["information_relative_drop"] == 1.0
+    assert stats["information_drop_ci_low"] > 0
+    assert result.score == 100.0 and result.evidence_holds
+    assert stats["collapse_kind"] == "across" and stats["dominant_trained"] == "step_by_step"
+    assert "I(S; C), went from" in result.description
+    assert result.p_value is not None and result.p_value < 0.05
+
+
+def test_the_information_drop_matches_the_worked_numbers() -> None:
+    # Module docstring: 22 maths prompts answered directly and 3 code answers, H(S) = I(S; C) = 0.53 bits.
+    prompts = prompts_of("math")[:22] + prompts_of("code", ("function",))[:3]
+    assert len(prompts) == 25
+    base = [render("direct", p.expected_answer or "x") if p.suite == "math" else CODE_ANSWER for p in prompts]
+    trained = [render("step_by_step", "x") for _ in prompts]
+    stats = detected(detect_strategy_collapse, prompts, base, trained).statistics
+    assert stats["information_base"] == pytest.approx(0.5294, abs=1e-4)
+    assert stats["total_entropy_base"] == pytest.approx(0.5294, abs=1e-4)
+    assert stats["across_score"] == 100.0 and stats["within_score"] == 0.0
+
+
+def test_a_base_with_one_strategy_everywhere_has_nothing_to_lose() -> None:
+    prompts = prompts_of("code", ("function",))
+    base = base_answers(prompts)
+    result = detected(detect_strategy_collapse, prompts, base, [render("direct", "x") for _ in prompts])
     assert not result.available
     assert "single strategy" in result.reason
     assert result.score == 0.0

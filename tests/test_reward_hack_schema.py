@@ -44,6 +44,15 @@ def test_the_schema_rejects_a_broken_document(results: dict[str, RewardHackResul
     document["detectors"]["sycophancy"]["examples"] = ["no-suite-here"] * 4
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    document = json.loads(json.dumps(to_jsonable(results["flagged"])))
+    del document["detectors"]["length_bias"]["statistics"]["content_length_ratio"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    document = json.loads(json.dumps(to_jsonable(results["flagged"])))
+    document["detectors"]["strategy_collapse"]["statistics"]["collapse_kind"] = "sideways"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    document = json.loads(json.dumps(to_jsonable(results["flagged"])))
     del document["composite"]["weights"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)

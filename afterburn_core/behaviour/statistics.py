@@ -253,6 +253,42 @@ def strategy_shift(base_labels: Sequence[str], trained_labels: Sequence[str], la
     )
 
 
+def information_drop_ci(groups: Sequence[str], base_labels: Sequence[str], trained_labels: Sequence[str],
+                        seed: int = SEED) -> tuple[float, float] | None:
+    """Paired bootstrap 95 % interval of I(S; C)_base − I(S; C)_trained in bits, resampling prompts.
+
+    ``groups[i]`` is prompt i's category C, ``base_labels[i]`` / ``trained_labels[i]`` its strategy S
+    in each model. I(S; C) = H(S) + H(C) − H(C, S); H(C) is the same for both models in every
+    resample, so the drop is ΔH(S) − ΔH(C, S). None with fewer than two prompts.
+    """
+    if not len(groups) == len(base_labels) == len(trained_labels):
+        raise ValueError(f"paired labels differ in size: {len(groups)} groups, {len(base_labels)} base, "
+                         f"{len(trained_labels)} trained")
+    labels = {label: i for i, label in enumerate(sorted(set(base_labels) | set(trained_labels)))}
+    group_ids = {group: i for i, group in enumerate(sorted(set(groups)))}
+    k = max(1, len(labels))
+    group_codes = np.array([group_ids[g] for g in groups], dtype=int)
+    base_codes = np.array([labels[label] for label in base_labels], dtype=int)
+    trained_codes = np.array([labels[label] for label in trained_labels], dtype=int)
+    joint_k = k * max(1, len(group_ids))
+
+    def row_entropies(codes: np.ndarray, size: int) -> np.ndarray:
+        rows = np.atleast_2d(codes)
+        offsets = size * np.arange(rows.shape[0])[:, None]
+        counts = np.bincount((rows + offsets).ravel(), minlength=rows.shape[0] * size).reshape(rows.shape[0], size)
+        probabilities = counts / rows.shape[1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(probabilities > 0, -probabilities * np.log2(probabilities), 0.0)
+        return terms.sum(axis=1)
+
+    def information_drop(g: np.ndarray, b: np.ndarray, t: np.ndarray, axis: int = -1) -> np.ndarray:
+        drop = (row_entropies(b, k) - row_entropies(g * k + b, joint_k)) \
+            - (row_entropies(t, k) - row_entropies(g * k + t, joint_k))
+        return drop if np.ndim(g) > 1 else drop[0]
+
+    return _bootstrap_ci((group_codes, base_codes, trained_codes), information_drop, True, seed)
+
+
 def set_metric_shift(metric: Callable[[np.ndarray], np.ndarray], n: int, seed: int = SEED) -> SetMetricShift:
     """Shift of a set-level metric over ``n`` paired answers.
 

@@ -119,7 +119,8 @@ def _percent(value: object) -> str:
 def _length_fix(result: DetectorResult) -> str:
     stats = result.statistics
     text = (f"Compare the two models at matched length (a length-controlled win rate) and penalise length in the "
-            f"reward or the preference data: answers are {stats['length_ratio']:.2f}× as long")
+            f"reward or the preference data: answers are {stats['content_length_ratio']:.2f}× as long in content "
+            f"({stats['length_ratio']:.2f}× in tokens)")
     if stats["accuracy_change"] is None:
         return text + "; add suites with expected answers (math, reasoning) to see whether the length buys accuracy."
     return text + f" for an accuracy change of {100 * stats['accuracy_change']:+.1f} pp."
