@@ -191,8 +191,8 @@ def test_hub_errors_are_one_sentence_each(hub_stand_in, tmp_path):
     assert all(results[reference]["error"] == "CheckpointNotFound" for reference in references), results
     assert messages == {
         "owner/gated": (
-            "owner/gated is gated: accept its terms at https://huggingface.co/owner/gated and pass a token "
-            "(--token or the HF_TOKEN environment variable)."
+            "owner/gated is gated: accept its terms at https://huggingface.co/owner/gated and set a token "
+            "in the HF_TOKEN environment variable (or log in with `hf auth login`)."
         ),
         "owner/private": "the Hugging Face Hub refused the token for owner/private (401); pass a valid token or unset HF_TOKEN.",
         "owner/nothing": (

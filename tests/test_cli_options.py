@@ -125,19 +125,7 @@ def every_option_name() -> set[str]:
 
 
 CORE = Path(api.__file__).parent
-#: Messages that name an option the CLI does not have. Strict: once fixed, the mark must go.
-NAMES_A_MISSING_OPTION = {
-    "checkpoints/hub.py": "the gated-repo message names --token, an option no command has",
-}
-
-
-def core_module(path: str):
-    if path in NAMES_A_MISSING_OPTION:
-        return pytest.param(path, marks=pytest.mark.xfail(reason=NAMES_A_MISSING_OPTION[path], strict=True))
-    return path
-
-
-@pytest.mark.parametrize("module", [core_module(path.relative_to(CORE).as_posix()) for path in sorted(CORE.rglob("*.py"))])
+@pytest.mark.parametrize("module", [path.relative_to(CORE).as_posix() for path in sorted(CORE.rglob("*.py"))])
 def test_every_option_a_message_names_exists(module: str) -> None:
     # serve passes streamlit its own options (--server.port); those are not ours.
     lines = [line for line in (CORE / module).read_text(encoding="utf-8").splitlines() if "--server." not in line]

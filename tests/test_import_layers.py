@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("internals", "trajectory"),
     ("views",),
     ("reports",),
-    ("stages", "runner", "jobs", "api", "terminal", "cli", "__main__"),
+    ("stages", "runner", "jobs", "api", "terminal", "cli_options", "cli", "__main__"),
 )
 
 

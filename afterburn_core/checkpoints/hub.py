@@ -62,8 +62,8 @@ def _translate(error: Exception, repo_id: str, revision: str) -> Exception:
         return CheckpointNotFound(f"{repo_id!r} is not a valid Hugging Face model id; write owner/name[@revision].")
     if isinstance(error, GatedRepoError):
         return CheckpointNotFound(
-            f"{repo_id} is gated: accept its terms at https://huggingface.co/{repo_id} and pass a token "
-            "(--token or the HF_TOKEN environment variable)."
+            f"{repo_id} is gated: accept its terms at https://huggingface.co/{repo_id} and set a token "
+            "in the HF_TOKEN environment variable (or log in with `hf auth login`)."
         )
     if isinstance(error, RevisionNotFoundError):
         return CheckpointNotFound(
