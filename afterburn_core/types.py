@@ -197,7 +197,9 @@ class InventoryResult:
     """
 
     KIND: ClassVar[str] = "inventory"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    # 2: ``tied`` added; a head tied to an embedding is no longer listed as one-sided, so stored v1
+    # inventories are misses, never stale hits.
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     base: CheckpointSummary
     trained: CheckpointSummary

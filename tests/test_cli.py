@@ -35,7 +35,7 @@ def test_diagnose_twice_hits_the_cache_and_lists_the_run(afterburn_home: Path, t
     assert listed.stdout.count("done") == 2
     run_id = first.stderr.split("run ", 1)[1].split()[0]
     shown = json.loads(afterburn("runs", "show", run_id).stdout)
-    assert shown["run"]["status"] == "done" and shown["results"]["inventory"]["schema_version"] == 1
+    assert shown["run"]["status"] == "done" and shown["results"]["inventory"]["schema_version"] == 2
     assert afterburn("runs", "delete", run_id).returncode == 0
     missing = afterburn("runs", "show", run_id)
     assert missing.returncode == 2 and missing.stderr.strip().startswith("Error: no run with id")
