@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from test_cli import afterburn
+from cli_helpers import afterburn
 
 import afterburn_core
 from afterburn_core import AnalysisConfig

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
-from test_cli import afterburn
+from cli_helpers import afterburn
 
 from afterburn_core import api
 from afterburn_core.behaviour.report import BehaviourReport

@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
-
-def afterburn(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "afterburn_core", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=cwd, env={**os.environ, "COLUMNS": "200"},
-    )
+from cli_helpers import afterburn
 
 
 def test_help_lists_the_commands() -> None:

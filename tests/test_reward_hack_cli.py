@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_cli import afterburn
+from cli_helpers import afterburn
 
 from afterburn_core.analyses import detector_names
 from afterburn_core.reward_hack.composite import METHOD_WEIGHTS, POWER

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from test_cli import afterburn
+from cli_helpers import afterburn
 
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.weights.types import WeightDiffResult

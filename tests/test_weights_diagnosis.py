@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_weights_structure import DEMO_BASE, checkpoint_at, make_pass
+from weight_pass_helpers import DEMO_BASE, checkpoint_at, make_pass
 
 from afterburn_core.weights.types import Diagnosis, TensorDiff
 from afterburn_core.weights import diagnosis as dx
