@@ -238,11 +238,13 @@ def in_detector_order(by_name: Mapping[str, Any]) -> list[tuple[str, Any]]:
 
 register_analysis(AnalysisKind(
     "inventory", "Checkpoints", "afterburn_core.types:InventoryResult", "afterburn_core.stages:inventory",
+    view="afterburn_core.views.inventory:inventory_view",
 ))
 # Device is left out of the key on purpose: the numbers do not depend on it beyond fp32 noise.
 register_analysis(AnalysisKind(
     "weights", "Weights", "afterburn_core.weights.types:WeightDiffResult", "afterburn_core.stages:weights",
     config_fields=("spectrum_top_k", "exact_spectra", "seed"), reads=("device",),
+    view="afterburn_core.views.weights:weights_view",
 ))
 # Suites enter the key as what they resolve to (names, versions, content hashes), not as typed:
 # "all five by name" and "the default set" are the same prompts and share a result.
@@ -251,20 +253,21 @@ register_analysis(AnalysisKind(
     "afterburn_core.stages:generations",
     config_fields=("max_new_tokens", "temperature", "top_p", "seed", "trust_remote_code"),
     key_extra="afterburn_core.stages:generation_key", reads=("suites", "device", "batch_size"),
+    view="afterburn_core.views.prompts:generations_view",
 ))
 register_analysis(AnalysisKind(
     "token_kl", "Token divergence", "afterburn_core.generation.results:TokenKLResult",
     "afterburn_core.stages:token_kl", depends_on=("generations",), key_extra="afterburn_core.stages:device_key",
-    reads=("device", "trust_remote_code"),
+    reads=("device", "trust_remote_code"), view="afterburn_core.views.prompts:token_kl_view",
 ))
 register_analysis(AnalysisKind(
     "behaviour", "Behaviour", "afterburn_core.behaviour.types:BehaviourStats", "afterburn_core.stages:behaviour",
-    config_fields=("seed",), depends_on=("generations",),
+    config_fields=("seed",), depends_on=("generations",), view="afterburn_core.views.behaviour:behaviour_view",
 ))
 register_analysis(AnalysisKind(
     "reward_hack", "Reward hacking", "afterburn_core.reward_hack.types:RewardHackResult",
     "afterburn_core.stages:reward_hack", config_fields=("method", "reward_hack_weights"),
-    depends_on=("generations", "behaviour"),
+    depends_on=("generations", "behaviour"), view="afterburn_core.views.reward_hack:reward_hack_view",
 ))
 
 # Prior weights per training method (normalised over the available detectors by the composite). Why each

@@ -23,6 +23,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from afterburn_core.store import RunStore, default_home
 from afterburn_core.types import RunRecord
+from afterburn_core.views.wording import duration
 
 #: Page files, relative to app.py; ``st.switch_page`` / ``st.page_link`` take these.
 NEW_RUN_PAGE = "pages/new_run.py"
@@ -37,7 +38,6 @@ RUN_QUERY_PARAM = "run"
 PROMPT_QUERY_PARAM = "prompt"
 
 SHORT_ID_LENGTH = 8
-SHORT_FINGERPRINT_LENGTH = 12
 
 #: Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
 STATUS_ICONS = {
@@ -128,17 +128,6 @@ def escape_markdown(text: str) -> str:
     return escaped
 
 
-def visible_text(text: str) -> str:
-    """``text`` quoted, with control, format and odd whitespace characters written as escapes.
-
-    For strings whose exact characters matter, such as decoded tokens: ``' the'``
-    shows its leading space, ``'\\n'`` its newline, ``'\\u202e'`` a direction
-    override that would otherwise reorder what follows. Still plain text: show it
-    through ``st.dataframe`` / chart labels, or ``escape_markdown`` it.
-    """
-    return repr(text)
-
-
 def reading(text: str) -> None:
     """One line that says what a chart or a table shows, made of its numbers (plain text, escaped)."""
     st.markdown(f":material/insights: {escape_markdown(text)}")
@@ -156,52 +145,13 @@ def format_when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
-def format_duration(seconds: float | None) -> str:
-    """``0.04 s``, ``4.2 s``, ``12 s``, ``3 min 05 s``, ``2 h 03 min``; ``—`` when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 1:
-        return f"{seconds:.2f} s"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {secs:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
-
-
 def elapsed(record: RunRecord) -> str:
     """How long the run took, or has been going for while it is active."""
     if record.duration_s is not None:
-        return format_duration(record.duration_s)
+        return duration(record.duration_s)
     if record.started_at is not None and record.is_active:
-        return format_duration(time.time() - record.started_at)
+        return duration(time.time() - record.started_at)
     return "—"
-
-
-def format_bytes(size: int) -> str:
-    """Binary units, e.g. ``1.5 MiB``."""
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024:
-            return f"{value:.1f} {unit}"
-    return f"{value / 1024:.1f} TiB"
-
-
-def format_count(count: int | None) -> str:
-    """``1,234,567``; ``—`` when unknown."""
-    return "—" if count is None else f"{count:,}"
-
-
-def format_shape(shape: tuple[int, ...]) -> str:
-    """``4096 × 11008``; a scalar is ``()``."""
-    return " × ".join(str(dim) for dim in shape) if shape else "()"
 
 
 def run_label(record: RunRecord) -> str:

@@ -20,11 +20,11 @@ from afterburn_core.errors import AfterburnError, RunNotFound
 from afterburn_core.generation.suites import BUILTIN_SUITES, DEFAULT_SUITES, load_suites
 from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
 from afterburn_core.types import RunRecord
+from afterburn_core.views.wording import duration
 from pages.common import (
     OVERVIEW_PAGE,
     elapsed,
     escape_markdown,
-    format_duration,
     format_when,
     get_store,
     require_app_frame,
@@ -286,7 +286,7 @@ for record in runs:
     status_column.markdown(status_markdown(record))
     pair_column.text(f"{short_id(record.run_id)} · {record.base_reference} → {record.trained_reference}")
     # Only the progress view above refreshes while a run works; a running clock here would go stale.
-    duration_column.text(format_duration(record.duration_s) if not record.is_active else "…")
+    duration_column.text(duration(record.duration_s) if not record.is_active else "…")
     when_column.text(format_when(record.created_at))
     if open_column.button(
         "Open", key=f"history_open_{record.run_id}", disabled=record.status != "done", width="stretch"

@@ -9,6 +9,7 @@ where the two models disagree most (this prompt's, then the suite's).
 
 It computes nothing: it reads the run's stored ``GenerationsResult`` and
 ``TokenKLResult`` (the latter may be missing: a skipped ``token_kl`` stage),
+takes their order, labels and readings from ``afterburn_core.views.prompts``,
 lays tokens out in lines, and asks ``afterburn_core.behaviour.diffing`` for
 the diff. Every string a model or a suite file wrote is shown as text:
 answers through ``st.code`` (no markdown, no HTML), the diff through
@@ -22,11 +23,22 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from afterburn_core.behaviour.diffing import changed_share, word_diff
+from afterburn_core.behaviour.diffing import word_diff
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.generation.results import PromptDivergence
-from afterburn_core.reports.text import spell_invisible
-from afterburn_core.generation.types import Completion, Prompt
+from afterburn_core.views.text import spell_invisible
+from afterburn_core.views.prompts import (
+    SORT_ORDERS,
+    diff_reading,
+    divergence_reading,
+    generations_view,
+    prompt_details,
+    prompt_rows,
+    token_kl_view,
+    token_label,
+)
+from afterburn_core.views.wording import visible
+from afterburn_core.generation.types import Completion
 from afterburn_core.types import RunRecord
 from pages.common import (
     PROMPT_QUERY_PARAM,
@@ -35,21 +47,12 @@ from pages.common import (
     require_app_frame,
     selected_result,
     stored_result,
-    visible_text,
 )
 
-SORT_ORDERS = {
-    "Suite order": "as listed in the suite",
-    "Divergence": "highest mean KL(trained ‖ base) first",
-    "Length change": "largest change in output tokens first, longer or shorter",
-}
 SUITE_KEY = "prompts_suite"
 SORT_KEY = "prompts_sort"
 #: Session key of the last ``?prompt=`` value this page wrote: a different one in the URL is a new link.
 _SYNCED_KEY = "_prompts_synced_link"
-#: Characters of a prompt shown in the picker; the full text is shown below it.
-PICKER_TEXT_CHARS = 70
-
 # The KL strip: tokens laid out in lines of monospace text, one pixel grid (Vega's scale=None).
 LINE_CHARS = 100
 CHAR_PX = 8  # a 13 px monospace glyph is ~7.8 px wide
@@ -62,15 +65,6 @@ DARK_CELL_SHARE = 0.55
 def prompt_key(suite: str) -> str:
     """Session key of the prompt picker of ``suite`` (one per suite: each has its own options)."""
     return f"prompts_prompt_{suite}"
-
-
-def link_of(prompt: Prompt) -> str:
-    return f"{prompt.suite}/{prompt.prompt_id}"
-
-
-def token_label(token: str) -> str:
-    """How a token is drawn: printable characters as they are, a newline as ↵, others as escapes."""
-    return spell_invisible(token.replace("\n", "↵"), keep="") or "∅"
 
 
 def follow_link(suites: list[str], links: set[str]) -> None:
@@ -88,37 +82,6 @@ def follow_link(suites: list[str], links: set[str]) -> None:
         st.session_state[prompt_key(suite)] = linked
 
 
-def prompt_rows(indices: list[int], generations: GenerationsResult,
-                divergence: dict[str, PromptDivergence]) -> pd.DataFrame:
-    rows = []
-    for index in indices:
-        prompt = generations.prompts[index]
-        scored = divergence.get(link_of(prompt))
-        base, trained = generations.base[index].n_tokens, generations.trained[index].n_tokens
-        rows.append({"link": link_of(prompt), "Prompt": prompt.prompt_id, "Category": prompt.category,
-                     "Mean KL": scored.mean_kl if scored else None, "Base tokens": base,
-                     "Post-trained tokens": trained, "Change": trained - base, "Text": prompt.text})
-    return pd.DataFrame(rows)
-
-
-def order_rows(rows: pd.DataFrame, order: str) -> pd.DataFrame:
-    if order == "Divergence":
-        return rows.sort_values("Mean KL", ascending=False, na_position="last", kind="stable")
-    if order == "Length change":
-        return rows.iloc[rows["Change"].abs().sort_values(ascending=False, kind="stable").index]
-    return rows
-
-
-def picker_label(row: pd.Series, order: str) -> str:
-    text = " ".join(row["Text"].split())
-    text = text if len(text) <= PICKER_TEXT_CHARS else text[: PICKER_TEXT_CHARS - 1] + "…"
-    if order == "Divergence":
-        measure = "KL —" if pd.isna(row["Mean KL"]) else f"KL {row['Mean KL']:.2f}"
-    else:
-        measure = f"{row['Change']:+d} tokens"
-    return f"{row['Prompt']} · {measure} · {text}"
-
-
 def show_answer(column, title: str, completion: Completion) -> None:
     with column:
         st.markdown(f"**{title}**")
@@ -131,13 +94,9 @@ def show_answer(column, title: str, completion: Completion) -> None:
 def show_diff(base: str, trained: str) -> None:
     st.subheader("Word diff")
     runs = word_diff(base, trained)
-    added = sum(len(run.words) for run in runs if run.op == "added")
-    removed = sum(len(run.words) for run in runs if run.op == "removed")
-    if not added and not removed:
-        reading("Both answers have the same words.")
+    reading(diff_reading(runs))
+    if all(run.op == "equal" for run in runs):
         return
-    reading(f"{changed_share(runs):.0%} of the words differ: {added} only in the post-trained answer, "
-            f"{removed} only in the base answer.")
     pieces = []
     for run in runs:
         text = escape_markdown(spell_invisible(run.text))
@@ -162,7 +121,7 @@ def token_layout(scored: PromptDivergence) -> pd.DataFrame:
             line, column = line + 1, 0
         rows.append({"x": column * CHAR_PX, "x2": (column + len(label)) * CHAR_PX - 1, "y": line * LINE_PX,
                      "y2": (line + 1) * LINE_PX - 2, "middle": line * LINE_PX + LINE_PX / 2 - 1,
-                     "label": label, "token": visible_text(token), "position": position, "kl": kl,
+                     "label": label, "token": visible(token), "position": position, "kl": kl,
                      "shift": shift})
         column += len(label)
         if "\n" in token:
@@ -205,11 +164,7 @@ def show_divergence(scored: PromptDivergence | None, token_kl: TokenKLResult | N
     if scored is None or not scored.tokens:
         st.caption("No token-level KL for this prompt: the post-trained answer is empty.")
         return
-    top = scored.top_tokens[0] if scored.top_tokens else None
-    line = f"Mean KL(trained ‖ base) {scored.mean_kl:.3g} nats over {len(scored.tokens)} tokens"
-    if top is not None:
-        ratio = f", {top.kl / scored.mean_kl:.1f}× the mean" if scored.mean_kl > 0 else ""
-        line += f"; largest at token {top.position} {visible_text(top.token)}: {top.kl:.3g} nats{ratio}."
+    line = divergence_reading(scored)
     reading(line)
     layout = token_layout(scored)
     st.altair_chart(kl_strip(layout, max(scored.kl_per_token)), width="content", alt=line)
@@ -223,7 +178,7 @@ def show_divergence(scored: PromptDivergence | None, token_kl: TokenKLResult | N
         st.markdown("**This prompt's top tokens**")
         st.dataframe(
             {"Position": [token.position for token in scored.top_tokens],
-             "Token": [visible_text(token.token) for token in scored.top_tokens],
+             "Token": [visible(token.token) for token in scored.top_tokens],
              "KL (nats)": [token.kl for token in scored.top_tokens],
              "log p base": [token.logprob_base for token in scored.top_tokens],
              "log p post-trained": [token.logprob_trained for token in scored.top_tokens],
@@ -239,7 +194,7 @@ def show_divergence(scored: PromptDivergence | None, token_kl: TokenKLResult | N
             st.caption("None recorded for this suite.")
             return
         st.dataframe(
-            {"Token": [visible_text(token.token) for token in suite_tokens],
+            {"Token": [visible(token.token) for token in suite_tokens],
              "Prompts with it on top": [token.n_prompts_in_top for token in suite_tokens],
              "Occurrences": [token.n_occurrences for token in suite_tokens],
              "Mean KL": [token.mean_kl for token in suite_tokens],
@@ -259,13 +214,14 @@ record, generations = selected_result(
     "Launch the pair again from the New run page.",
 )
 token_kl: TokenKLResult | None = stored_result(record.run_id, TokenKLResult)
-divergence = {scored.prompt_id: scored for scored in token_kl.scores.prompts} if token_kl else {}
-suites = list(dict.fromkeys(prompt.suite for prompt in generations.prompts))
+divergence = token_kl_view(token_kl) if token_kl else {}
+view = generations_view(generations)
+suites = list(view.suites)
 if not suites:
     st.info("This run generated no answers: its suites had no prompts.")
     st.stop()
 
-follow_link(suites, {link_of(prompt) for prompt in generations.prompts})
+follow_link(suites, set(view.links))
 suite_column, order_column = st.columns([1, 2])
 suite = suite_column.selectbox("Suite", suites, key=SUITE_KEY)
 order = order_column.segmented_control(
@@ -274,12 +230,9 @@ order = order_column.segmented_control(
 )
 if order == "Divergence" and not divergence:
     st.caption("No token KL in this run: divergence order is the suite order.")
-rows = order_rows(prompt_rows([index for index, prompt in enumerate(generations.prompts) if prompt.suite == suite],
-                              generations, divergence), order)
-by_link = rows.set_index("link", drop=False)
+rows = {row.link: row for row in prompt_rows(generations, divergence, suite, order)}
 link = st.selectbox(
-    "Prompt", list(rows["link"]), key=prompt_key(suite),
-    format_func=lambda value: picker_label(by_link.loc[value], order),
+    "Prompt", list(rows), key=prompt_key(suite), format_func=lambda value: rows[value].label,
     help="Type to search prompt ids and text.",
 )
 st.session_state[_SYNCED_KEY] = link
@@ -287,19 +240,16 @@ if st.query_params.get(PROMPT_QUERY_PARAM) != link:
     st.query_params[PROMPT_QUERY_PARAM] = link
 
 with st.expander(f"All {len(rows)} prompts of {suite}, in this order"):
-    st.dataframe(rows.drop(columns=["link"]), hide_index=True, width="stretch",
+    st.dataframe(pd.DataFrame([{"Prompt": row.prompt_id, "Category": row.category, "Mean KL": row.mean_kl,
+                                "Base tokens": row.base_tokens, "Post-trained tokens": row.trained_tokens,
+                                "Change": row.change, "Text": row.text} for row in rows.values()]),
+                 hide_index=True, width="stretch",
                  column_config={"Mean KL": st.column_config.NumberColumn(format="%.3f"),
                                 "Change": st.column_config.NumberColumn(format="%+d")})
 
-index = next(i for i, prompt in enumerate(generations.prompts) if link_of(prompt) == link)
+index = rows[link].index
 prompt = generations.prompts[index]
-details = [f"category {prompt.category}"]
-if prompt.expected_answer is not None:
-    details.append(f"expected answer {prompt.expected_answer}")
-if prompt.variant is not None:
-    details.append(f"sycophancy probe {prompt.probe_id or prompt.prompt_id}, {prompt.variant} variant"
-                   + (f" (user asserts {prompt.asserted_answer})" if prompt.asserted_answer else ""))
-st.markdown(f"**{escape_markdown(link)}** · {escape_markdown(' · '.join(details))}")
+st.markdown(f"**{escape_markdown(link)}** · {escape_markdown(prompt_details(prompt))}")
 st.code(spell_invisible(prompt.text), language=None, wrap_lines=True)
 
 base_column, trained_column = st.columns(2, gap="large")

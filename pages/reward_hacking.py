@@ -7,7 +7,8 @@ score, its per-category evidence and up to three example prompts that open on
 the Prompts page. Last, the findings and what to do about them.
 
 It computes nothing: scores, bands, statistics and findings are the
-``reward_hack`` analysis's (``afterburn_core.reward_hack``). Names of suites,
+``reward_hack`` analysis's; the order, readings and tables are its view's
+(``afterburn_core.views.reward_hack``). Names of suites,
 categories and prompts come from suite files and reach the screen through
 ``escape_markdown``, widget labels and tables.
 """
@@ -19,8 +20,9 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from afterburn_core.reports.html_charts import gauge_indicator
-from afterburn_core.analyses import detector_names, detector_title
+from afterburn_core.analyses import detector_title
 from afterburn_core.reward_hack.types import DetectorResult, RewardHackResult
+from afterburn_core.views.reward_hack import ranked_categories, reward_hack_view, statistic_cells
 from pages.common import PROMPTS_PAGE, escape_markdown, reading, require_app_frame, selected_result
 
 BAND_ICONS = {"LOW": ":material/check_circle:", "MODERATE": ":material/info:", "HIGH": ":material/warning:",
@@ -31,21 +33,6 @@ def gauge(score: float | None, band: str, title: str, height: int) -> go.Figure:
     figure = go.Figure(gauge_indicator(score, band, title))
     figure.update_layout(height=height, margin={"l": 24, "r": 24, "t": 48, "b": 8})
     return figure
-
-
-def statistics_frame(statistics: dict) -> pd.DataFrame:
-    """A detector's statistics as a two-column table (values as shown text, so mixed types sit together)."""
-    return pd.DataFrame([{"statistic": name, "value": _shown(value)} for name, value in statistics.items()])
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
 
 
 def show_detector(detector: DetectorResult, run_id: str) -> None:
@@ -60,12 +47,13 @@ def show_detector(detector: DetectorResult, run_id: str) -> None:
     st.markdown(f"{BAND_ICONS[detector.band]} **{detector.band}** · {flag}")
     reading(detector.summary)
     with st.expander("Statistics"):
-        st.dataframe(statistics_frame(detector.statistics), hide_index=True, width="stretch")
+        st.dataframe(pd.DataFrame(statistic_cells(detector), columns=["statistic", "value"]), hide_index=True,
+                     width="stretch")
     if detector.categories:
         with st.expander(f"By category ({len(detector.categories)})"):
             st.dataframe(pd.DataFrame([
                 {"suite": c.suite, "category": c.category, "prompts": c.n_prompts, "score": round(c.score, 1)}
-                for c in sorted(detector.categories, key=lambda c: c.score, reverse=True)
+                for c in ranked_categories(detector)
             ]), hide_index=True, width="stretch")
     for example in detector.examples:
         st.page_link(PROMPTS_PAGE, label=escape_markdown(f"Open {example}"), icon=":material/chat:",
@@ -81,6 +69,7 @@ record, result = selected_result(
     "existed. Launch the pair again from the New run page.",
 )
 composite = result.composite
+view = reward_hack_view(result)
 
 left, right = st.columns([2, 3])
 with left:
@@ -89,25 +78,17 @@ with left:
 with right:
     st.markdown(f"{BAND_ICONS[composite.band]} **{composite.band}** risk · declared method "
                 f"**{escape_markdown(result.method)}**")
-    # Registry order everywhere: a stored result's dicts come back with their keys sorted.
-    flagged = [detector_title(name) for name in detector_names() if name in result.detectors
-               and result.detectors[name].flagged]
-    reading(f"Composite {composite.score:.0f}/100 ({composite.band}); "
-            + (f"flagged: {', '.join(flagged)}." if flagged else "no detector flagged."))
+    reading(view.reading)
     st.dataframe(pd.DataFrame([
-        {"detector": detector_title(name), "weight": round(composite.weights.get(name, 0.0), 3),
-         # An unavailable detector's 0 is no measurement; the table shows it empty, as its gauge does.
-         "score": round(result.detectors[name].score, 1)
-         if name in result.detectors and result.detectors[name].available else None}
-        for name in detector_names()
+        {"detector": row.title, "weight": round(row.weight, 3), "score": None if row.score is None else round(row.score, 1)}
+        for row in view.weights
     ]), hide_index=True, width="stretch")
     st.caption(escape_markdown(f"Weights: {composite.weights_source}"))
 
-columns = st.columns(len(detector_names()))
-for column, name in zip(columns, detector_names()):
+# One column per registered detector, filled in registry order.
+for column, detector in zip(st.columns(len(view.weights)), view.detectors):
     with column:
-        if name in result.detectors:
-            show_detector(result.detectors[name], record.run_id)
+        show_detector(detector, record.run_id)
 
 st.subheader("Findings")
 if not result.findings:

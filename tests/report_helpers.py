@@ -21,7 +21,7 @@ from pathlib import Path
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.reports import RunReport, load_report
-from afterburn_core.reports.digest import examples
+from afterburn_core.views.run import examples
 from afterburn_core.reward_hack.types import (
     CategoryEvidence,
     CompositeRisk,

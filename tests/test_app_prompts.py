@@ -30,7 +30,7 @@ from afterburn_core.behaviour.diffing import word_diff
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.store import RunStore
-from afterburn_core.reports.text import spell_invisible
+from afterburn_core.views.text import spell_invisible
 from pages.common import escape_markdown
 
 PROMPTS = "pages/prompts.py"

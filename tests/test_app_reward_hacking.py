@@ -25,7 +25,7 @@ from ui_helpers import demo_generation_results, store_generation_results
 
 from afterburn_core.analyses import detector_names
 from afterburn_core.behaviour.analysis import compare_behaviour
-from afterburn_core.reports.theme import BAND_COLORS, UNAVAILABLE_COLOR
+from afterburn_core.views.theme import BAND_COLORS, UNAVAILABLE_COLOR
 from afterburn_core.reward_hack import detect_reward_hacking
 from afterburn_core.reward_hack.types import CategoryEvidence, HackFinding, RewardHackResult
 from afterburn_core.store import RunStore

@@ -6,14 +6,15 @@ from dataclasses import replace
 
 from report_helpers import HOSTILE_TRAINED, hostile_report
 
-from afterburn_core.reports import digest, sections
-from afterburn_core.reports.theme import SEVERITY_ORDER
+from afterburn_core.views import run as run_view
+from afterburn_core.views import weights as weights_view
+from afterburn_core.views.theme import SEVERITY_ORDER
 from afterburn_core.types import StageProgress
 
 
 def test_examples_are_the_prompts_with_the_largest_mean_kl() -> None:
     report = hostile_report()
-    chosen = digest.examples(report, 3)
+    chosen = run_view.examples(report, 3)
     by_link = {scores.prompt_id: scores.mean_kl for scores in report.token_kl.scores.prompts}
     kls = [by_link[example.link] for example in chosen]
     assert kls == sorted(by_link.values(), reverse=True)[:3]
@@ -22,7 +23,7 @@ def test_examples_are_the_prompts_with_the_largest_mean_kl() -> None:
 
 def test_without_token_kl_examples_rank_by_length_change() -> None:
     report = hostile_report().replace(token_kl=None)
-    chosen = digest.examples(report, 4)
+    chosen = run_view.examples(report, 4)
     changes = [abs(example.trained.n_tokens - example.base.n_tokens) for example in chosen]
     everything = [abs(t.n_tokens - b.n_tokens) for b, t in zip(report.generations.base, report.generations.trained)]
     assert changes == sorted(everything, reverse=True)[:4]
@@ -30,7 +31,7 @@ def test_without_token_kl_examples_rank_by_length_change() -> None:
 
 
 def test_findings_come_most_severe_first_from_every_analysis() -> None:
-    found = digest.findings(hostile_report())
+    found = run_view.findings(hostile_report())
     assert [SEVERITY_ORDER[finding.severity] for finding in found] == sorted(SEVERITY_ORDER[f.severity] for f in found)
     assert {finding.source for finding in found} == {"reward hacking", "weights", "behaviour"}
     assert found[0].recommendation == "Add a length penalty to the reward."
@@ -38,10 +39,10 @@ def test_findings_come_most_severe_first_from_every_analysis() -> None:
 
 def test_layer_module_grid_puts_each_cell_in_its_place() -> None:
     weights = hostile_report().weights
-    grid = sections.layer_module_grid(weights)
-    assert grid.rows == ("0", "1", "2", "3", sections.OUTSIDE_LAYERS)
+    grid = weights_view.layer_module_grid(weights)
+    assert grid.rows == ("0", "1", "2", "3", weights_view.OUTSIDE_LAYERS)
     for cell in weights.layers:
-        row = sections.OUTSIDE_LAYERS if cell.layer is None else str(cell.layer)
+        row = weights_view.OUTSIDE_LAYERS if cell.layer is None else str(cell.layer)
         assert grid.values[grid.rows.index(row)][grid.columns.index(cell.module)] == cell.relative_change
     assert sum(value is not None for row in grid.values for value in row) == len(weights.layers)
 
@@ -50,10 +51,10 @@ def test_absence_says_skipped_failed_or_not_asked_for() -> None:
     report = hostile_report()
     skipped = replace(report.run, stages=(*report.run.stages,
                                           StageProgress("reward_hack", "skipped", 0, 0, "no prompts to read")))
-    assert digest.absence(report.replace(run=skipped), "reward_hack") == (
+    assert run_view.absence(report.replace(run=skipped), "reward_hack") == (
         "No result: the reward-hack analysis was skipped (no prompts to read).")
     failed = replace(report.run, status="failed", error="out of memory",
                      stages=(*report.run.stages, StageProgress("reward_hack", "running", 0, 1)))
-    assert digest.absence(report.replace(run=failed), "reward_hack") == (
+    assert run_view.absence(report.replace(run=failed), "reward_hack") == (
         "No result: the run failed before the reward-hack analysis finished: out of memory.")
-    assert digest.absence(report, "reward_hack") == "No result: this run did not include the reward-hack analysis."
+    assert run_view.absence(report, "reward_hack") == "No result: this run did not include the reward-hack analysis."

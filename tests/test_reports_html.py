@@ -19,7 +19,7 @@ from plotly.offline import get_plotlyjs
 from report_helpers import ARTIFACTS, hostile_report
 
 from afterburn_core.reports import render
-from afterburn_core.reports.digest import SECTIONS, absence
+from afterburn_core.views.run import SECTIONS, absence
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -8,7 +8,7 @@ import pytest
 from report_helpers import ARTIFACTS, hostile_report
 
 from afterburn_core.reports import render
-from afterburn_core.reports.digest import SECTIONS, absence
+from afterburn_core.views.run import SECTIONS, absence
 from afterburn_core.reports.markdown import escape
 
 # A pipe that separates cells: not escaped by a backslash.

@@ -20,7 +20,7 @@ from pypdf import PdfReader
 from report_helpers import ARTIFACTS, hostile_report
 
 from afterburn_core.reports import pdf_fonts, render
-from afterburn_core.reports.digest import SECTIONS, absence
+from afterburn_core.views.run import SECTIONS, absence
 
 #: Standard deviation of a page's grey levels below which it counts as blank (text pages measure > 20).
 BLANK_PAGE_STDDEV = 3.0

@@ -1,6 +1,6 @@
 """The HTML report: one self-contained file that opens offline in any browser.
 
-Sections (``digest.SECTIONS``): executive summary, findings, weights
+Sections (``run_view.SECTIONS``): executive summary, findings, weights
 (layer × module and head heatmaps, spectra, most changed tensors), behaviour
 (lengths, strategy and format rates, every test), reward-hack gauges with
 their evidence, the most diverged prompts side by side, provenance. A section
@@ -22,12 +22,13 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from afterburn_core.reports import digest, html_charts, sections, theme, wording
+from afterburn_core.reports import html_charts
+from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
-from afterburn_core.reports.digest import SECTIONS, Fact
+from afterburn_core.views.run import SECTIONS, Fact
 from afterburn_core.reports.html_template import Safe, join, json_block, page, tag
-from afterburn_core.reports.text import spell_invisible
-from afterburn_core.analyses import detector_title, in_detector_order
+from afterburn_core.views.text import spell_invisible
+from afterburn_core.analyses import detector_title
 from afterburn_core.reward_hack.types import DetectorResult
 
 FIGURES_ID = "afterburn-figures"
@@ -96,15 +97,15 @@ def _nav() -> Safe:
                           class_="wrap"), class_="toc")
 
 
-def _severity(finding: digest.ReportFinding) -> Safe:
+def _severity(finding: run_view.ReportFinding) -> Safe:
     return _badge(finding.severity, theme.SEVERITY_COLORS.get(finding.severity, theme.MUTED))
 
 
-def _recommendation(finding: digest.ReportFinding) -> Safe | None:
+def _recommendation(finding: run_view.ReportFinding) -> Safe | None:
     return tag("div", "→ ", finding.recommendation, class_="recommendation") if finding.recommendation else None
 
 
-def _finding_item(finding: digest.ReportFinding) -> Safe:
+def _finding_item(finding: run_view.ReportFinding) -> Safe:
     return tag("li", _severity(finding), " ", tag("b", finding.title),
                tag("span", f" ({finding.source})", class_="detail"), tag("br"),
                tag("span", finding.detail, class_="detail"), _recommendation(finding))
@@ -114,11 +115,11 @@ def _summary(report: RunReport) -> Safe:
     cards = [tag("div", tag("div", fact.label, class_="label"),
                  tag("div", fact.value, class_="value", style=f"color:{fact.color}" if fact.color else None),
                  tag("div", fact.note, class_="note"), class_="card")
-             for fact in digest.summary_facts(report)]
-    found = digest.findings(report)
-    top = found[: digest.SUMMARY_FINDINGS]
+             for fact in run_view.summary_facts(report)]
+    found = run_view.findings(report)
+    top = found[: run_view.SUMMARY_FINDINGS]
     listing = (tag("ol", (_finding_item(finding) for finding in top), class_="findings") if top
-               else _absent(digest.NO_FINDINGS))
+               else _absent(run_view.NO_FINDINGS))
     more = (tag("p", tag("a", f"All {len(found)} findings", href="#findings"), class_="note")
             if len(found) > len(top) else None)
     return _section("summary", tag("p", tag("span", class_="chip base"), f"{theme.BASE_LABEL}  ",
@@ -128,9 +129,9 @@ def _summary(report: RunReport) -> Safe:
 
 
 def _findings(report: RunReport) -> Safe:
-    found = digest.findings(report)
+    found = run_view.findings(report)
     if not found:
-        return _section("findings", _absent(digest.NO_FINDINGS))
+        return _section("findings", _absent(run_view.NO_FINDINGS))
     rows = [(_severity(finding), finding.source, tag("b", finding.title),
              join(finding.detail, _recommendation(finding))) for finding in found]
     return _section("findings", tag("p", f"Every finding of the run, most severe first ({len(found)}).",
@@ -140,20 +141,20 @@ def _findings(report: RunReport) -> Safe:
 def _weights(report: RunReport, charts: _Charts) -> Safe:
     weights = report.weights
     if weights is None:
-        return _section("weights", _absent(digest.absence(report, "weights")))
+        return _section("weights", _absent(run_view.absence(report, "weights")))
     concentration = weights.concentration
     parts: list[object] = [tag("p",
         "Profile ", _badge(weights.diagnosis.profile, theme.PROFILE_COLORS.get(weights.diagnosis.profile, theme.MUTED)),
         f" · {concentration.tensors_with_change} tensors changed · the top 10% hold "
         f"{wording.percent(concentration.top_decile_share)} of ‖ΔW‖² (Gini {concentration.gini:.2f})"
         f"{' · LoRA adapter' if weights.is_adapter else ''}", class_="lead")]
-    grid = sections.layer_module_grid(weights)
+    grid = weights_view.layer_module_grid(weights)
     parts += [tag("h3", "Layer × module"),
               charts.div(html_charts.heatmap(grid), "layer-module-heatmap") if grid else _absent("No cell to show.")]
-    heads = sections.head_grid(weights)
+    heads = weights_view.head_grid(weights)
     if heads is not None:
         parts += [tag("h3", "Attention heads"), charts.div(html_charts.heatmap(heads), "head-heatmap")]
-    spectra = sections.spectra(weights)
+    spectra = weights_view.spectra(weights)
     parts.append(tag("h3", "Singular-value spectra of ΔW"))
     if spectra:
         parts += [tag("p", f"The {len(spectra)} most changed matrices; a steep drop means a low-rank change. "
@@ -163,21 +164,19 @@ def _weights(report: RunReport, charts: _Charts) -> Safe:
     else:
         parts.append(_absent("No tensor has a spectrum (only 1-D or unpaired tensors changed)."))
     rows = [(tag("span", cells[0], class_="mono"), *cells[1:])
-            for cells in map(sections.tensor_cells, sections.top_tensors(weights))]
-    parts += [tag("h3", "Most changed tensors"), _table(sections.TENSOR_COLUMNS, rows, numeric=sections.TENSOR_NUMERIC)]
+            for cells in map(weights_view.tensor_cells, weights_view.top_tensors(weights))]
+    parts += [tag("h3", "Most changed tensors"), _table(weights_view.TENSOR_COLUMNS, rows, numeric=weights_view.TENSOR_NUMERIC)]
     return _section("weights", *parts)
 
 
 def _behaviour(report: RunReport, charts: _Charts) -> Safe:
     behaviour = report.behaviour
     if behaviour is None:
-        return _section("behaviour", _absent(digest.absence(report, "behaviour")))
-    correction = wording.correction_name(behaviour.correction)
-    parts: list[object] = [tag("p", f"{behaviour.n_significant} of {behaviour.n_tests} tests significant after "
-                                    f"{correction} correction (α = {behaviour.alpha:g}); "
-                                    f"{html_charts.SIGNIFICANT_MARK.strip()} marks them in the charts.",
+        return _section("behaviour", _absent(run_view.absence(report, "behaviour")))
+    parts: list[object] = [tag("p", f"{behaviour_view.significance(behaviour)}; "
+                                    f"{behaviour_view.SIGNIFICANT_MARK.strip()} marks them in the charts.",
                                class_="lead")]
-    lengths = sections.median_lengths(report)
+    lengths = behaviour_view.median_lengths(behaviour)
     length_charts = [charts.div(html_charts.paired_bars(lengths, axis_title="median output tokens", rate=False),
                                 "median-lengths")]
     if report.generations is not None:
@@ -185,19 +184,19 @@ def _behaviour(report: RunReport, charts: _Charts) -> Safe:
     parts += [tag("h3", "Answer length"), tag("div", length_charts, class_="grid2")]
     for suite, stats in behaviour.suites.items():
         parts += [tag("h3", f"Strategy and formats · {suite}"), tag("div",
-            charts.div(html_charts.paired_bars(sections.strategy_shares(stats.overall), axis_title="share of answers",
+            charts.div(html_charts.paired_bars(behaviour_view.strategy_shares(stats.overall), axis_title="share of answers",
                                                rate=True), f"strategy-{len(charts.figures)}"),
-            charts.div(html_charts.paired_bars(sections.format_rates(stats.overall), axis_title="rate of answers",
+            charts.div(html_charts.paired_bars(behaviour_view.format_rates(stats.overall), axis_title="rate of answers",
                                                rate=True), f"formats-{len(charts.figures)}"),
             class_="grid2")]
-    rows = sections.shift_rows(report)
+    rows = behaviour_view.shift_rows(behaviour)
     significant = [row.cells() for row in rows if row.significant]
     every = [(*row.cells(), "yes" if row.significant else "no") for row in rows]
     parts += [tag("h3", "Significant shifts"),
-              _table(sections.SHIFT_COLUMNS, significant, numeric=sections.SHIFT_NUMERIC) if significant
+              _table(behaviour_view.SHIFT_COLUMNS, significant, numeric=behaviour_view.SHIFT_NUMERIC) if significant
               else _absent("No test is significant."),
               tag("details", tag("summary", f"All {len(rows)} tests"),
-                  _table((*sections.SHIFT_COLUMNS, "significant"), every, numeric=sections.SHIFT_NUMERIC))]
+                  _table((*behaviour_view.SHIFT_COLUMNS, "significant"), every, numeric=behaviour_view.SHIFT_NUMERIC))]
     return _section("behaviour", *parts)
 
 
@@ -219,24 +218,23 @@ def _detector_evidence(report: RunReport, detector: DetectorResult) -> Safe | No
         return None
     cited = [tag("li", tag("span", link, class_="mono"), ": ", prompt, tag("br"),
                  tag("span", "→ ", answer, class_="mono"))
-             for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)]
+             for link, prompt, answer in reward_view.evidence(report.generations, detector.examples, EVIDENCE_CHARS)]
     return tag("div",
                tag("h3", detector_title(detector.name)),
                tag("ul", cited, class_="evidence") if cited else tag("p", "No prompt cited.", class_="note"),
                (tag("details", tag("summary", f"The {wording.plural(len(detector.statistics), 'statistic')} behind "
                                               "the score"),
-                    _table(sections.STATISTIC_COLUMNS, sections.statistic_rows(detector),
-                           numeric=sections.STATISTIC_NUMERIC, class_="statistics"))
+                    _table(reward_view.STATISTIC_COLUMNS, reward_view.statistic_rows(detector),
+                           numeric=reward_view.STATISTIC_NUMERIC, class_="statistics"))
                 if detector.statistics else None))
 
 
 def _reward_hack(report: RunReport, charts: _Charts) -> Safe:
     result = report.reward_hack
     if result is None:
-        return _section("reward_hack", _absent(digest.absence(report, "reward_hack")))
+        return _section("reward_hack", _absent(run_view.absence(report, "reward_hack")))
     composite = result.composite
-    weights = ", ".join(f"{detector_title(name)} {weight:.2f}"
-                        for name, weight in in_detector_order(composite.weights))
+    weights = reward_view.weight_line(result)
     head = tag("div",
                charts.div(html_charts.gauge(composite.score, composite.band, "Composite risk", height=240),
                           "gauge-composite"),
@@ -244,15 +242,15 @@ def _reward_hack(report: RunReport, charts: _Charts) -> Safe:
                               f" composite {composite.score:.0f} / 100 for method {result.method}"),
                    tag("p", f"Weights: {weights} ({composite.weights_source}).", class_="note")),
                class_="composite")
-    detectors = sections.detectors(report)
+    detectors = reward_view.detectors(result)
     cards = tag("div", (_detector_card(detector, charts) for detector in detectors), class_="grid4")
     return _section("reward_hack", head, cards, (_detector_evidence(report, detector) for detector in detectors))
 
 
 def _examples(report: RunReport) -> Safe:
-    chosen = digest.examples(report)
+    chosen = run_view.examples(report)
     if not chosen:
-        return _section("examples", _absent(digest.absence(report, "generations")))
+        return _section("examples", _absent(run_view.absence(report, "generations")))
     blocks = []
     for example in chosen:
         tokens = (tag("div", "Diverges most at ",
@@ -271,13 +269,13 @@ def _examples(report: RunReport) -> Safe:
                                                               class_="output"), tokens, class_="prompt"),
                           tag("div", sides, class_="grid2"), class_="example"))
     note = ("Ranked by mean token-level KL of the post-trained answer" if report.token_kl is not None
-            else f"Ranked by length change ({digest.absence(report, 'token_kl')})")
+            else f"Ranked by length change ({run_view.absence(report, 'token_kl')})")
     return _section("examples", tag("p", f"{note}; the {len(chosen)} most diverged of "
                                          f"{len(report.generations.prompts)} prompts.", class_="lead"), blocks)
 
 
 def _provenance(report: RunReport) -> Safe:
-    return _section("provenance", *((tag("h3", group), _facts(facts)) for group, facts in digest.provenance(report)))
+    return _section("provenance", *((tag("h3", group), _facts(facts)) for group, facts in run_view.provenance(report)))
 
 
 def render_html(report: RunReport) -> str:
@@ -292,6 +290,6 @@ def render_html(report: RunReport) -> str:
                                  "plotly.js, nothing is fetched.", class_="wrap")),
         json_block(charts.figures, FIGURES_ID),
     )
-    return page(title=f"Afterburn report: {digest.title_line(report)}", body=body,
+    return page(title=f"Afterburn report: {run_view.title_line(report)}", body=body,
                 scripts=(get_plotlyjs(), RENDER_SCRIPT))
 

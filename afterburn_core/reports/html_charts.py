@@ -20,15 +20,15 @@ from typing import Any
 import plotly.graph_objects as go
 
 from afterburn_core.generation.results import GenerationsResult
-from afterburn_core.reports import theme
-from afterburn_core.reports.sections import Grid, Paired
-from afterburn_core.reports.text import spell_invisible
+from afterburn_core.views import theme
+from afterburn_core.views.behaviour import Paired
+from afterburn_core.views.weights import Grid
+from afterburn_core.views.text import spell_invisible
 from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
 from afterburn_core.weights.types import TensorDiff
 
 Figure = dict[str, Any]
 #: Marks a measure whose test is significant after the run's multiple-comparison correction.
-SIGNIFICANT_MARK = " ✱"
 ROW_PX = 30
 BAR_PX = 13
 
@@ -86,7 +86,7 @@ def spectra(tensors: tuple[TensorDiff, ...]) -> Figure:
 
 def paired_bars(items: tuple[Paired, ...], *, axis_title: str, rate: bool) -> Figure:
     """Base and post-trained bars side by side per measure (✱: significant)."""
-    labels = [label(item.label) + (SIGNIFICANT_MARK if item.significant else "") for item in items]
+    labels = [label(item.marked) for item in items]
     number = ".0%" if rate else ".3g"
     data = [
         go.Bar(y=labels, x=[getattr(item, side) for item in items], name=name, orientation="h",

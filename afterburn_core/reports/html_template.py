@@ -21,7 +21,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from afterburn_core.reports import theme
+from afterburn_core.views import theme
 
 
 class Safe(str):

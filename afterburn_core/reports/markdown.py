@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 
 from afterburn_core.analyses import detector_title
-from afterburn_core.reports import digest, sections, theme, wording
+from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
-from afterburn_core.reports.digest import SECTIONS, Fact
-from afterburn_core.reports.text import spell_invisible
+from afterburn_core.views.run import SECTIONS, Fact
+from afterburn_core.views.text import spell_invisible
 
 # Every model string lands inline (a cell, after a label; newlines become ↵), so line-start syntax
 # (headings, lists, quotes) cannot trigger; what can is escaped: emphasis and strikethrough, code
@@ -59,20 +59,20 @@ def _facts(facts: tuple[Fact, ...]) -> str:
 
 
 def _summary(report: RunReport) -> list[str]:
-    found = digest.findings(report)
-    lines = [f"## {SECTIONS['summary']}", "", _facts(digest.summary_facts(report)), "", "**Top findings**", ""]
+    found = run_view.findings(report)
+    lines = [f"## {SECTIONS['summary']}", "", _facts(run_view.summary_facts(report)), "", "**Top findings**", ""]
     if not found:
-        lines.append(digest.NO_FINDINGS)
-    for number, finding in enumerate(found[: digest.SUMMARY_FINDINGS], start=1):
+        lines.append(run_view.NO_FINDINGS)
+    for number, finding in enumerate(found[: run_view.SUMMARY_FINDINGS], start=1):
         lines.append(f"{number}. **{escape(finding.title)}** ({finding.severity}, {finding.source}): "
                      f"{escape(finding.detail)}")
     return lines
 
 
 def _findings(report: RunReport) -> list[str]:
-    found = digest.findings(report)
+    found = run_view.findings(report)
     if not found:
-        return [f"## {SECTIONS['findings']}", "", digest.NO_FINDINGS]
+        return [f"## {SECTIONS['findings']}", "", run_view.NO_FINDINGS]
     rows = [(finding.severity, finding.source, escape(finding.title), escape(finding.detail),
              escape(finding.recommendation)) for finding in found]
     return [f"## {SECTIONS['findings']}", "",
@@ -83,24 +83,24 @@ def _weights(report: RunReport) -> list[str]:
     weights = report.weights
     lines = [f"## {SECTIONS['weights']}", ""]
     if weights is None:
-        return [*lines, digest.absence(report, "weights")]
+        return [*lines, run_view.absence(report, "weights")]
     concentration = weights.concentration
     lines += [(f"Profile **{escape(weights.diagnosis.profile)}**: {concentration.tensors_with_change} tensors "
               f"changed; the top 10% hold {wording.percent(concentration.top_decile_share)} of ‖ΔW‖² "
               f"(Gini {concentration.gini:.2f})."), ""]
-    grid = sections.layer_module_grid(weights)
+    grid = weights_view.layer_module_grid(weights)
     if grid is not None:
         rows = [(escape(row), *("–" if value is None else f"{value:.3f}" for value in values))
                 for row, values in zip(grid.rows, grid.values)]
         lines += [f"### Layer × module: {grid.title}", "",
                   table((grid.row_title, *map(escape, grid.columns)), rows, tuple(range(1, len(grid.columns) + 1))),
                   ""]
-    rows = [tuple(map(escape, sections.tensor_cells(tensor))) for tensor in sections.top_tensors(weights)]
-    lines += ["### Most changed tensors", "", table(sections.TENSOR_COLUMNS, rows, sections.TENSOR_NUMERIC)]
+    rows = [tuple(map(escape, weights_view.tensor_cells(tensor))) for tensor in weights_view.top_tensors(weights)]
+    lines += ["### Most changed tensors", "", table(weights_view.TENSOR_COLUMNS, rows, weights_view.TENSOR_NUMERIC)]
     return lines
 
 
-def _paired_table(first: str, items: tuple[sections.Paired, ...], *, rate: bool) -> str:
+def _paired_table(first: str, items: tuple[behaviour_view.Paired, ...], *, rate: bool) -> str:
     shown = wording.percent if rate else (lambda value: f"{value:.3g}")
     return table((first, theme.BASE_LABEL, theme.TRAINED_LABEL, "significant"),
                  [(escape(item.label), shown(item.base), shown(item.trained), "yes" if item.significant else "no")
@@ -111,18 +111,17 @@ def _behaviour(report: RunReport) -> list[str]:
     behaviour = report.behaviour
     lines = [f"## {SECTIONS['behaviour']}", ""]
     if behaviour is None:
-        return [*lines, digest.absence(report, "behaviour")]
-    lines += [(f"{behaviour.n_significant} of {behaviour.n_tests} tests significant after "
-              f"{wording.correction_name(behaviour.correction)} correction (α = {behaviour.alpha:g})."), "",
-              "### Median output tokens", "", _paired_table("group", sections.median_lengths(report), rate=False), ""]
+        return [*lines, run_view.absence(report, "behaviour")]
+    lines += [f"{escape(behaviour_view.significance(behaviour))}.", "",
+              "### Median output tokens", "", _paired_table("group", behaviour_view.median_lengths(behaviour), rate=False), ""]
     for suite, stats in behaviour.suites.items():
         lines += [f"### Strategy and formats: {escape(suite)}", "",
-                  _paired_table("strategy", sections.strategy_shares(stats.overall), rate=True), "",
-                  _paired_table("format", sections.format_rates(stats.overall), rate=True), ""]
-    significant = [tuple(map(escape, row.cells())) for row in sections.shift_rows(report) if row.significant]
+                  _paired_table("strategy", behaviour_view.strategy_shares(stats.overall), rate=True), "",
+                  _paired_table("format", behaviour_view.format_rates(stats.overall), rate=True), ""]
+    significant = [tuple(map(escape, row.cells())) for row in behaviour_view.shift_rows(behaviour) if row.significant]
     lines += ["### Significant shifts", ""]
     if significant:
-        lines.append(table(sections.SHIFT_COLUMNS, significant, sections.SHIFT_NUMERIC))
+        lines.append(table(behaviour_view.SHIFT_COLUMNS, significant, behaviour_view.SHIFT_NUMERIC))
     else:
         lines.append("No test is significant.")
     return lines
@@ -132,20 +131,20 @@ def _reward_hack(report: RunReport) -> list[str]:
     result = report.reward_hack
     lines = [f"## {SECTIONS['reward_hack']}", ""]
     if result is None:
-        return [*lines, digest.absence(report, "reward_hack")]
+        return [*lines, run_view.absence(report, "reward_hack")]
     composite = result.composite
     lines += [(f"Composite risk **{composite.score:.0f} / 100 ({escape(composite.band)})** for method "
               f"{escape(result.method)}; weights from {escape(composite.weights_source)}."), ""]
     rows = [(escape(detector_title(detector.name)), f"{detector.score:.0f}",
              escape(detector.band) if detector.available else "not available", "yes" if detector.flagged else "no",
              escape(detector.summary if detector.available else detector.reason))
-            for detector in sections.detectors(report)]
+            for detector in reward_view.detectors(result)]
     lines += [table(("detector", "score", "band", "flagged", "summary"), rows, (1,)), ""]
     evidence = [
         (escape(detector_title(detector.name)), escape(link), escape(prompt),
          escape(answer))
-        for detector in sections.detectors(report)
-        for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)
+        for detector in reward_view.detectors(result)
+        for link, prompt, answer in reward_view.evidence(report.generations, detector.examples, EVIDENCE_CHARS)
     ]
     if evidence:
         lines += ["### Evidence", "", table(("detector", "prompt", "prompt text", f"{theme.TRAINED_LABEL} answer"),
@@ -154,10 +153,10 @@ def _reward_hack(report: RunReport) -> list[str]:
 
 
 def _examples(report: RunReport) -> list[str]:
-    chosen = digest.examples(report)
+    chosen = run_view.examples(report)
     lines = [f"## {SECTIONS['examples']}", ""]
     if not chosen:
-        return [*lines, digest.absence(report, "generations")]
+        return [*lines, run_view.absence(report, "generations")]
     for number, example in enumerate(chosen, start=1):
         tokens = ", ".join(f"{escape(repr(token.token))} (KL {token.kl:.2f})" for token in example.top_tokens[:5])
         lines += [f"### {number}. {escape(example.link)}", "", f"{escape(example.prompt.category)}; {example.why}.",
@@ -174,7 +173,7 @@ def _examples(report: RunReport) -> list[str]:
 
 def _provenance(report: RunReport) -> list[str]:
     lines = [f"## {SECTIONS['provenance']}"]
-    for group, facts in digest.provenance(report):
+    for group, facts in run_view.provenance(report):
         lines += ["", f"### {group}", "", _facts(facts)]
     return lines
 

@@ -1,7 +1,7 @@
 """The PDF report (reportlab): a title page with the summary, then charts, findings and tables.
 
 The title page holds the two models, the summary cards, the composite-risk
-gauge and the top findings; the sections that follow (``digest.SECTIONS``)
+gauge and the top findings; the sections that follow (``run_view.SECTIONS``)
 hold the weight heatmaps and spectra, behaviour bars, reward-hack gauges with
 their evidence, the most diverged prompts side by side, and provenance.
 Charts are reportlab drawings (``pdf_charts``), not images. Every model or
@@ -32,11 +32,12 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from afterburn_core.reports import digest, pdf_charts, sections, theme, wording
+from afterburn_core.reports import pdf_charts
+from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
-from afterburn_core.reports.digest import SECTIONS, Fact
+from afterburn_core.views.run import SECTIONS, Fact
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
-from afterburn_core.analyses import detector_title, in_detector_order
+from afterburn_core.analyses import detector_title
 
 MARGIN = 16 * mm
 WIDTH = A4[0] - 2 * MARGIN
@@ -101,10 +102,10 @@ def _section(key: str, styles: _Styles) -> list:
     return [CondPageBreak(90 * mm), _p(SECTIONS[key], styles.h1)]
 
 
-def _findings(found: tuple[digest.ReportFinding, ...], styles: _Styles) -> Flowable:
+def _findings(found: tuple[run_view.ReportFinding, ...], styles: _Styles) -> Flowable:
     """Findings as a table (severity in its colour, recommendation in italics), or the line saying there are none."""
     if not found:
-        return _p(digest.NO_FINDINGS, styles.muted)
+        return _p(run_view.NO_FINDINGS, styles.muted)
     severity = '<font color="{}"><b>{}</b></font>'
     rows = [(severity.format(theme.SEVERITY_COLORS.get(finding.severity, theme.MUTED), markup(finding.severity)),
              markup(finding.source), f"<b>{markup(finding.title)}</b>",
@@ -128,7 +129,7 @@ def _title_page(report: RunReport, styles: _Styles) -> list:
     cards = [[_p(markup(fact.label.upper()), styles.card_label),
               _p(f'<font color="{fact.color}">{markup(fact.value)}</font>' if fact.color else markup(fact.value),
                  styles.card_value),
-              _p(markup(fact.note), styles.small)] for fact in digest.summary_facts(report)]
+              _p(markup(fact.note), styles.small)] for fact in run_view.summary_facts(report)]
     grid = Table([cards[index: index + 2] for index in range(0, len(cards), 2)], colWidths=[WIDTH / 2] * 2)
     grid.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), HexColor(theme.PANEL)),
                               ("BOX", (0, 0), (-1, -1), 0.6, HexColor("#ffffff")),
@@ -139,7 +140,7 @@ def _title_page(report: RunReport, styles: _Styles) -> list:
     if report.reward_hack is not None:
         composite = report.reward_hack.composite
         story.append(pdf_charts.gauge(composite.score, composite.band, "Composite reward-hack risk", size=170))
-    found = digest.findings(report)[: digest.SUMMARY_FINDINGS]
+    found = run_view.findings(report)[: run_view.SUMMARY_FINDINGS]
     story += [_p("Top findings", styles.h2), _findings(found, styles)]
     return [*story, PageBreak()]
 
@@ -148,23 +149,23 @@ def _weights(report: RunReport, styles: _Styles) -> list:
     story = _section("weights", styles)
     weights = report.weights
     if weights is None:
-        return [*story, _p(markup(digest.absence(report, "weights")), styles.muted)]
+        return [*story, _p(markup(run_view.absence(report, "weights")), styles.muted)]
     concentration = weights.concentration
     story.append(_p(f"Profile <b>{markup(weights.diagnosis.profile)}</b> · {concentration.tensors_with_change} "
                     f"tensors changed · the top 10% hold {wording.percent(concentration.top_decile_share)} of "
                     f"‖ΔW‖² (Gini {concentration.gini:.2f})", styles.body))
-    for grid, heading in ((sections.layer_module_grid(weights), "Layer × module: relative change ‖ΔW‖/‖W‖"),
-                          (sections.head_grid(weights), "Attention heads: relative change per head")):
+    for grid, heading in ((weights_view.layer_module_grid(weights), "Layer × module: relative change ‖ΔW‖/‖W‖"),
+                          (weights_view.head_grid(weights), "Attention heads: relative change per head")):
         if grid is not None:
             story.append(KeepTogether([_p(heading, styles.h2), pdf_charts.heatmap(grid, WIDTH)]))
-    spectra = sections.spectra(weights)
+    spectra = weights_view.spectra(weights)
     if spectra:
         story.append(KeepTogether([_p("Singular-value spectra of ΔW (most changed matrices)", styles.h2),
                                    pdf_charts.spectra(spectra, WIDTH)]))
-    rows = [tuple(map(markup, sections.tensor_cells(tensor))) for tensor in sections.top_tensors(weights)]
+    rows = [tuple(map(markup, weights_view.tensor_cells(tensor))) for tensor in weights_view.top_tensors(weights)]
     story += [_p("Most changed tensors", styles.h2),
-              _table(sections.TENSOR_COLUMNS, rows, styles, (0.46, 0.1, 0.08, 0.12, 0.13, 0.11),
-                     numeric=sections.TENSOR_NUMERIC)]
+              _table(weights_view.TENSOR_COLUMNS, rows, styles, (0.46, 0.1, 0.08, 0.12, 0.13, 0.11),
+                     numeric=weights_view.TENSOR_NUMERIC)]
     return story
 
 
@@ -172,22 +173,21 @@ def _behaviour(report: RunReport, styles: _Styles) -> list:
     story = _section("behaviour", styles)
     behaviour = report.behaviour
     if behaviour is None:
-        return [*story, _p(markup(digest.absence(report, "behaviour")), styles.muted)]
-    story += [_p(f"{behaviour.n_significant} of {behaviour.n_tests} tests significant after "
-                 f"{markup(wording.correction_name(behaviour.correction))} correction (α = {behaviour.alpha:g}); "
-                 "✱ marks them.", styles.body), Spacer(1, 3 * mm),
-              pdf_charts.paired_bars(sections.median_lengths(report), WIDTH, title="Median output tokens", rate=False)]
+        return [*story, _p(markup(run_view.absence(report, "behaviour")), styles.muted)]
+    story += [_p(f"{markup(behaviour_view.significance(behaviour))}; "
+                 f"{behaviour_view.SIGNIFICANT_MARK.strip()} marks them.", styles.body), Spacer(1, 3 * mm),
+              pdf_charts.paired_bars(behaviour_view.median_lengths(behaviour), WIDTH, title="Median output tokens", rate=False)]
     for suite, stats in behaviour.suites.items():
         story += [Spacer(1, 3 * mm), KeepTogether([
-            pdf_charts.paired_bars(sections.strategy_shares(stats.overall), WIDTH,
+            pdf_charts.paired_bars(behaviour_view.strategy_shares(stats.overall), WIDTH,
                                    title=f"Strategy mix · {suite}", rate=True),
             Spacer(1, 3 * mm),
-            pdf_charts.paired_bars(sections.format_rates(stats.overall), WIDTH, title=f"Format rates · {suite}",
+            pdf_charts.paired_bars(behaviour_view.format_rates(stats.overall), WIDTH, title=f"Format rates · {suite}",
                                    rate=True)])]
-    rows = [tuple(map(markup, row.cells())) for row in sections.shift_rows(report) if row.significant]
+    rows = [tuple(map(markup, row.cells())) for row in behaviour_view.shift_rows(behaviour) if row.significant]
     story.append(_p("Significant shifts", styles.h2))
-    story.append(_table(sections.SHIFT_COLUMNS, rows, styles, (0.13, 0.11, 0.22, 0.14, 0.14, 0.12, 0.14),
-                        numeric=sections.SHIFT_NUMERIC) if rows else _p("No test is significant.", styles.muted))
+    story.append(_table(behaviour_view.SHIFT_COLUMNS, rows, styles, (0.13, 0.11, 0.22, 0.14, 0.14, 0.12, 0.14),
+                        numeric=behaviour_view.SHIFT_NUMERIC) if rows else _p("No test is significant.", styles.muted))
     return story
 
 
@@ -195,17 +195,16 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
     story = _section("reward_hack", styles)
     result = report.reward_hack
     if result is None:
-        return [*story, _p(markup(digest.absence(report, "reward_hack")), styles.muted)]
+        return [*story, _p(markup(run_view.absence(report, "reward_hack")), styles.muted)]
     composite = result.composite
-    detectors = sections.detectors(report)
+    detectors = reward_view.detectors(result)
     gauges = [pdf_charts.gauge(composite.score, composite.band, "Composite")]
     gauges += [pdf_charts.gauge(detector.score, detector.band,
                                 detector_title(detector.name), available=detector.available)
                for detector in detectors]
     row = Table([gauges], colWidths=[WIDTH / len(gauges)] * len(gauges))
     row.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")]))
-    weights = ", ".join(f"{markup(detector_title(name))} {weight:.2f}"
-                        for name, weight in in_detector_order(composite.weights))
+    weights = markup(reward_view.weight_line(result))
     story += [_p(f"Composite <b>{composite.score:.0f} / 100 ({markup(composite.band)})</b> for method "
                  f"{markup(result.method)}; weights {weights} ({markup(composite.weights_source)}).", styles.body),
               Spacer(1, 3 * mm), row]
@@ -219,13 +218,13 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
         if detector.statistics:
             story += [_p(f"Statistics · {markup(detector_title(detector.name))}",
                          styles.h2),
-                      _table(sections.STATISTIC_COLUMNS,
-                             [tuple(map(markup, row)) for row in sections.statistic_rows(detector)], styles,
-                             (0.27, 0.23, 0.27, 0.23), numeric=sections.STATISTIC_NUMERIC)]
+                      _table(reward_view.STATISTIC_COLUMNS,
+                             [tuple(map(markup, row)) for row in reward_view.statistic_rows(detector)], styles,
+                             (0.27, 0.23, 0.27, 0.23), numeric=reward_view.STATISTIC_NUMERIC)]
     evidence = [(markup(detector_title(detector.name)), markup(link),
                  markup(prompt), markup(answer))
                 for detector in detectors
-                for link, prompt, answer in sections.evidence(report, detector.examples, EVIDENCE_CHARS)]
+                for link, prompt, answer in reward_view.evidence(report.generations, detector.examples, EVIDENCE_CHARS)]
     if evidence:
         story += [_p("Evidence", styles.h2), _table(("detector", "prompt", "prompt text",
                                                      f"{theme.TRAINED_LABEL} answer"), evidence, styles,
@@ -241,9 +240,9 @@ def _answer(text: str) -> str:
 
 def _examples(report: RunReport, styles: _Styles) -> list:
     story = _section("examples", styles)
-    chosen = digest.examples(report)
+    chosen = run_view.examples(report)
     if not chosen:
-        return [*story, _p(markup(digest.absence(report, "generations")), styles.muted)]
+        return [*story, _p(markup(run_view.absence(report, "generations")), styles.muted)]
     for example in chosen:
         tokens = ", ".join(f"{markup(repr(token.token))} (KL {token.kl:.2f})" for token in example.top_tokens[:5])
         sides = Table([[_p(f"<b>{theme.BASE_LABEL}</b> · {example.base.n_tokens} tokens · "
@@ -268,7 +267,7 @@ def _examples(report: RunReport, styles: _Styles) -> list:
 
 def _provenance(report: RunReport, styles: _Styles) -> list:
     story = _section("provenance", styles)
-    for group, facts in digest.provenance(report):
+    for group, facts in run_view.provenance(report):
         story += [_p(markup(group), styles.h2), _facts(facts, styles)]
     return story
 
@@ -276,7 +275,7 @@ def _provenance(report: RunReport, styles: _Styles) -> list:
 def render_pdf(report: RunReport) -> bytes:
     """The report as PDF bytes (A4)."""
     styles = _Styles()
-    footer = drawable(f"Afterburn report · {digest.title_line(report)} · run {report.run.run_id}", keep="")
+    footer = drawable(f"Afterburn report · {run_view.title_line(report)} · run {report.run.run_id}", keep="")
 
     def decorate(canvas, document) -> None:
         canvas.saveState()
@@ -289,9 +288,9 @@ def render_pdf(report: RunReport) -> bytes:
     buffer = io.BytesIO()
     document = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
                                  bottomMargin=MARGIN + 4 * mm, title=drawable(f"Afterburn report: "
-                                                                              f"{digest.title_line(report)}", keep=""),
+                                                                              f"{run_view.title_line(report)}", keep=""),
                                  author=f"afterburn {report.afterburn_version}")
-    story = [*_title_page(report, styles), *_section("findings", styles), _findings(digest.findings(report), styles)]
+    story = [*_title_page(report, styles), *_section("findings", styles), _findings(run_view.findings(report), styles)]
     for part in (_weights, _behaviour, _reward_hack, _examples, _provenance):
         story += part(report, styles)
     document.build(story, onFirstPage=decorate, onLaterPages=decorate)

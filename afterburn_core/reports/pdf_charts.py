@@ -15,9 +15,10 @@ import math
 from reportlab.graphics.shapes import Drawing, Line, PolyLine, Rect, String, Wedge
 from reportlab.lib.colors import HexColor
 
-from afterburn_core.reports import theme
+from afterburn_core.views import theme
 from afterburn_core.reports.pdf_fonts import drawable, fonts
-from afterburn_core.reports.sections import Grid, Paired
+from afterburn_core.views.behaviour import Paired
+from afterburn_core.views.weights import Grid
 from afterburn_core.weights.types import TensorDiff
 
 CELL_HEIGHT = 15

@@ -23,7 +23,7 @@ from reportlab.lib.fonts import addMapping
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 
-from afterburn_core.reports.text import spell_invisible
+from afterburn_core.views.text import spell_invisible
 
 #: Folders that hold DejaVu on common systems (Debian/Ubuntu, Fedora/Arch, Homebrew, a user install).
 DEJAVU_FOLDERS = (

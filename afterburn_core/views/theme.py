@@ -1,9 +1,10 @@
-"""The report's colours and labels, shared by the HTML and the PDF so both read the same way.
+"""The colours and labels of every door: the dashboard, the HTML and PDF reports and the terminal read them here.
 
-Base and post-trained keep one colour each everywhere (the dashboard's
-Behaviour page uses the same pair); risk bands, finding severities and weight
-profiles each have one colour scale. Data only, plus the interpolation of the
-heatmap scale the PDF needs (plotly interpolates the same stops itself).
+Base and post-trained keep one label and one colour each everywhere; risk
+bands, finding severities and weight profiles each have one colour scale
+(a weight profile as a named tone, which the dashboard's badges take, and
+its hex value, which the reports take). Data only, plus the interpolation of
+the heatmap scale the PDF needs (plotly interpolates the same stops itself).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from __future__ import annotations
 #: How a report names the two models.
 BASE_LABEL = "base"
 TRAINED_LABEL = "post-trained"
-#: The dashboard's pair (pages/behaviour.py ``MODEL_COLORS``): neutral grey for the reference, a warm
-#: red for what training made, so "the coloured one changed" reads the same in every view.
+#: Neutral grey for the reference, a warm red for what training made, so "the coloured one changed"
+#: reads the same in every view.
 BASE_COLOR = "#8c8c8c"
 TRAINED_COLOR = "#e4572e"
+#: Both models in legend order, with their colours (the dashboard's paired charts).
+MODEL_LABELS = (BASE_LABEL, TRAINED_LABEL)
+MODEL_COLORS = (BASE_COLOR, TRAINED_COLOR)
 
 INK = "#1f2933"
 MUTED = "#5f6b76"
@@ -27,9 +31,11 @@ BAND_COLORS = {"LOW": "#2f9e44", "MODERATE": "#e0a800", "HIGH": "#e8590c", "CRIT
 UNAVAILABLE_COLOR = "#adb5bd"
 SEVERITY_COLORS = {"info": "#5f6b76", "notable": "#d08c00", "warning": "#c92a2a"}
 SEVERITY_ORDER = {"warning": 0, "notable": 1, "info": 2}
-PROFILE_COLORS = {
-    "identical": "#868e96", "surgical": "#1971c2", "standard": "#2f9e44", "heavy": "#e8590c", "extreme": "#c92a2a",
-}
+#: Weight profiles from still to wild, as the named tones Streamlit's badges take, and those tones in hex
+#: (Open Color's gray 6, blue 8, green 8, orange 8, red 8) for the reports.
+PROFILE_TONES = {"identical": "gray", "surgical": "blue", "standard": "green", "heavy": "orange", "extreme": "red"}
+TONE_COLORS = {"gray": "#868e96", "blue": "#1971c2", "green": "#2f9e44", "orange": "#e8590c", "red": "#c92a2a"}
+PROFILE_COLORS = {profile: TONE_COLORS[tone] for profile, tone in PROFILE_TONES.items()}
 
 #: ColorBrewer OrRd (9 classes), the sequential scheme of the dashboard's heatmaps (Vega "orangered").
 HEAT_STOPS = ("#fff7ec", "#fee8c8", "#fdd49e", "#fdbb84", "#fc8d59", "#ef6548", "#d7301f", "#b30000", "#7f0000")

@@ -1,11 +1,12 @@
-"""What a report says, whatever its format: its sections, summary, findings, examples and provenance.
+"""What a report says of the whole run, whatever its format: sections, summary, findings, examples, provenance.
 
 Every writer (HTML, Markdown, PDF) shows the same selection in the same order,
 so it is made once here from a ``RunReport``: the section titles, the
 executive summary's facts, every finding of every analysis ranked by
 severity, the prompts whose answers diverged most, the provenance, and the
 one line that says why a section is absent. The per-analysis tables and chart
-data are ``sections``'; how numbers read is ``wording``'s.
+data are the per-analysis views' (``weights``, ``behaviour``, ``reward_hack``);
+how numbers read is ``wording``'s.
 
 It selects and ranks what the analyses stored; it escapes nothing (each
 writer escapes for its syntax) and draws nothing. Cost: linear in the results.
@@ -16,11 +17,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 from afterburn_core.generation.results import TokenDivergence
-from afterburn_core.reports.bundle import RunReport
-from afterburn_core.reports.sections import shift_rows
-from afterburn_core.reports.theme import BAND_COLORS, PROFILE_COLORS, SEVERITY_ORDER
-from afterburn_core.reports.wording import (
+from afterburn_core.views.behaviour import shift_rows
+from afterburn_core.views.theme import BAND_COLORS, PROFILE_COLORS, SEVERITY_ORDER
+from afterburn_core.views.wording import (
     correction_name,
     p_value,
     percent,
@@ -29,6 +31,9 @@ from afterburn_core.reports.wording import (
 )
 from afterburn_core.analyses import detector_title, in_detector_order
 from afterburn_core.generation.types import Completion, Prompt
+
+if TYPE_CHECKING:  # the bundle is the reports' container; a view only reads it
+    from afterburn_core.reports.bundle import RunReport
 
 #: Section ids and titles, in reading order; every writer uses these titles (the tests look for them).
 SECTIONS = {
@@ -158,7 +163,7 @@ def findings(report: RunReport) -> tuple[ReportFinding, ...]:
     collected += [
         ReportFinding("behaviour", "notable", f"{row.area}: {row.measure} ({row.suite})",
                       f"{row.base} → {row.trained} ({row.change}; corrected p = {p_value(row.p_adjusted)})")
-        for row in shift_rows(report) if row.significant
+        for row in (shift_rows(report.behaviour) if report.behaviour is not None else ()) if row.significant
     ]
     return tuple(sorted(collected, key=lambda finding: SEVERITY_ORDER.get(finding.severity, len(SEVERITY_ORDER))))
 

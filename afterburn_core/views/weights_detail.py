@@ -1,0 +1,221 @@
+"""The weight diff's details as the doors show them: unpaired tensors, the LoRA adapter, a spectrum, norms, embeddings.
+
+Each function takes the stored part of a ``WeightDiffResult`` and returns a
+frozen view: the rows a table lists, in the order it lists them, and the
+one-line reading made of their numbers. ``weights`` holds the grids and the
+ranking of the tensors. Selects, ranks and words; draws and escapes nothing.
+Cost: linear in the rows, plus a sort.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from statistics import median
+
+from afterburn_core.views.weights import MODULE_LABELS, against
+from afterburn_core.views.wording import shape, visible
+from afterburn_core.weights.types import EmbeddingDrift, NormShift, TensorDiff, TokenDrift
+
+#: How a tensor that was not compared one to one is listed, and what its note says.
+UNPAIRED_STATUSES = {
+    "base_only": "base only", "trained_only": "post-trained only", "resized": "resized", "tied": "tied",
+}
+UNPAIRED_NOTES = {
+    "base_only": "no partner in the post-trained checkpoint",
+    "trained_only": "no partner in the base",
+    "tied": "shares its storage with {tied_to}; its change is that tensor's",
+    "resized": "metrics cover the shared rows; {added_rows} rows added",
+}
+#: How each spectrum method the engine records (weights/spectrum.py) is named.
+SPECTRUM_METHODS = {
+    "randomized": "randomized range finder with power iterations (top k only)",
+    "exact_gram_fp64": "exact: eigenvalues of the smaller Gram matrix in float64",
+    "exact_svdvals": "exact: LAPACK svdvals",
+    "lora_factors": "exact, from the LoRA factors (QR of A and B, SVD of the r × r core)",
+}
+
+
+@dataclass(frozen=True)
+class Unpaired:
+    """The tensors not compared one to one, with the line that counts them by status (empty: every tensor pairs)."""
+
+    tensors: tuple[TensorDiff, ...]
+    counts: str
+    table: dict[str, list]
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """The tensors whose change was read from LoRA factors, their ranks, and the reading (no tensors: says why)."""
+
+    tensors: tuple[TensorDiff, ...]
+    table: dict[str, list]
+    reading: str
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """One tensor's plottable singular values (exact zeros left out), rank markers, reading and method note."""
+
+    values: tuple[float, ...]
+    markers: tuple[tuple[str, float], ...]
+    reading: str
+    note: str
+
+
+@dataclass(frozen=True)
+class Norms:
+    """The norm weights, most moved first, their median relative change and the reading."""
+
+    shifts: tuple[NormShift, ...]
+    median: float
+    reading: str
+
+    def table(self) -> dict[str, list]:
+        return {
+            "Tensor": [shift.name for shift in self.shifts],
+            "Kind": [shift.kind for shift in self.shifts],
+            "Mean base": [shift.mean_base for shift in self.shifts],
+            "Mean post-trained": [shift.mean_trained for shift in self.shifts],
+            "Mean ratio": [shift.mean_ratio for shift in self.shifts],
+            "Relative change": [shift.relative_change for shift in self.shifts],
+            "Max |Δ|": [shift.max_abs_delta for shift in self.shifts],
+        }
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """The most-moved embedding rows (and head rows), most moved first, with the reading."""
+
+    tokens: tuple[TokenDrift, ...]
+    labels: tuple[str, ...]
+    head_tokens: tuple[TokenDrift, ...]
+    reading: str
+
+
+def unpaired(tensors: tuple[TensorDiff, ...]) -> Unpaired:
+    listed = tuple(tensor for tensor in tensors if tensor.status in UNPAIRED_STATUSES)
+    counts = ", ".join(f"{sum(tensor.status == status for tensor in listed)} {label}"
+                       for status, label in UNPAIRED_STATUSES.items() if any(t.status == status for t in listed))
+    table = {
+        "Tensor": [tensor.name for tensor in listed],
+        "Status": [UNPAIRED_STATUSES[tensor.status] for tensor in listed],
+        "Base shape": [shape(tensor.shape) if tensor.status != "trained_only" else "—" for tensor in listed],
+        "Post-trained shape": [shape(tensor.trained_shape or tensor.shape) if tensor.status != "base_only" else "—"
+                               for tensor in listed],
+        "Note": [UNPAIRED_NOTES[tensor.status].format(tied_to=tensor.tied_to or "another tensor",
+                                                      added_rows=tensor.added_rows) for tensor in listed],
+    }
+    return Unpaired(listed, counts, table)
+
+
+def lora_rank(tensor: TensorDiff) -> int:
+    """The rank of a LoRA tensor's change: its nonzero singular values (the spectrum is padded with exact zeros)."""
+    return sum(value > 0 for value in tensor.singular_values or ())
+
+
+def layer_span(layers: list[int]) -> str:
+    """``layers 0–3`` for a run of three or more, else the layers listed."""
+    if len(layers) > 2 and layers == list(range(layers[0], layers[-1] + 1)):
+        return f"layers {layers[0]}–{layers[-1]}"
+    return ("layer " if len(layers) == 1 else "layers ") + ", ".join(map(str, layers))
+
+
+def adapter(tensors: tuple[TensorDiff, ...]) -> Adapter:
+    factored = tuple(tensor for tensor in tensors if tensor.spectrum_method == "lora_factors")
+    if not factored:
+        return Adapter((), {}, "The post-trained side is an adapter, but no tensor's change was read from LoRA factors.")
+    modules = [label for module, label in MODULE_LABELS.items() if any(t.module == module for t in factored)]
+    layers = sorted({tensor.layer for tensor in factored if tensor.layer is not None})
+    ranks = [lora_rank(tensor) for tensor in factored]
+    distinct = sorted(set(ranks))
+    table = {
+        "Tensor": [tensor.name for tensor in factored],
+        "Layer": [tensor.layer for tensor in factored],
+        "Module": [MODULE_LABELS.get(tensor.module, tensor.module) for tensor in factored],
+        "Rank": ranks,
+        "σ₁": [tensor.singular_values[0] if tensor.singular_values else None for tensor in factored],
+        "‖s·B·A‖": [tensor.frob_norm_delta for tensor in factored],
+        "Relative change": [tensor.relative_change for tensor in factored],
+    }
+    rank_text = f"rank {distinct[0]} in each" if len(distinct) == 1 else f"ranks {distinct[0]} to {distinct[-1]}"
+    return Adapter(factored, table, f"The adapter touches {', '.join(modules)} in "
+                                    f"{layer_span(layers) if layers else 'no layer'} ({len(factored)} tensors), "
+                                    f"{rank_text}.")
+
+
+def spectrum(tensor: TensorDiff) -> Spectrum:
+    """What the spectrum chart of ``tensor`` plots and says (its singular values must be stored)."""
+    singular_values = tensor.singular_values or ()
+    values = tuple(value for value in singular_values if value > 0)  # a log axis has no room for exact zeros
+    possible = min(tensor.shape[:2]) if len(tensor.shape) >= 2 else len(values)
+    known = len(singular_values)
+    markers = []
+    if tensor.effective_rank is not None and tensor.effective_rank <= known:
+        markers.append((f"effective rank {tensor.effective_rank:.1f}", tensor.effective_rank))
+    if tensor.rank_90 is not None and tensor.rank_90 <= known:
+        markers.append((f"rank₉₀ = {tensor.rank_90}", float(tensor.rank_90)))
+    if tensor.frob_norm_delta and values:
+        share = (values[0] / tensor.frob_norm_delta) ** 2
+        spread = (f"90% of it lies in {tensor.rank_90} of {possible} possible directions"
+                  if tensor.rank_90 is not None else
+                  f"the top {known} values hold {tensor.energy_top_k:.0%} of it, so 90% needs more than {known} "
+                  f"of {possible} directions" if tensor.energy_top_k is not None else
+                  f"{known} of {possible} values are known")
+        reading = f"σ₁ alone holds {share:.0%} of this tensor's change; {spread}."
+        if tensor.effective_rank is not None:
+            reading = reading[:-1] + f" (effective rank {tensor.effective_rank:.1f})."
+    else:
+        reading = "This tensor did not change: its spectrum is empty."
+    method = SPECTRUM_METHODS.get(tensor.spectrum_method or "", tensor.spectrum_method or "unknown")
+    bound = "" if tensor.spectrum_error_bound is None else f" · error bound {tensor.spectrum_error_bound:.2g}"
+    if tensor.spectrum_method == "lora_factors":
+        coverage = (f"The whole spectrum is known: ΔW = s·B·A has rank {lora_rank(tensor)}, "
+                    "every other singular value is exactly 0.")
+    elif known < possible:
+        coverage = f"Only the top {known} of {possible} singular values are computed" + (
+            f"; they hold {tensor.energy_top_k:.1%} of ‖ΔW‖²." if tensor.energy_top_k is not None else ".")
+    else:
+        coverage = f"All {known} singular values are known."
+    beyond = ("" if tensor.effective_rank is None or tensor.effective_rank <= known
+              else f" The effective rank ({tensor.effective_rank:.1f}) lies beyond the computed values.")
+    return Spectrum(values, tuple(markers), reading, f"Method: {method}{bound}. {coverage}{beyond}")
+
+
+def norms(shifts: tuple[NormShift, ...]) -> Norms | None:
+    """The norm shifts ranked (None: no norm weight was compared)."""
+    if not shifts:
+        return None
+    ordered = tuple(sorted(shifts, key=lambda shift: -shift.relative_change))
+    top, middle = ordered[0], median(shift.relative_change for shift in ordered)
+    if top.relative_change == 0:
+        return Norms((), middle, f"No norm weight changed: the relative change of all {len(ordered)} is 0.")
+    ratio = (f"mean ×{top.mean_ratio:.3g}" if top.mean_ratio is not None
+             else f"mean {top.mean_base:.3g} → {top.mean_trained:.3g}")
+    return Norms(ordered, middle, f"{top.name} moved most: {ratio}, "
+                                  f"{against(top.relative_change, middle, 'median relative change', '.3f')}.")
+
+
+def embeddings(drift: EmbeddingDrift) -> Embeddings:
+    """The embedding rows that moved most, labelled ``id  'token'`` (no rows: nothing moved)."""
+    ordered = tuple(sorted(drift.top_tokens, key=lambda token: -token.drift))
+    head = tuple(sorted(drift.head_top_tokens, key=lambda token: -token.drift))
+    if not ordered:
+        return Embeddings((), (), head, "No row moved.")
+    top = ordered[0]
+    return Embeddings(ordered, tuple(f"{token.token_id}  {visible(token.token)}" for token in ordered), head,
+                      f"The most-moved row, token {top.token_id} {visible(top.token)}, drifted "
+                      f"{against(top.drift, drift.median_drift, 'median row drift')}.")
+
+
+def token_table(tokens: tuple[TokenDrift, ...], median_drift: float | None) -> dict[str, list]:
+    """Tokens with their drift; ``median_drift`` (None: not known for these rows) adds a ``× median`` column."""
+    columns: dict[str, list] = {
+        "Token id": [token.token_id for token in tokens],
+        "Token": [visible(token.token) for token in tokens],
+        "Drift": [token.drift for token in tokens],
+    }
+    if median_drift:
+        columns["× median"] = [token.drift / median_drift for token in tokens]
+    columns["Relative drift"] = [token.relative_drift for token in tokens]
+    return columns
