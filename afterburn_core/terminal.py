@@ -1,8 +1,10 @@
 """Rich terminal views of results, for the CLI: progress bars, the inventory, the weight diff.
 
-It only formats stored numbers; every string that came from a model or a
-checkpoint is printed with markup off, so ``[bold]`` in a tensor name stays
-text. It computes nothing.
+It draws what ``afterburn_core.views`` returns (the ranked tensors, the
+detectors in registry order); every string that came from a model, a
+checkpoint, a suite or a path goes through ``views.text.safe_text``, so
+``[bold]`` in a tensor name stays text and an escape sequence cannot reach
+the terminal. It computes nothing.
 """
 
 from __future__ import annotations
@@ -10,15 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from afterburn_core.types import InventoryResult
+from afterburn_core.views.reward_hack import detectors as ordered_detectors
+from afterburn_core.views.text import safe_text
+from afterburn_core.views.weights import ranked_tensors, top_tensors
 from afterburn_core.weights.types import WeightDiffResult
-
-#: Rows of the "most changed tensors" table in the terminal summary.
-TOP_TENSORS_SHOWN = 12
 
 
 class StageBars:
@@ -39,7 +40,7 @@ class StageBars:
     def _update(self, stage: str, done: int, total: int, message: str) -> None:
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(stage, total=max(total, 1), message="")
-        self._progress.update(self._tasks[stage], completed=done, total=max(total, 1), message=escape(message))
+        self._progress.update(self._tasks[stage], completed=done, total=max(total, 1), message=safe_text(message))
 
     def __exit__(self, *exc_info: object) -> None:
         self._progress.__exit__(*exc_info)
@@ -63,7 +64,7 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
         ("fingerprint", [s.checkpoint.fingerprint[:16] for s in sides]),
     )
     for label, values in rows:
-        table.add_row(label, *(escape(value) for value in values))
+        table.add_row(label, *(safe_text(value) for value in values))
     console.print(table)
     console.print(
         f"{inventory.shared_tensors:,} tensors on both sides, {len(inventory.base_only)} base only, "
@@ -72,10 +73,8 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
         highlight=False, markup=False,
     )
     for base_entry, trained_entry in inventory.shape_changed:
-        console.print(
-            f"  shape {base_entry.name}: {list(base_entry.shape)} → {list(trained_entry.shape)}",
-            highlight=False, markup=False,
-        )
+        console.print(f"  shape {safe_text(base_entry.name)}: {safe_text(list(base_entry.shape))} → "
+                      f"{safe_text(list(trained_entry.shape))}", highlight=False)
 
 
 def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
@@ -83,22 +82,18 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     console.print(
         f"Weight profile: [bold]{result.diagnosis.profile}[/]  ·  {len(result.tensors)} tensors  ·  "
         f"top 10 % hold {result.concentration.top_decile_share:.0%} of ‖ΔW‖²  ·  Gini {result.concentration.gini:.2f}"
-        f"  ·  {result.seconds:.1f} s on {escape(result.device)}",
+        f"  ·  {result.seconds:.1f} s on {safe_text(result.device)}",
         highlight=False,
     )
     for finding in result.diagnosis.findings:
-        console.print(f"  • [bold]{escape(finding.title)}[/]: {escape(finding.detail)}", highlight=False)
-    ranked = sorted(
-        (t for t in result.tensors if t.relative_change is not None),
-        key=lambda t: t.relative_change or 0.0, reverse=True,
-    )
-    table = Table(title=f"Most changed tensors (of {len(ranked)} compared)")
+        console.print(f"  • [bold]{safe_text(finding.title)}[/]: {safe_text(finding.detail)}", highlight=False)
+    table = Table(title=f"Most changed tensors (of {len(ranked_tensors(result).tensors)} compared)")
     for column in ("tensor", "status", "shape", "‖ΔW‖/‖W‖", "‖ΔW‖", "cos", "rank 90 %", "low-rank"):
         table.add_column(column, justify="left" if column in ("tensor", "status") else "right")
-    for tensor in ranked[:TOP_TENSORS_SHOWN]:
+    for tensor in top_tensors(result):
         rank_90 = "" if tensor.singular_values is None else (str(tensor.rank_90) if tensor.rank_90 is not None else f"> {len(tensor.singular_values)}")
         table.add_row(
-            escape(tensor.name), tensor.status, "×".join(map(str, tensor.shape)),
+            safe_text(tensor.name), tensor.status, "×".join(map(str, tensor.shape)),
             f"{tensor.relative_change:.4g}", f"{tensor.frob_norm_delta:.4g}",
             f"{tensor.cosine_similarity:.6f}" if tensor.cosine_similarity is not None else "",
             rank_90, {True: "yes", False: "no", None: ""}[tensor.low_rank],
@@ -107,8 +102,8 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     one_sided = [t for t in result.tensors if t.status in ("base_only", "trained_only", "resized", "tied")]
     for tensor in one_sided:
         extra = f" (+{tensor.added_rows} rows)" if tensor.status == "resized" else (
-            f" (tied to {tensor.tied_to})" if tensor.tied_to else "")
-        console.print(f"  {tensor.status}: {tensor.name}{extra}", highlight=False, markup=False)
+            f" (tied to {safe_text(tensor.tied_to)})" if tensor.tied_to else "")
+        console.print(f"  {tensor.status}: {safe_text(tensor.name)}{extra}", highlight=False)
 
 
 def _shift(base: float, trained: float, significant: bool, percent: bool = True) -> str:
@@ -128,7 +123,7 @@ def print_behaviour(console: Console, report) -> None:
         fences = group.format.get("fenced_non_code")
         sycophancy = group.sycophancy.wrong_agreement if group.sycophancy else None
         table.add_row(
-            escape(name), str(group.n_prompts),
+            safe_text(name), str(group.n_prompts),
             _shift(group.length.base_mean, group.length.trained_mean, group.length.significant, percent=False),
             _shift(fences.base, fences.trained, fences.significant) if fences else "",
             _shift(group.accuracy.base, group.accuracy.trained, group.accuracy.significant) if group.accuracy else "",
@@ -141,9 +136,10 @@ def print_behaviour(console: Console, report) -> None:
         ranked = sorted(report.token_kl, key=lambda prompt: prompt.mean_kl, reverse=True)[:5]
         console.print("Largest mean KL(trained ‖ base) per output token:", highlight=False)
         for prompt in ranked:
-            console.print(f"  {prompt.suite}/{prompt.prompt_id}: {prompt.mean_kl:.3f} nats", highlight=False, markup=False)
+            console.print(f"  {safe_text(f'{prompt.suite}/{prompt.prompt_id}')}: {prompt.mean_kl:.3f} nats",
+                          highlight=False)
     elif report.token_kl_skipped:
-        console.print(f"Token-level KL skipped: {report.token_kl_skipped}", highlight=False, markup=False)
+        console.print(f"Token-level KL skipped: {safe_text(report.token_kl_skipped)}", highlight=False)
 
 
 #: Rich styles of the risk bands, lowest to highest.
@@ -152,14 +148,12 @@ BAND_STYLES = {"LOW": "green", "MODERATE": "yellow", "HIGH": "red", "CRITICAL": 
 
 def print_reward_hack(console: Console, result) -> None:
     """The composite risk, one row per detector, each detector's evidence in a sentence, then the findings."""
-    from afterburn_core.analyses import detector_names
-
     composite = result.composite
     console.print(
-        f"Reward-hack risk ({escape(result.method)}): [{BAND_STYLES[composite.band]}]{composite.score:.0f}/100 "
+        f"Reward-hack risk ({safe_text(result.method)}): [{BAND_STYLES[composite.band]}]{composite.score:.0f}/100 "
         f"{composite.band}[/]", highlight=False,
     )
-    detectors = [result.detectors[name] for name in detector_names() if name in result.detectors]
+    detectors = ordered_detectors(result)
     table = Table()
     for column in ("detector", "score", "band", "flagged", "example prompts"):
         table.add_column(column, justify="right" if column == "score" else "left")
@@ -167,13 +161,13 @@ def print_reward_hack(console: Console, result) -> None:
         table.add_row(
             detector.name, f"{detector.score:.0f}" if detector.available else "—",
             f"[{BAND_STYLES[detector.band]}]{detector.band}[/]", "yes" if detector.flagged else "no",
-            escape(", ".join(detector.examples)),
+            safe_text(", ".join(detector.examples)),
         )
     console.print(table)
     for detector in detectors:
-        console.print(f"[bold]{detector.name}[/]: {escape(detector.summary if detector.available else detector.reason)}",
+        console.print(f"[bold]{detector.name}[/]: {safe_text(detector.summary if detector.available else detector.reason)}",
                       highlight=False)
     for finding in result.findings:
-        console.print(f"• {escape(finding.title)} — {escape(finding.detail)}", highlight=False)
+        console.print(f"• {safe_text(finding.title)} — {safe_text(finding.detail)}", highlight=False)
         if finding.recommendation:
-            console.print(f"  → {escape(finding.recommendation)}", highlight=False)
+            console.print(f"  → {safe_text(finding.recommendation)}", highlight=False)

@@ -10,6 +10,8 @@ syntax here.
 
 from __future__ import annotations
 
+import re
+
 
 def spell_invisible(text: str, keep: str = "\n\t") -> str:
     """``text`` with control, format and odd whitespace characters (but those in ``keep``) as escapes."""
@@ -20,3 +22,20 @@ def excerpt(text: str, limit: int) -> str:
     """``text`` on one line (newlines shown as ↵), cut to ``limit`` characters with an ellipsis."""
     line = spell_invisible(text.replace("\n", " ↵ "), keep="")
     return line if len(line) <= limit else line[: max(0, limit - 1)].rstrip() + "…"
+
+
+#: ESC/CSI/OSC sequences a terminal would act on (colour, cursor moves, window titles, hyperlinks).
+_TERMINAL_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
+
+
+def safe_text(text: object) -> str:
+    """``text`` for rich: escape sequences removed, other invisible characters spelled, markup escaped.
+
+    For every string a checkpoint, a suite, a path or a model wrote, before the
+    terminal prints it: ``[/]`` and ``[bold]`` print as text, an ESC sequence
+    cannot recolour or retitle the terminal, a BEL or NUL shows as ``\\x07`` /
+    ``\\x00`` and U+202E as ``\\u202e``.
+    """
+    from rich.markup import escape
+
+    return escape(spell_invisible(_TERMINAL_SEQUENCE.sub("", str(text)), keep=""))
