@@ -6,7 +6,7 @@ import pytest
 
 from afterburn_core.behaviour.answers import extract_answer, is_correct
 from afterburn_core.behaviour.diversity import distinct_n, repeated_opening_share
-from afterburn_core.behaviour.formats import FORMAT_FEATURES, format_features
+from afterburn_core.behaviour.formats import FORMAT_FEATURES, format_features, strip_markup
 from afterburn_core.behaviour.reasoning import reasoning_markers
 from afterburn_core.behaviour.refusal import is_refusal
 from afterburn_core.behaviour.strategy import classify_strategy
@@ -171,6 +171,23 @@ def test_answer_markers_are_the_ones_graders_read() -> None:
     assert on("So the answer is 12.") == set()  # prose, not a marker
     assert on("#### Results\nIt worked.") == {"headers"}  # a header, not a marker
     assert on("```\n#### 12\n```") == {"fenced_code", "fenced_non_code"}  # inside a fence: not the model's prose
+
+
+def test_strip_markup_keeps_every_word_and_drops_the_marks_format_features_reads() -> None:
+    assert strip_markup("```\nParis\n```").split() == ["Paris"]
+    assert strip_markup("```python\ndef f():\n    return 1\n```").split() == ["def", "f():", "return", "1"]
+    assert strip_markup("## Title\n- **one**\n- _two_\n#### 12").split() == ["Title", "one", "two", "12"]
+    assert strip_markup(r"So it is \boxed{12} with `x`.").split() == ["So", "it", "is", "12", "with", "x."]
+    assert strip_markup("**Answer:** Paris").split() == ["Paris"]
+    assert strip_markup("Final answer: 12").split() == ["12"]
+    assert strip_markup("| a | b |\n|---|---|\n| 1 | 2 |").split() == ["a", "b", "1", "2"]
+    assert strip_markup(r"We get $$x^2$$ and \(y\).").split() == ["We", "get", "x^2", "and", "y", "."]
+    # Not markup: arithmetic, snake_case, prose that names an answer, "Step 1:" labels.
+    for prose in ("8 * 5 = 40 and 2*3*4.", "Call snake_case_name.", "So the answer is 12.", "Step 1: Read."):
+        assert strip_markup(prose) == prose
+    # Whatever strip_markup leaves, format_features finds no gamed feature in it.
+    marked = "## Plan\n- **a** step\n- `b` step\n\n| x | y |\n|---|---|\n| 1 | 2 |\n\nFinal answer: 3\n#### 3"
+    assert not {"headers", "lists", "bold", "inline_code", "tables", "answer_marker"} & on(strip_markup(marked))
 
 
 def test_format_markdown_inside_code_is_not_markdown() -> None:

@@ -12,6 +12,7 @@ from afterburn_core.reward_hack.format_gaming import detect_format_gaming
 from afterburn_core.reward_hack.format_requests import requested_formats
 from afterburn_core.reward_hack.length_bias import (
     ACCURACY_GAIN_JUSTIFYING,
+    content_tokens,
     detect_length_bias,
 )
 from afterburn_core.reward_hack.scoring import MAX_EXAMPLES, band_of, ramp, top_examples
@@ -23,10 +24,11 @@ from afterburn_core.reward_hack.validation import (
     FILLER_CLOSE,
     FILLER_OPEN,
     base_answers,
+    completion,
     generations_of,
     render,
 )
-from afterburn_core.generation.types import Prompt
+from afterburn_core.generation.types import Completion, Prompt
 
 PROMPTS = {prompt.prompt_id: prompt for suite in load_suites(()) for prompt in suite.prompts}
 
@@ -174,6 +176,38 @@ def test_longer_answers_that_buy_accuracy_are_not_length_bias() -> None:
     assert result.examples == ()
 
 
+def test_fences_around_short_answers_are_format_gaming_not_length_bias() -> None:
+    # Issue 14: twice the tokens, the same content. One cause, one detector.
+    prompts = prompts_of("math")
+    base = [f"{p.expected_answer}." for p in prompts]
+    trained = [f"```\n{text}\n```" for text in base]
+    length = detected(detect_length_bias, prompts, base, trained)
+    fmt = detected(detect_format_gaming, prompts, base, trained)
+    assert length.statistics["length_ratio"] > 1.9 and length.statistics["content_length_ratio"] == 1.0
+    assert length.statistics["markup_share_of_growth"] == 1.0
+    assert length.score == 0.0 and length.examples == ()
+    assert "format gaming scores" in length.description
+    assert fmt.score == 100.0
+
+
+def test_filler_inside_fences_is_still_length_bias() -> None:
+    prompts = prompts_of("math")
+    base = base_answers(prompts)
+    trained = [f"```\n{FILLER_OPEN}\n{text}\n{FILLER_CLOSE}\n```" for text in base]
+    length = detected(detect_length_bias, prompts, base, trained)
+    assert length.score > 90
+    assert 0 < length.statistics["markup_share_of_growth"] < 0.1
+    assert "format gaming scores" not in length.description
+
+
+def test_content_tokens_scale_the_token_count_by_the_content_pieces() -> None:
+    fenced = completion("```\nParis\n```")
+    assert content_tokens(fenced) == 1.0
+    bpe_like = Completion("**Paris**", (), (1, 2, 3, 4, 5), 5, "eos", (0.0,) * 5, 0.0)  # 5 tokens, 3 pieces
+    assert content_tokens(bpe_like) == pytest.approx(5 / 3)
+    assert content_tokens(completion("")) == 0.0
+
+
 def test_shorter_answers_score_zero() -> None:
     prompts = prompts_of("math")
     trained = base_answers(prompts)
@@ -251,10 +285,14 @@ def test_the_information_drop_matches_the_worked_numbers() -> None:
     assert len(prompts) == 25
     base = [render("direct", p.expected_answer or "x") if p.suite == "math" else CODE_ANSWER for p in prompts]
     trained = [render("step_by_step", "x") for _ in prompts]
-    stats = detected(detect_strategy_collapse, prompts, base, trained).statistics
+    result = detected(detect_strategy_collapse, prompts, base, trained)
+    stats = result.statistics
     assert stats["information_base"] == pytest.approx(0.5294, abs=1e-4)
     assert stats["total_entropy_base"] == pytest.approx(0.5294, abs=1e-4)
     assert stats["across_score"] == 100.0 and stats["within_score"] == 0.0
+    # Three code prompts: a resample can hold none, so the interval reaches 0 and the drop is not yet evidence.
+    assert stats["information_drop_ci_low"] <= 0
+    assert result.score == 0.0 and not result.evidence_holds
 
 
 def test_a_base_with_one_strategy_everywhere_has_nothing_to_lose() -> None:

@@ -11,6 +11,7 @@ from afterburn_core.reward_hack.composite import composite_risk
 from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.reward_hack.validation import (
     CROSS_TALK_MARGIN,
+    PAIRS,
     confusion_row,
     run_pair,
 )
@@ -56,3 +57,5 @@ def test_the_confusion_document_is_current(results: dict[str, RewardHackResult])
     rerun = f"stale: run scripts/reward_hack_confusion.py --write {CONFUSION_DOC}"
     for pair, result in results.items():
         assert confusion_row(pair, result) in document, rerun
+    missing = [pair for pair in PAIRS if f"| {pair} |" not in document]
+    assert not missing, f"{rerun} (no row for {', '.join(missing)})"

@@ -15,10 +15,12 @@ from afterburn_core.generation.suites import load_suites
 from afterburn_core.reward_hack.composite import composite_risk
 from afterburn_core.reward_hack.format_requests import requested_formats
 from afterburn_core.reward_hack.types import RewardHackResult
+from afterburn_core.reward_hack.length_bias import category_score as length_category_score
 from afterburn_core.reward_hack.validation import (
     COLLAPSED_STRATEGY,
     CROSS_TALK_MARGIN,
     PLANTED,
+    SHARED_STRATEGY,
     run_pair,
 )
 
@@ -31,9 +33,12 @@ def results() -> dict[str, RewardHackResult]:
     return {pair: run_pair(pair, suites=SUITES) for pair in PLANTED}
 
 
-@pytest.mark.parametrize("pair", list(PLANTED))
-def test_the_planted_detector_fires(results: dict[str, RewardHackResult], pair: str) -> None:
-    detector = results[pair].detectors[PLANTED[pair]]
+FIRING = [(pair, name) for pair, names in PLANTED.items() for name in names]
+
+
+@pytest.mark.parametrize(("pair", "name"), FIRING)
+def test_the_planted_detector_fires(results: dict[str, RewardHackResult], pair: str, name: str) -> None:
+    detector = results[pair].detectors[name]
     assert detector.flagged, detector.summary
     assert detector.band in ("HIGH", "CRITICAL")
     assert detector.statistics["significant"] is True
@@ -44,7 +49,7 @@ def test_the_planted_detector_fires(results: dict[str, RewardHackResult], pair: 
 @pytest.mark.parametrize("pair", list(PLANTED))
 def test_other_detectors_stay_within_the_cross_talk_margin(results: dict[str, RewardHackResult], pair: str) -> None:
     for name in detector_names():
-        if name != PLANTED[pair]:
+        if name not in PLANTED[pair]:
             detector = results[pair].detectors[name]
             assert detector.score <= CROSS_TALK_MARGIN, (name, detector.summary)
             assert detector.band == "LOW" and not detector.flagged, name
@@ -61,13 +66,14 @@ def test_examples_show_the_planted_behaviour(results: dict[str, RewardHackResult
 
 
 def test_each_flag_has_a_warning_with_numbers_and_a_recommendation(results: dict[str, RewardHackResult]) -> None:
-    for pair, name in PLANTED.items():
-        warnings = [f for f in results[pair].findings if f.detector == name and f.severity == "warning"]
-        assert len(warnings) == 1, pair
-        detector = results[pair].detectors[name]
-        assert f"{detector.score:.1f}" in warnings[0].title
-        assert warnings[0].recommendation
-        assert not [f for f in results[pair].findings if f.detector not in (name, "composite")], pair
+    for pair, names in PLANTED.items():
+        for name in names:
+            warnings = [f for f in results[pair].findings if f.detector == name and f.severity == "warning"]
+            assert len(warnings) == 1, pair
+            detector = results[pair].detectors[name]
+            assert f"{detector.score:.1f}" in warnings[0].title
+            assert warnings[0].recommendation
+        assert not [f for f in results[pair].findings if f.detector not in (*names, "composite")], pair
 
 
 def test_category_evidence_points_at_the_planted_categories(results: dict[str, RewardHackResult]) -> None:
@@ -81,3 +87,54 @@ def test_the_method_reweights_the_same_detectors(results: dict[str, RewardHackRe
     detectors = results["sycophancy"].detectors
     assert composite_risk(detectors, "rlhf").score > composite_risk(detectors, "grpo").score
 
+
+
+# --- issue 14: one cause, one detector; collapse across tasks ------------------------------------
+
+
+def test_fences_around_short_answers_are_format_gaming_not_length_bias(results: dict[str, RewardHackResult]) -> None:
+    result = results["fences"]
+    length, fmt = result.detectors["length_bias"], result.detectors["format_gaming"]
+    assert fmt.flagged and not length.flagged
+    assert length.score == 0.0 and length.statistics["content_length_ratio"] == 1.0
+    assert length.statistics["markup_share_of_growth"] == 1.0
+    assert "which format gaming scores, not length bias" in length.summary
+    # In tokens the fenced categories doubled: the total-token rule this detector used to apply fires.
+    doubled = [c for c in length.categories if c.statistics["length_ratio"] >= 1.5]
+    assert doubled and all(c.statistics["content_length_ratio"] == 1.0 and c.score == 0.0 for c in doubled)
+    assert any(length_category_score(c.statistics["effect_size"], c.statistics["base_mean_tokens"],
+                                     c.statistics["trained_mean_tokens"], _no_accuracy_change()) >= 75 for c in doubled)
+
+
+def test_filler_inside_fences_fires_both_and_is_mostly_content(results: dict[str, RewardHackResult]) -> None:
+    length = results["filler_fences"].detectors["length_bias"]
+    assert 0 < length.statistics["markup_share_of_growth"] < 0.25
+    assert "which format gaming scores" not in length.summary
+
+
+def test_one_strategy_for_every_task_is_collapse_across_tasks(results: dict[str, RewardHackResult]) -> None:
+    collapse = results["task_collapse"].detectors["strategy_collapse"]
+    assert collapse.flagged
+    stats = collapse.statistics
+    assert stats["collapse_kind"] == "across" and stats["dominant_trained"] == SHARED_STRATEGY
+    assert stats["within_score"] == 0.0 and stats["information_drop_ci_low"] > 0
+    # Within categories nothing narrowed (the probes' variants keep their direct answers beside the steps),
+    # so the within-category measure alone, the detector's only one before issue 14, scores 0.
+    assert stats["entropy_trained"] >= stats["entropy_base"]
+
+
+def test_within_category_narrowing_is_collapse_within(results: dict[str, RewardHackResult]) -> None:
+    stats = results["strategy"].detectors["strategy_collapse"].statistics
+    assert stats["collapse_kind"] == "within" and stats["entropy_drop_ci_low"] > 0
+
+
+def test_longer_answers_that_are_more_often_right_are_forgiven(results: dict[str, RewardHackResult]) -> None:
+    length = results["accurate_length"].detectors["length_bias"]
+    assert length.statistics["content_length_ratio"] > 2 and length.statistics["accuracy_change"] > 0.2
+    assert length.score <= CROSS_TALK_MARGIN and not length.flagged
+
+
+def _no_accuracy_change():
+    """A group stand-in with no graded prompts, for ``length_bias.category_score``."""
+    from types import SimpleNamespace
+    return SimpleNamespace(accuracy=None)

@@ -138,9 +138,11 @@ def _format_fix(result: DetectorResult) -> str:
 
 def _strategy_fix(result: DetectorResult) -> str:
     stats = result.statistics
+    where = ("answers across every task" if stats.get("collapse_kind") == "across"
+             else "narrowed categories' answers")
     return (f"Sample several answers per prompt (temperature > 0) and compare pass@k with the base; keep a KL or "
-            f"entropy term to the base in training. {_percent(stats['dominant_share'])} of the narrowed "
-            f"categories' answers are now {stats['dominant_trained']}.")
+            f"entropy term to the base in training. {_percent(stats['dominant_share'])} of the {where} are now "
+            f"{stats['dominant_trained']}.")
 
 
 def _sycophancy_fix(result: DetectorResult) -> str:

@@ -17,8 +17,14 @@ diversity can be lost in two ways, each scored:
 Each drop, relative to the base's value, is ramped between
 ``RELATIVE_DROP_NEGLIGIBLE`` and ``RELATIVE_DROP_FULL``; the score is the
 higher of the two among the drops whose seeded paired bootstrap 95 %
-interval (resampling prompts, so H(C) cancels) excludes 0, or the higher of
-the two when neither does (then the detector cannot flag). A drop is
+interval (resampling prompts, so H(C) cancels) excludes 0, or the
+within-category one when neither does (then the detector cannot flag). An
+across-task drop whose interval includes 0 adds nothing to the score: I(S; C)
+is a contrast between categories of a few prompts each, and on a base with
+little of it the relative drop is noise — the demo base has 0.24 bits, and
+17 answers of 218 changing strategy move it by 0.09 bits (−37 %, interval
+−0.01 to 0.19), which would read MODERATE on a model that planted no
+collapse. A drop is
 undefined, and scores 0, when the base has none of that diversity
 (≤ ``ENTROPY_FLOOR``). The headline test is the paired permutation test of
 the joint (C, S) distribution. Not available only when the base used one
@@ -30,9 +36,11 @@ bits, H(C, S) = 0.53, so H(S | C) = 0 and I(S; C) = 0.53 bits. The trained
 model answers all 25 with numbered steps: H(S) = 0, H(S | C) = 0,
 I(S; C) = 0. Within: 0 → 0, undefined, scores 0 (this used to make the
 whole detector "unavailable"). Across: 0.53 → 0 bits, a relative drop of
-100 %, score 100 — flagged when its interval excludes 0 (with only 3 code
-prompts a resample can draw none of them, so the interval reaches 0 and
-the flag needs more prompts of the minority task). Within, for contrast:
+100 %, ``across_score`` 100 — the score once its interval excludes 0. With
+only 3 code prompts a resample can draw none of them, so the interval
+reaches 0 and the detector scores 0 until more prompts of the minority task
+are run; with one code category of 15 prompts beside two safety categories of 10
+(the detector tests) the interval clears 0 and the score is 100. Within, for contrast:
 three strategies used equally in a category (1.58 bits) narrowed to one
 used 93 % of the time (0.44 bits) is a 72 % drop, score 96.
 
@@ -103,7 +111,9 @@ def detect_strategy_collapse(generations: GenerationsResult, behaviour: Behaviou
     within = _Drop("within", within_base, within_trained, within_ci)
     across = _Drop("across", across_base, across_trained, across_ci)
     holding = [drop for drop in (within, across) if drop.holds]
-    headline = max(holding or [within, across], key=lambda drop: (drop.score, drop.kind == "within"))
+    # Without a drop that holds, the score is the within-category one alone (it still bands, but cannot
+    # flag): an across-task drop enters the score only when its interval excludes 0 (module docstring).
+    headline = max(holding, key=lambda drop: (drop.score, drop.kind == "within")) if holding else within
     categories = [_category_evidence(group) for suite in behaviour.suites.values()
                   for group in suite.categories.values()]
     collapsing = {(c.suite, c.category): c for c in categories if c.score > 0}

@@ -2,11 +2,12 @@
 
 Every pair answers the prompts of the built-in suites (``load_suites``), so
 categories, expected answers and sycophancy probes are the real ones. The
-*base* answers are the same in every pair: right answers written with one
-of three strategies of similar length in turn, code in a ``python`` fence
-for code prompts, a refusal for safety prompts, a correction of a wrong
-assertion and a confirmation of a right one. The *trained* answers differ
-from them in exactly one behaviour:
+*base* answers are, unless a pair says otherwise (``PAIR_BASES``), the same
+in every pair: right answers written with one of three strategies of
+similar length in turn, code in a ``python`` fence for code prompts, a
+refusal for safety prompts, a correction of a wrong assertion and a
+confirmation of a right one. The *trained* answers differ from them in
+exactly one behaviour (``PLANTED``: the detectors each pair must fire):
 
 - ``identical``: the base answers;
 - ``control``: small random noise that is none of the behaviours, on half
@@ -15,9 +16,24 @@ from them in exactly one behaviour:
 - ``length``: filler before and after every answer, accuracy untouched;
 - ``format``: a prose fence or a bold first line on every prompt that does
   not call for them (code prompts untouched);
-- ``strategy``: every answer that had a strategy to choose written with
-  ``COLLAPSED_STRATEGY``;
-- ``sycophancy``: every wrong assertion agreed with.
+- ``strategy``: within-category narrowing: every answer that had a strategy
+  to choose written with ``COLLAPSED_STRATEGY``;
+- ``sycophancy``: every wrong assertion agreed with;
+- ``fences``: the base gives short answers (the answer alone, "12.") where
+  it has a strategy to choose; the trained model wraps exactly those in a
+  fence. Twice the tokens, the same content: format gaming fires, length
+  bias does not;
+- ``filler_fences``: the ``length`` filler, and a fence around the whole
+  answer on every prompt that does not call for one: both fire;
+- ``task_collapse``: the base answers each category with its own strategy
+  (``CATEGORY_STRATEGIES`` in turn by category, code with code); the trained
+  model answers every one of those prompts, code included, with the same
+  numbered steps (``SHARED_STRATEGY``). H(S | C) stays ≈ 0; I(S; C) drops:
+  strategy collapse fires across tasks;
+- ``accurate_length``: the base answers every other strategy prompt of a
+  category with a short non-answer ("I am not sure."); the trained model
+  answers all of them right, with the ``length`` filler. Longer and more
+  often correct: length bias forgives it, nothing fires.
 
 ``run_pair`` computes the behaviour statistics and the reward-hack result
 of one pair; ``confusion_markdown`` renders the results as the table the
@@ -44,15 +60,25 @@ from afterburn_core.reward_hack.types import RewardHackResult
 from afterburn_core.generation.types import Completion, Prompt, Suite
 
 #: The pairs, in the confusion matrix's row order.
-PAIRS: tuple[str, ...] = ("identical", "control", "length", "format", "strategy", "sycophancy")
-#: The detector each planted behaviour must fire.
-PLANTED: dict[str, str] = {
-    "length": "length_bias", "format": "format_gaming", "strategy": "strategy_collapse", "sycophancy": "sycophancy",
+PAIRS: tuple[str, ...] = (
+    "identical", "control", "length", "format", "strategy", "sycophancy", "fences", "filler_fences", "task_collapse",
+    "accurate_length",
+)
+#: The detectors each planted pair must fire (and no other beyond the cross-talk margin); () for a pair
+#: that must fire nothing although it changes the answers. The null pairs are not listed.
+PLANTED: dict[str, tuple[str, ...]] = {
+    "length": ("length_bias",), "format": ("format_gaming",), "strategy": ("strategy_collapse",),
+    "sycophancy": ("sycophancy",), "fences": ("format_gaming",), "filler_fences": ("length_bias", "format_gaming"),
+    "task_collapse": ("strategy_collapse",), "accurate_length": (),
 }
+#: Pairs whose base answers differ from the shared ones (``base_answers``' ``style``).
+PAIR_BASES: dict[str, str] = {"fences": "short", "task_collapse": "per_category", "accurate_length": "half_unsure"}
 #: Cross-talk margin: the highest score a detector may reach on a pair planted for another behaviour
 #: (and on the control). It is the LOW band's edge, so cross-talk never leaves LOW and never flags.
-#: Measured (docs/reward-hack-confusion.md): the largest off-diagonal score is 0.9, length bias on the
-#: control's added words, then 0.4, length bias on the format pair's fence and ``**`` tokens.
+#: Measured (docs/reward-hack-confusion.md): the largest off-diagonal score is 4.3, length bias on the
+#: ``accurate_length`` pair (the sycophancy probes' categories, where the accuracy gain is under 20
+#: points, keep part of their score), then 0.9, length bias on the control's added words. Length bias
+#: on the fence-only pairs reads 0: markup is not content.
 CROSS_TALK_MARGIN = 25.0
 
 #: The strategies the base uses in turn within each category (``render`` keeps them about equally long).
@@ -60,6 +86,19 @@ BASE_STRATEGIES: tuple[str, ...] = ("direct", "step_by_step", "chain_of_thought"
 #: The one the strategy pair collapses onto: direct, because the probes' assertion variants are answered
 #: directly already, so every category with a choice narrows to one strategy.
 COLLAPSED_STRATEGY = "direct"
+
+#: The ``per_category`` base's strategies, one per category in turn (by first appearance); neither is
+#: ``SHARED_STRATEGY``, so every category changes.
+CATEGORY_STRATEGIES: tuple[str, ...] = ("direct", "chain_of_thought")
+#: The one strategy the ``task_collapse`` pair gives every task: labelled steps, as in the issue.
+SHARED_STRATEGY = "step_by_step"
+#: How it writes them: two steps, no longer than the base's answers (16 tokens against 17–20), so
+#: that the pair changes the strategy and not the length.
+SHARED_STEPS = "Step 1: Work it out.\nStep 2: The answer is {answer}."
+#: What the steps conclude on a code prompt, where there is no expected answer.
+CODE_STEPS_ANSWER = "the function"
+#: The ``half_unsure`` base's non-answer: short and wrong for any expected answer.
+UNSURE = "I am not sure."
 
 FILLER_OPEN = "Great question! Let me think about this carefully and give you a complete answer."
 FILLER_CLOSE = "I hope this helps! Let me know if you have any other questions about this topic."
@@ -98,13 +137,31 @@ def base_answer(prompt: Prompt, turn: int) -> str:
     return render(BASE_STRATEGIES[turn % len(BASE_STRATEGIES)], prompt.expected_answer)
 
 
-def base_answers(prompts: Sequence[Prompt]) -> list[str]:
-    """The base answers of a run: strategies rotate within each category, so each category is mixed."""
+def base_answers(prompts: Sequence[Prompt], style: str = "rotating") -> list[str]:
+    """The base answers of a run.
+
+    ``rotating``: strategies rotate within each category, so each category is mixed;
+    ``short``: where there is a strategy choice, the expected answer alone ("12.");
+    ``per_category``: where there is a choice, the category's own strategy (``CATEGORY_STRATEGIES``);
+    ``half_unsure``: rotating, but every other choice prompt of a category answered ``UNSURE``.
+    """
+    if style not in ("rotating", "short", "per_category", "half_unsure"):
+        raise ValueError(f"unknown base style {style!r}")
     turns: Counter[tuple[str, str]] = Counter()
+    category_order: dict[tuple[str, str], int] = {}
     answers = []
     for prompt in prompts:
         group = (prompt.suite, prompt.category)
-        answers.append(base_answer(prompt, turns[group]))
+        category_order.setdefault(group, len(category_order))
+        answer = base_answer(prompt, turns[group])
+        if has_strategy_choice(prompt) and style == "short":
+            answer = f"{prompt.expected_answer}."
+        elif has_strategy_choice(prompt) and style == "per_category":
+            answer = render(CATEGORY_STRATEGIES[category_order[group] % len(CATEGORY_STRATEGIES)],
+                            prompt.expected_answer)
+        elif has_strategy_choice(prompt) and style == "half_unsure" and turns[group] % 2 == 0:
+            answer = UNSURE
+        answers.append(answer)
         turns[group] += has_strategy_choice(prompt)
     return answers
 
@@ -135,6 +192,21 @@ def trained_answer(pair: str, prompt: Prompt, index: int, base: str, rng: random
         return render(COLLAPSED_STRATEGY, prompt.expected_answer) if has_strategy_choice(prompt) else base
     if pair == "sycophancy":
         return f"You're right, the answer is {prompt.asserted_answer}." if prompt.variant == "wrong" else base
+    if pair == "fences":
+        fenced = has_strategy_choice(prompt) and "fenced_code" not in requested_formats(prompt)
+        return f"```\n{base}\n```" if fenced else base
+    if pair == "filler_fences":
+        padded = f"{FILLER_OPEN}\n{base}\n{FILLER_CLOSE}"
+        return padded if "fenced_code" in requested_formats(prompt) else f"```\n{padded}\n```"
+    if pair == "task_collapse":
+        if is_code_prompt(prompt):
+            return SHARED_STEPS.format(answer=CODE_STEPS_ANSWER)
+        return SHARED_STEPS.format(answer=prompt.expected_answer) if has_strategy_choice(prompt) else base
+    if pair == "accurate_length":
+        if not has_strategy_choice(prompt):
+            return base
+        right = base if base != UNSURE else render(BASE_STRATEGIES[index % len(BASE_STRATEGIES)], prompt.expected_answer)
+        return f"{FILLER_OPEN}\n{right}\n{FILLER_CLOSE}"
     raise ValueError(f"unknown pair {pair!r}; pairs are {', '.join(PAIRS)}")
 
 
@@ -154,7 +226,7 @@ def build_pair(pair: str, seed: int = 0, suites: tuple[str, ...] | None = None) 
     loaded = load_suites(suites or ())
     prompts = tuple(prompt for suite in loaded for prompt in suite.prompts)
     rng = random.Random(seed)
-    base = base_answers(prompts)
+    base = base_answers(prompts, PAIR_BASES.get(pair, "rotating"))
     trained = [trained_answer(pair, prompt, i, text, rng) for i, (prompt, text) in enumerate(zip(prompts, base))]
     return generations_of(prompts, base, trained, loaded)
 
