@@ -11,9 +11,10 @@ Then the composite (``composite``) and the findings (``findings``).
 
 Never generates, stores or loads anything. Cost: classification of every
 answer (a few regex passes each), markup stripping for content length, a
-length test per category and three bootstraps (strategy collapse within and
-across categories, content length): about a second for the ~220 prompts of
-the built-in suites on 2 cores, most of it length bias's per-category tests.
+length shift (Wilcoxon test and bootstrap) per category and pooled, two
+strategy bootstraps (within and across categories): about a second for the
+~220 prompts of the built-in suites on 2 cores, most of it length bias's
+per-category shifts.
 """
 
 from __future__ import annotations
