@@ -1,4 +1,6 @@
-"""Shared fixtures: a private run store per test, and the repository root."""
+"""Shared fixtures: a private run store per test, the repository root, tiny and demo models, and the two
+fixtures every page test uses (``pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server",
+"fresh_streamlit_caches")``)."""
 
 from __future__ import annotations
 
@@ -55,3 +57,35 @@ def demo_trained():
     from afterburn_core.generation.loading import load_model
 
     return load_model(resolve("demo:trained"), CPU)
+
+
+@pytest.fixture
+def navigation_as_on_a_server(monkeypatch: pytest.MonkeyPatch):
+    """Run app.py on every rerun, as a server does (page tests: ``pytest.mark.usefixtures``).
+
+    A server looks for a ``pages/`` folder once, and its first ``st.navigation``
+    call turns that legacy mode off for good. AppTest forgets this before every
+    run, finds our ``pages/`` (the design's layout) and then reruns the last page
+    file alone, without app.py. Remove once AppTest keeps the server's behaviour.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original_init = PagesManager.__init__
+
+    def init_without_pages_folder_mode(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init_without_pages_folder_mode)
+
+
+@pytest.fixture
+def fresh_streamlit_caches(afterburn_home: Path):
+    """The app's cached store and reference checks must not leak between tests."""
+    import streamlit as st
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()

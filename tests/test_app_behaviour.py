@@ -8,16 +8,14 @@ Expected numbers come from the stored ``BehaviourStats`` and
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 import pandas as pd
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
-from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
-    fresh_streamlit_caches,
-    navigation_as_on_a_server,
-    open_app,
-)
+from ui_helpers import open_app
 from ui_helpers import (
     HOSTILE_CATEGORY,
     demo_generation_results,
@@ -29,6 +27,8 @@ from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.store import RunStore
 from pages.common import escape_markdown
+
+pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
 
 BEHAVIOUR = "pages/behaviour.py"
 SUITE_KEY = "behaviour_suite"

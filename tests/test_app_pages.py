@@ -14,14 +14,13 @@ import time
 from pathlib import Path
 
 import pytest
-import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
 from streamlit.testing.v1 import AppTest
+
+from ui_helpers import APP, RUN_TIMEOUT_S, finished_run, open_app
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.analyses import stage_names
-from afterburn_core.runner import execute_run
 from afterburn_core.store import load_result
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore
@@ -32,49 +31,9 @@ from afterburn_core.types import (
     TensorEntry,
 )
 
-APP = Path(__file__).resolve().parent.parent / "app.py"
 NEW_RUN = "pages/new_run.py"
 OVERVIEW = "pages/overview.py"
-#: The first run imports pandas / pyarrow for dataframes; later runs take well under a second.
-RUN_TIMEOUT_S = 60
-
-
-@pytest.fixture(autouse=True)
-def navigation_as_on_a_server(monkeypatch: pytest.MonkeyPatch):
-    """Run app.py on every rerun, as a server does.
-
-    A server looks for a ``pages/`` folder once, and its first ``st.navigation``
-    call turns that legacy mode off for good. AppTest forgets this before every
-    run, finds our ``pages/`` (the design's layout) and then reruns the last page
-    file alone, without app.py. Remove once AppTest keeps the server's behaviour.
-    """
-    original_init = PagesManager.__init__
-
-    def init_without_pages_folder_mode(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init_without_pages_folder_mode)
-
-
-@pytest.fixture(autouse=True)
-def fresh_streamlit_caches(afterburn_home: Path):
-    """The app's cached store and reference checks must not leak between tests."""
-    st.cache_resource.clear()
-    st.cache_data.clear()
-    yield
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
-def open_app(page: str | None = None, **query_params: str) -> AppTest:
-    app = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
-    app.query_params.update(query_params)
-    app.run()
-    if page is not None:
-        app.switch_page(page).run()
-    assert not app.exception, [exception.value for exception in app.exception]
-    return app
+pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
 
 
 def button(app: AppTest, key: str):
@@ -83,12 +42,6 @@ def button(app: AppTest, key: str):
 
 def texts(app: AppTest) -> list[str]:
     return [element.value for element in app.text] + [element.value for element in app.markdown]
-
-
-def finished_run(store: RunStore, base: Path, trained: Path) -> str:
-    run_id = create_run(store, str(base), str(trained), AnalysisConfig(method="sft"))
-    assert execute_run(store, run_id) == "done"
-    return run_id
 
 
 @pytest.fixture(scope="module")

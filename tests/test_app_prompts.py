@@ -7,15 +7,13 @@ the page reads them back through ``afterburn_core.store.load_result``.
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
-from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
-    fresh_streamlit_caches,
-    navigation_as_on_a_server,
-    open_app,
-)
+from ui_helpers import open_app
 from ui_helpers import (
     HOSTILE_BASE_OUTPUT,
     HOSTILE_OUTPUT,
@@ -32,6 +30,8 @@ from afterburn_core.jobs import create_run
 from afterburn_core.store import RunStore
 from afterburn_core.views.text import spell_invisible
 from pages.common import escape_markdown
+
+pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
 
 PROMPTS = "pages/prompts.py"
 SUITE_KEY = "prompts_suite"

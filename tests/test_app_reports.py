@@ -20,11 +20,7 @@ import pytest
 import streamlit.elements.widgets.button as button_module
 from report_helpers import DEMO_CONFIG, demo_report
 from streamlit.testing.v1 import AppTest
-from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
-    fresh_streamlit_caches,
-    navigation_as_on_a_server,
-    open_app,
-)
+from ui_helpers import open_app
 
 from afterburn_core.errors import RunNotFound
 from afterburn_core.jobs import create_run
@@ -33,6 +29,8 @@ from afterburn_core.reward_hack import detect_reward_hacking
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore
 from pages.common import escape_markdown
+
+pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
 
 REPORTS = "pages/reports.py"
 LABELS = ["Download HTML", "Download JSON", "Download Markdown", "Download PDF"]

@@ -9,6 +9,8 @@ comes from the stored result, never from the page.
 
 from __future__ import annotations
 
+import pytest
+
 import functools
 import json
 import re
@@ -16,11 +18,7 @@ from dataclasses import replace
 from urllib.parse import parse_qs
 
 from streamlit.testing.v1 import AppTest
-from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
-    fresh_streamlit_caches,
-    navigation_as_on_a_server,
-    open_app,
-)
+from ui_helpers import open_app
 from ui_helpers import demo_generation_results, store_generation_results
 
 from afterburn_core.analyses import detector_names
@@ -30,6 +28,8 @@ from afterburn_core.reward_hack import detect_reward_hacking
 from afterburn_core.reward_hack.types import CategoryEvidence, HackFinding, RewardHackResult
 from afterburn_core.store import RunStore
 from pages.common import escape_markdown
+
+pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
 
 REWARD_HACKING = "pages/reward_hacking.py"
 TITLES = {"length_bias": "Length bias", "format_gaming": "Format gaming", "strategy_collapse": "Strategy collapse",

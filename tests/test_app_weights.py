@@ -9,6 +9,8 @@ dataset and the chart's one-line reading.
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import re
 from dataclasses import replace
@@ -16,12 +18,7 @@ from dataclasses import replace
 import pandas as pd
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
-from test_app_pages import (  # noqa: F401 (the two fixtures apply here too)
-    finished_run,
-    fresh_streamlit_caches,
-    navigation_as_on_a_server,
-    open_app,
-)
+from ui_helpers import finished_run, open_app
 from ui_helpers import (
     EDITED_PROJECTION,
     EMBEDDING,
@@ -38,6 +35,8 @@ from afterburn_core.demo import MEASUREMENTS_PATH
 from afterburn_core.jobs import create_run
 from afterburn_core.store import RunStore
 from pages.common import escape_markdown
+
+pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
 
 WEIGHTS = "pages/weights.py"
 

@@ -12,6 +12,8 @@ run through the same store calls the runner uses.
 analyses on the demo pair once per process; ``hostile_generation_results``
 is a copy of them whose one prompt answers with markup, for the escaping tests.
 
+``open_app`` opens the dashboard under Streamlit's AppTest, as the page tests do.
+
 It fakes the analysis, never the store or the page: the AppTest and browser
 tests read it back through ``afterburn_core.store.load_result``.
 """
@@ -25,6 +27,8 @@ import shutil
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
 
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.config import AnalysisConfig
@@ -83,6 +87,22 @@ _PROJECTIONS = {  # module -> (suffix, shape)
     "down": ("mlp.down_proj.weight", (HIDDEN, MLP)),
 }
 _NORMS = ("input_layernorm.weight", "post_attention_layernorm.weight")
+
+
+APP = Path(__file__).resolve().parent.parent / "app.py"
+#: The first run imports pandas / pyarrow for dataframes; later runs take well under a second.
+RUN_TIMEOUT_S = 60
+
+
+def open_app(page: str | None = None, **query_params: str) -> AppTest:
+    """The dashboard under AppTest, on ``page`` (default: the first), with no exception shown."""
+    app = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT_S)
+    app.query_params.update(query_params)
+    app.run()
+    if page is not None:
+        app.switch_page(page).run()
+    assert not app.exception, [exception.value for exception in app.exception]
+    return app
 
 
 def _diffuse_spectrum(delta_norm: float, size: int) -> tuple[float, ...]:
@@ -422,3 +442,10 @@ def hostile_generation_results() -> tuple[GenerationsResult, TokenKLResult, Beha
                   **{name: math.categories[name] for name in rest}}
     behaviour = replace(behaviour, suites={**behaviour.suites, suite: replace(math, categories=categories)})
     return generations, token_kl, behaviour
+
+
+def finished_run(store: RunStore, base: Path, trained: Path) -> str:
+    """A run of every analysis on ``base`` / ``trained``, computed here to the end."""
+    run_id = create_run(store, str(base), str(trained), AnalysisConfig(method="sft"))
+    assert execute_run(store, run_id) == "done"
+    return run_id
