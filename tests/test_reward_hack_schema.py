@@ -45,7 +45,7 @@ def test_the_schema_rejects_a_broken_document(results: dict[str, RewardHackResul
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
     document = json.loads(json.dumps(to_jsonable(results["flagged"])))
-    del document["detectors"]["length_bias"]["statistics"]["content_length_ratio"]
+    document["detectors"]["length_bias"]["statistics"]["markup_share_of_growth"] = 1.5
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
     document = json.loads(json.dumps(to_jsonable(results["flagged"])))
@@ -56,6 +56,18 @@ def test_the_schema_rejects_a_broken_document(results: dict[str, RewardHackResul
     del document["composite"]["weights"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+
+
+def test_the_new_statistics_are_in_real_output(results: dict[str, RewardHackResult]) -> None:
+    # Issue 14's fields: typed in the schema (optional there, for older documents), present in every new one.
+    properties = SCHEMA["$defs"]
+    for name, fields in (("length_bias", ("base_mean_content_tokens", "trained_mean_content_tokens",
+                                          "content_length_ratio", "content_effect_size", "markup_share_of_growth")),
+                         ("strategy_collapse", ("within_score", "across_score", "information_base",
+                                                "information_trained", "information_drop_ci_low", "collapse_kind"))):
+        typed = properties[f"{name}_detector"]["allOf"][1]["then"]["properties"]["statistics"]["properties"]
+        assert set(fields) <= set(typed), name
+        assert set(fields) <= set(results["flagged"].detectors[name].statistics), name
 
 
 def test_results_round_trip_through_json(results: dict[str, RewardHackResult]) -> None:
