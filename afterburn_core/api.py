@@ -26,6 +26,7 @@ from afterburn_core.types import CheckpointRef, CheckpointSummary, RunRecord
 
 if TYPE_CHECKING:
     from afterburn_core.behaviour.report import BehaviourReport
+    from afterburn_core.runner import CheckedInputs
     from afterburn_core.reward_hack.types import RewardHackResult
     from afterburn_core.weights.types import WeightDiffResult
 
@@ -147,11 +148,23 @@ class Diagnoser:
     def __repr__(self) -> str:
         return f"Diagnoser({self.base!r}, {self.trained!r}, method={self.config.method!r})"
 
+    def check(self, analyses: str | Iterable[str] | None = None) -> CheckedInputs:
+        """Load and check every input a run of ``analyses`` reads (suites, device, both checkpoints resolved)
+        without recording or computing anything; raise the first input's ``BadInput``.
+
+        ``run`` does this first; a door that launches a worker instead (the New run page) calls it
+        before ``jobs.create_run``, so a refused input is one message and no run.
+        """
+        from afterburn_core.runner import check_inputs
+
+        return check_inputs(self.base, self.trained, self.config, _analysis_names(analyses))
+
     def run(self, analyses: str | Iterable[str] | None = None, progress: ProgressCallback | None = None, *,
             on_start: StartCallback | None = None) -> DiagnosedRun:
         """Run ``analyses`` (None: all; a name or names of ``analyses.analysis_kinds()``) here, reusing every
         cached result; raise the run's ``AfterburnError`` if it fails.
 
+        Every input is checked first (``check``): refused input raises before a run is recorded.
         ``progress(stage, done, total, message)`` sees every progress report; ``on_start(run_id, store_path)``
         hears of the run once it is recorded, before any work.
         """
@@ -159,18 +172,23 @@ class Diagnoser:
         from afterburn_core.reports import load_report
         from afterburn_core.runner import execute_run
 
-        if isinstance(analyses, str):  # run("weights") means one analysis, not its letters
-            analyses = (analyses,)
-        elif analyses is not None:
-            analyses = tuple(analyses)
+        analyses = _analysis_names(analyses)
+        checked = self.check(analyses)
         with RunStore(self.home) as store:
             run_id = create_run(store, self.base, self.trained, self.config, analyses)
             if on_start is not None:
                 on_start(run_id, store.path)
-            status = execute_run(store, run_id, progress, raise_errors=True)
+            status = execute_run(store, run_id, progress, raise_errors=True, checked=checked)
             if status != "done":
                 raise AnalysisFailed(f"run {run_id} ended {status}")
             return DiagnosedRun(run_id, store.home, load_report(store, run_id))
+
+
+def _analysis_names(analyses: str | Iterable[str] | None) -> tuple[str, ...] | None:
+    """``analyses`` as a tuple of names; ``"weights"`` means one analysis, not its letters."""
+    if isinstance(analyses, str):
+        return (analyses,)
+    return None if analyses is None else tuple(analyses)
 
 
 def _reference(label: str, reference: Any) -> str:

@@ -8,6 +8,12 @@ read (``cli_options``). Errors from the core (``AfterburnError``) become one
 analysis failed); nothing else is caught, so a bug still shows its traceback
 to the developer who has to fix it. Runs started here land in the same store
 the dashboard and the API read.
+
+Every value printed here comes from a path, a checkpoint, a suite, a model or
+the store, so each goes through ``views.text.safe_text`` (messages included:
+``_error_line``), and while a verb runs, what other code prints passes through
+``terminal.plain_streams``: no escape sequence or rich markup in a name
+reaches the terminal. ``-o`` files are written by ``files.write_file``.
 """
 
 from __future__ import annotations
@@ -22,15 +28,18 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from afterburn_core import __version__, api
 from afterburn_core.cli_options import settings_options
 from afterburn_core.config import AnalysisConfig, load_config_file
 from afterburn_core.errors import AfterburnError, AnalysisFailed, BadInput
+from afterburn_core.files import write_file
 from afterburn_core.store import RunStore
-from afterburn_core.terminal import StageBars, print_behaviour, print_inventory, print_reward_hack, print_weight_diff
+from afterburn_core.terminal import (
+    StageBars, plain_streams, print_behaviour, print_inventory, print_reward_hack, print_weight_diff,
+)
+from afterburn_core.views.text import safe_text
 
 #: The config file picked up from the working directory when --config is not given.
 DEFAULT_CONFIG_FILE = ".afterburn.yaml"
@@ -41,13 +50,18 @@ _err = Console(stderr=True)
 Result = TypeVar("Result")
 
 
+def _error_line(message: object) -> None:
+    """``Error: message`` on stderr, one line; the message names paths and tensors, so it is shown as text."""
+    _err.print(f"[bold red]Error:[/] {safe_text(message)}", highlight=False, soft_wrap=True)
+
+
 def _translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
         except AfterburnError as error:
-            _err.print(f"[bold red]Error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+            _error_line(error)
             sys.exit(error.exit_code)
 
     return wrapper
@@ -58,7 +72,16 @@ home_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _PlainGroup(click.Group):
+    """The command group, run inside ``terminal.plain_streams``: click's own usage errors quote what was
+    typed, and libraries log tensor names and paths, none of it through ``safe_text``."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        with plain_streams(_out, _err):
+            return super().main(*args, **kwargs)
+
+
+@click.group(cls=_PlainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="afterburn")
 def main() -> None:
     """Afterburn: what post-training did to a model — weights, behaviour, reward hacking."""
@@ -89,7 +112,7 @@ def _run_verb(verb: Callable[..., Result], base_reference: str, trained_referenc
     """Call the API's ``verb`` on the pair here, with a bar per stage; the settings given override the config
     file's (errors propagate)."""
     def started(run_id: str, store_path: Path) -> None:
-        _err.print(f"run [bold]{run_id}[/] in {escape(str(store_path))}", highlight=False)
+        _err.print(f"run [bold]{safe_text(run_id)}[/] in {safe_text(store_path)}", highlight=False)
 
     config = _load_config(config_path)
     with StageBars(_err) as on_update:
@@ -124,7 +147,7 @@ def _check_risk(result: Any, fail_above: float | None) -> None:
     if result.composite.score <= fail_above:
         return
     _err.print(f"composite reward-hack risk {result.composite.score:.1f} is above --fail-above {fail_above:g}",
-               highlight=False)
+               highlight=False, markup=False)
     sys.exit(RISK_ABOVE_EXIT_CODE)
 
 
@@ -151,8 +174,8 @@ def _print_or_write(result: Any, output: str | None, show: Callable[[Console, An
     if output is None:
         show(_out, result)
         return
-    _write_json(Path(output), to_jsonable(result))
-    _err.print(f"wrote {escape(output)}", highlight=False)
+    write_file(output, json.dumps(to_jsonable(result), indent=1, allow_nan=False).encode("utf-8"))
+    _err.print(f"wrote {safe_text(output)}", highlight=False)
 
 
 @main.command()
@@ -181,7 +204,7 @@ def diagnose(base_reference: str, trained_reference: str, settings: dict[str, An
         print_reward_hack(_out, report.reward_hack)
     for output in outputs:
         run.save(output)
-        _err.print(f"wrote {escape(output)}", highlight=False)
+        _err.print(f"wrote {safe_text(output)}", highlight=False)
     _check_risk(report.reward_hack, fail_above)
 
 
@@ -223,21 +246,11 @@ def behaviour(base_reference: str, trained_reference: str, settings: dict[str, A
     _print_or_write(report, output, print_behaviour)
 
 
-def _write_json(path: Path, document: Any) -> None:
-    """Write atomically: a reader never sees half a file, a failure leaves the old one."""
-    temporary = path.with_name(f".{path.name}.partial")
-    try:
-        temporary.write_text(json.dumps(document, indent=1, allow_nan=False), encoding="utf-8")
-        temporary.replace(path)
-    except OSError as error:
-        raise BadInput(f"cannot write {path}: {error.strerror}") from None
-
-
 def _load_config(config_path: str | None) -> AnalysisConfig:
     if config_path is not None:
         return load_config_file(config_path)
     if Path(DEFAULT_CONFIG_FILE).is_file():
-        _err.print(f"using settings from ./{DEFAULT_CONFIG_FILE}", highlight=False)
+        _err.print(f"using settings from ./{DEFAULT_CONFIG_FILE}", highlight=False, markup=False)
         return load_config_file(DEFAULT_CONFIG_FILE)
     return AnalysisConfig()
 
@@ -256,16 +269,18 @@ def inspect(reference: str, adapter_base: str | None, as_json: bool) -> None:
         click.echo(json.dumps(to_jsonable(summary), indent=2))
         return
     checkpoint = summary.checkpoint
-    _out.print(f"[bold]{escape(reference)}[/] → {checkpoint.kind} at {escape(checkpoint.root)}", highlight=False)
+    _out.print(f"[bold]{safe_text(reference)}[/] → {safe_text(checkpoint.kind)} at {safe_text(checkpoint.root)}",
+               highlight=False)
     if checkpoint.revision:
-        _out.print(f"revision {checkpoint.revision}", highlight=False)
+        _out.print(f"revision {safe_text(checkpoint.revision)}", highlight=False)
     if checkpoint.adapter_base is not None:
-        _out.print(f"adapter of {checkpoint.adapter_base.reference} ({checkpoint.adapter_base.root})", highlight=False, markup=False)
+        _out.print(f"adapter of {safe_text(checkpoint.adapter_base.reference)} ({safe_text(checkpoint.adapter_base.root)})",
+                   highlight=False)
     _out.print(
-        f"{summary.architecture or 'unknown architecture'}: {summary.num_tensors:,} tensors, "
+        f"{safe_text(summary.architecture or 'unknown architecture')}: {summary.num_tensors:,} tensors, "
         f"{summary.num_parameters:,} parameters, {summary.size_bytes / 2**20:.1f} MiB", highlight=False,
     )
-    _out.print(f"fingerprint {checkpoint.fingerprint}", highlight=False, markup=False)
+    _out.print(f"fingerprint {safe_text(checkpoint.fingerprint)}", highlight=False)
 
 
 @main.group()
@@ -280,15 +295,15 @@ def runs_list(home: str | None) -> None:
     """Every stored run, newest first."""
     records = api.list_runs(home)
     if not records:
-        _out.print("no runs yet: start one with `afterburn diagnose --base demo --trained demo`")
+        _out.print("no runs yet: start one with `afterburn diagnose --base demo --trained demo`", markup=False)
         return
     table = Table()
     for column in ("run", "status", "base", "trained", "started", "duration"):
         table.add_column(column)
     for record in records:
         table.add_row(
-            record.run_id, record.status, escape(record.base_reference), escape(record.trained_reference),
-            dt.datetime.fromtimestamp(record.created_at).strftime("%Y-%m-%d %H:%M"),
+            safe_text(record.run_id), safe_text(record.status), safe_text(record.base_reference),
+            safe_text(record.trained_reference), f"{dt.datetime.fromtimestamp(record.created_at):%Y-%m-%d %H:%M}",
             f"{record.duration_s:.1f} s" if record.duration_s is not None else "",
         )
     _out.print(table)
@@ -315,7 +330,7 @@ def runs_show(run_id: str, home: str | None) -> None:
 def runs_delete(run_id: str, home: str | None) -> None:
     """Forget a run (and results no other run uses)."""
     api.delete_run(run_id, home)
-    _out.print(f"deleted run {run_id}", highlight=False)
+    _out.print(f"deleted run {safe_text(run_id)}", highlight=False)
 
 
 @main.command()
@@ -328,7 +343,7 @@ def serve(port: int, home: str | None) -> None:
 
     app = Path(__file__).resolve().parent.parent / "app.py"
     if not app.is_file():
-        _err.print(f"Error: the dashboard's app.py is not next to afterburn_core ({app}); run from a source checkout")
+        _error_line(f"the dashboard's app.py is not next to afterburn_core ({app}); run from a source checkout")
         sys.exit(2)
     environment = dict(os.environ)
     if home:

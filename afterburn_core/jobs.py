@@ -24,11 +24,12 @@ import threading
 import time
 from pathlib import Path
 
-from afterburn_core.config import AnalysisConfig
-from afterburn_core.errors import AfterburnError, BadInput, RunCancelled
 from afterburn_core.analyses import stages_for
-from afterburn_core.runner import execute_run
+from afterburn_core.config import AnalysisConfig
+from afterburn_core.errors import AfterburnError, RunCancelled, StoreError
+from afterburn_core.runner import execute_run, given_reference
 from afterburn_core.store import RunStore
+from afterburn_core.views.text import plain_text
 
 #: The worker writes a heartbeat this often, from a thread, even inside one long step.
 HEARTBEAT_INTERVAL_S = 5.0
@@ -47,11 +48,13 @@ def create_run(
     config: AnalysisConfig,
     analyses: tuple[str, ...] | None = None,
 ) -> str:
-    """Record a queued run of ``analyses`` (None: all); return its id. Nothing is computed yet."""
-    for label, reference in (("base", base_reference), ("trained", trained_reference)):
-        if not reference or not reference.strip():
-            raise BadInput(f"the {label} model reference is empty; give a folder, a file, a hub id or 'demo'")
-    return store.create_run(base_reference.strip(), trained_reference.strip(), config.to_json(), stages_for(analyses))
+    """Record a queued run of ``analyses`` (None: all); return its id. Nothing is computed yet.
+
+    Its inputs are checked when it starts (``runner.check_inputs``), before any stage; a door
+    that can wait for that check (the API) makes it first, so refused input records no run.
+    """
+    base_reference, trained_reference = given_reference("base", base_reference), given_reference("trained", trained_reference)
+    return store.create_run(base_reference, trained_reference, config.to_json(), stages_for(analyses))
 
 
 def launch_worker(store: RunStore, run_id: str) -> subprocess.Popen[bytes]:
@@ -99,7 +102,11 @@ def cancel_run(store: RunStore, run_id: str) -> None:
 
 
 def reap_dead_workers(store: RunStore) -> list[str]:
-    """Mark active runs whose worker is gone as failed; return their ids."""
+    """Mark active runs whose worker is gone as failed; return their ids.
+
+    A store that takes no write (a full disk) is still read: such a run stays as it is until a
+    later call can record it.
+    """
     reaped = []
     now = time.time()
     for record in store.list_runs():
@@ -116,7 +123,10 @@ def reap_dead_workers(store: RunStore) -> list[str]:
             if heartbeat is not None and now - heartbeat > HEARTBEAT_STALE_S:
                 reason = f"worker process {record.worker_pid} stopped reporting for {now - heartbeat:.0f} s"
         if reason is not None:
-            store.finish_run(record.run_id, "failed", reason)
+            try:
+                store.finish_run(record.run_id, "failed", reason)
+            except StoreError:
+                continue
             reaped.append(record.run_id)
     return reaped
 
@@ -162,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             threading.Thread(target=_heartbeat, args=(Path(args.home), args.run_id, stop), daemon=True).start()
             status = execute_run(store, args.run_id)
     except AfterburnError as error:
-        print(f"Error: {error}", file=sys.stderr)
+        print(f"Error: {plain_text(error, keep='')}", file=sys.stderr)
         return 1
     finally:
         stop.set()

@@ -1,15 +1,19 @@
 """Rich terminal views of results, for the CLI: progress bars, the inventory, the weight diff.
 
 It draws what ``afterburn_core.views`` returns (the ranked tensors, the
-detectors in registry order); every string that came from a model, a
-checkpoint, a suite or a path goes through ``views.text.safe_text``, so
-``[bold]`` in a tensor name stays text and an escape sequence cannot reach
-the terminal. It computes nothing.
+detectors in registry order); every value it prints goes through
+``views.text.safe_text`` (numbers through a format), so ``[bold]`` in a tensor
+name stays text and an escape sequence cannot reach the terminal. What other
+code prints while a verb runs (a library's warning naming a tensor or a path)
+goes through ``views.text.plain_text`` (``plain_streams``). It computes nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import io
+import sys
+from collections.abc import Callable, Iterator
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -17,13 +21,69 @@ from rich.table import Table
 
 from afterburn_core.types import InventoryResult
 from afterburn_core.views.reward_hack import detectors as ordered_detectors
-from afterburn_core.views.text import safe_text
+from afterburn_core.views.text import plain_text, safe_text
 from afterburn_core.views.weights import ranked_tensors, top_tensors
 from afterburn_core.weights.types import WeightDiffResult
 
 
+class _PlainStream(io.TextIOBase):
+    """A text stream that writes what it is given through ``plain_text``: escape sequences removed,
+    other invisible characters spelled (carriage returns kept, for a library's download bar)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # click probes a stream with bytes to tell binary from text
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        self._stream.write(plain_text(text, keep="\n\t\r"))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+    @property
+    def errors(self) -> str:
+        return getattr(self._stream, "errors", None) or "strict"
+
+
+@contextlib.contextmanager
+def plain_streams(*consoles: Console) -> Iterator[None]:
+    """While open, whatever is written to ``sys.stdout`` / ``sys.stderr`` goes through ``plain_text``.
+
+    That is what code other than ours prints (transformers' load report lists unexpected
+    tensor names and the folder; Python warnings; log lines), which no ``safe_text`` call
+    can reach. ``consoles`` keep the real streams meanwhile: what they print is ours, its
+    values already through ``safe_text``, its colours wanted.
+    """
+    stdout, stderr = sys.stdout, sys.stderr
+    for console in consoles:
+        console.file = stderr if console.stderr else stdout
+    sys.stdout, sys.stderr = _PlainStream(stdout), _PlainStream(stderr)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+        for console in consoles:
+            console.file = None  # follow sys.stdout / sys.stderr again, as a Console made without a file does
+
+
 class StageBars:
-    """A rich bar per stage, fed by the runner's progress callback."""
+    """A rich bar per stage, fed by the runner's progress callback; shown from the first report on, so
+    input refused before any stage prints its error alone."""
 
     def __init__(self, console: Console) -> None:
         self._console = console
@@ -34,16 +94,18 @@ class StageBars:
             TimeElapsedColumn(), console=self._console, transient=False,
         )
         self._tasks: dict[str, TaskID] = {}
-        self._progress.__enter__()
         return self._update
 
     def _update(self, stage: str, done: int, total: int, message: str) -> None:
+        if not self._tasks:
+            self._progress.start()
         if stage not in self._tasks:
-            self._tasks[stage] = self._progress.add_task(stage, total=max(total, 1), message="")
+            self._tasks[stage] = self._progress.add_task(safe_text(stage), total=max(total, 1), message="")
         self._progress.update(self._tasks[stage], completed=done, total=max(total, 1), message=safe_text(message))
 
     def __exit__(self, *exc_info: object) -> None:
-        self._progress.__exit__(*exc_info)
+        if self._tasks:
+            self._progress.stop()
 
 
 def print_inventory(console: Console, inventory: InventoryResult) -> None:
@@ -80,7 +142,7 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
 def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     """Profile, findings, the most changed tensors, and what sits on one side only."""
     console.print(
-        f"Weight profile: [bold]{result.diagnosis.profile}[/]  ·  {len(result.tensors)} tensors  ·  "
+        f"Weight profile: [bold]{safe_text(result.diagnosis.profile)}[/]  ·  {len(result.tensors)} tensors  ·  "
         f"top 10 % hold {result.concentration.top_decile_share:.0%} of ‖ΔW‖²  ·  Gini {result.concentration.gini:.2f}"
         f"  ·  {result.seconds:.1f} s on {safe_text(result.device)}",
         highlight=False,
@@ -93,17 +155,17 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     for tensor in top_tensors(result):
         rank_90 = "" if tensor.singular_values is None else (str(tensor.rank_90) if tensor.rank_90 is not None else f"> {len(tensor.singular_values)}")
         table.add_row(
-            safe_text(tensor.name), tensor.status, "×".join(map(str, tensor.shape)),
+            safe_text(tensor.name), safe_text(tensor.status), safe_text("×".join(map(str, tensor.shape))),
             f"{tensor.relative_change:.4g}", f"{tensor.frob_norm_delta:.4g}",
             f"{tensor.cosine_similarity:.6f}" if tensor.cosine_similarity is not None else "",
-            rank_90, {True: "yes", False: "no", None: ""}[tensor.low_rank],
+            safe_text(rank_90), {True: "yes", False: "no", None: ""}[tensor.low_rank],
         )
     console.print(table)
     one_sided = [t for t in result.tensors if t.status in ("base_only", "trained_only", "resized", "tied")]
     for tensor in one_sided:
         extra = f" (+{tensor.added_rows} rows)" if tensor.status == "resized" else (
             f" (tied to {safe_text(tensor.tied_to)})" if tensor.tied_to else "")
-        console.print(f"  {tensor.status}: {safe_text(tensor.name)}{extra}", highlight=False)
+        console.print(f"  {safe_text(tensor.status)}: {safe_text(tensor.name)}{extra}", highlight=False)
 
 
 def _shift(base: float, trained: float, significant: bool, percent: bool = True) -> str:
@@ -115,7 +177,8 @@ def _shift(base: float, trained: float, significant: bool, percent: bool = True)
 
 def print_behaviour(console: Console, report) -> None:
     """Per suite: length, non-code fences, accuracy, refusal, agreement with wrong answers."""
-    table = Table(title=f"Behaviour, base → trained (* significant after {report.correction}, α = {report.alpha})")
+    table = Table(title=f"Behaviour, base → trained (* significant after {safe_text(report.correction)}, "
+                        f"α = {report.alpha:g})")
     for column in ("suite", "prompts", "tokens (mean)", "fences, non-code", "accuracy", "refusal", "agrees when wrong"):
         table.add_column(column, justify="left" if column == "suite" else "right")
     for name, suite in report.suites.items():
@@ -123,7 +186,7 @@ def print_behaviour(console: Console, report) -> None:
         fences = group.format.get("fenced_non_code")
         sycophancy = group.sycophancy.wrong_agreement if group.sycophancy else None
         table.add_row(
-            safe_text(name), str(group.n_prompts),
+            safe_text(name), f"{group.n_prompts:d}",
             _shift(group.length.base_mean, group.length.trained_mean, group.length.significant, percent=False),
             _shift(fences.base, fences.trained, fences.significant) if fences else "",
             _shift(group.accuracy.base, group.accuracy.trained, group.accuracy.significant) if group.accuracy else "",
@@ -151,7 +214,7 @@ def print_reward_hack(console: Console, result) -> None:
     composite = result.composite
     console.print(
         f"Reward-hack risk ({safe_text(result.method)}): [{BAND_STYLES[composite.band]}]{composite.score:.0f}/100 "
-        f"{composite.band}[/]", highlight=False,
+        f"{safe_text(composite.band)}[/]", highlight=False,
     )
     detectors = ordered_detectors(result)
     table = Table()
@@ -159,13 +222,13 @@ def print_reward_hack(console: Console, result) -> None:
         table.add_column(column, justify="right" if column == "score" else "left")
     for detector in detectors:
         table.add_row(
-            detector.name, f"{detector.score:.0f}" if detector.available else "—",
-            f"[{BAND_STYLES[detector.band]}]{detector.band}[/]", "yes" if detector.flagged else "no",
+            safe_text(detector.name), f"{detector.score:.0f}" if detector.available else "—",
+            f"[{BAND_STYLES[detector.band]}]{safe_text(detector.band)}[/]", "yes" if detector.flagged else "no",
             safe_text(", ".join(detector.examples)),
         )
     console.print(table)
     for detector in detectors:
-        console.print(f"[bold]{detector.name}[/]: {safe_text(detector.summary if detector.available else detector.reason)}",
+        console.print(f"[bold]{safe_text(detector.name)}[/]: {safe_text(detector.summary if detector.available else detector.reason)}",
                       highlight=False)
     for finding in result.findings:
         console.print(f"• {safe_text(finding.title)} — {safe_text(finding.detail)}", highlight=False)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from afterburn_core.errors import BadInput
+from afterburn_core.files import write_file
 from afterburn_core.reports.bundle import RunReport, from_json, load_report, to_json
 
 #: Format name → (media type, file extension), in the order a user is offered them.
@@ -76,14 +77,8 @@ def check_report_path(path: str | Path) -> str:
 
 
 def write_report(report: RunReport, path: str | Path) -> Path:
-    """Write the report to ``path`` in the format its extension names; return the path."""
-    path = Path(path)
-    data = render(report, check_report_path(path))
-    try:
-        path.write_bytes(data)
-    except OSError as error:
-        raise BadInput(f"{path}: cannot write the report ({error.strerror or error})") from None
-    return path
+    """Write the report to ``path`` in the format its extension names (``files.write_file``); return the path."""
+    return write_file(path, render(report, check_report_path(path)))  # never through a symlink
 
 
 __all__ = [

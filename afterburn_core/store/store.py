@@ -14,6 +14,7 @@ committed state. It does not compute anything and knows no analysis.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from afterburn_core.errors import RunNotFound, StoreError
+from afterburn_core.limits import load_json
 from afterburn_core.store.migrations import migrate
 from afterburn_core.types import RunRecord, StageProgress
 
@@ -79,19 +81,28 @@ class RunStore:
 
     # --- low level -------------------------------------------------------------------------------
 
+    def _failure(self, action: str, error: sqlite3.DatabaseError) -> StoreError:
+        """The ``StoreError`` for a failed read or write, saying plainly when the disk is full."""
+        if getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return StoreError(
+                f"run store {action} failed: the database or the disk holding it is full ({self.path}); "
+                "free space on that disk (or set AFTERBURN_HOME to a folder on another) and run again"
+            )
+        return StoreError(f"run store {action} failed ({self.path}): {error}")
+
     def _write(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         with self._lock:
             try:
                 return self._connection.execute(sql, params)
             except sqlite3.DatabaseError as error:
-                raise StoreError(f"run store write failed ({self.path}): {error}") from None
+                raise self._failure("write", error) from None
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             try:
                 return self._connection.execute(sql, params).fetchall()
             except sqlite3.DatabaseError as error:
-                raise StoreError(f"run store read failed ({self.path}): {error}") from None
+                raise self._failure("read", error) from None
 
     def _transaction(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
         with self._lock:
@@ -102,10 +113,14 @@ class RunStore:
                         self._connection.execute(sql, params)
                     self._connection.execute("COMMIT")
                 except BaseException:
-                    self._connection.execute("ROLLBACK")
+                    # SQLite rolls back by itself on some failures (a full disk, an I/O error); a ROLLBACK
+                    # then raises "no transaction is active", which would hide the cause being raised here.
+                    if self._connection.in_transaction:
+                        with contextlib.suppress(sqlite3.DatabaseError):
+                            self._connection.execute("ROLLBACK")
                     raise
             except sqlite3.DatabaseError as error:
-                raise StoreError(f"run store write failed ({self.path}): {error}") from None
+                raise self._failure("write", error) from None
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -276,10 +291,14 @@ class RunStore:
             raw = zlib.decompress(payload)
             if hashlib.sha256(raw).hexdigest() != expected_sha256:
                 raise ValueError("checksum mismatch")
-            return json.loads(raw)
+            return load_json(raw)
         except (zlib.error, ValueError, TypeError):
-            self._write("DELETE FROM results WHERE cache_key = ?", (cache_key,))
+            self.drop_result(cache_key)
             return None
+
+    def drop_result(self, cache_key: str) -> None:
+        """Forget a stored result that cannot be used (corrupt, or not fitting its type): the next run recomputes it."""
+        self._write("DELETE FROM results WHERE cache_key = ?", (cache_key,))
 
     def link_result(self, run_id: str, kind: str, cache_key: str) -> None:
         """Record that a run uses an already stored result (a cache hit)."""

@@ -28,6 +28,16 @@ def excerpt(text: str, limit: int) -> str:
 _TERMINAL_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|[@-Z\\-_])")
 
 
+def plain_text(text: object, keep: str = "\n\t") -> str:
+    """``text`` with terminal escape sequences removed and other invisible characters (but ``keep``) spelled.
+
+    What may reach a terminal that does not parse rich markup: a library's log line,
+    a warning, the worker's log. A lone ESC left by a cut sequence is spelled too, so
+    no ESC byte survives.
+    """
+    return spell_invisible(_TERMINAL_SEQUENCE.sub("", str(text)), keep=keep)
+
+
 def safe_text(text: object) -> str:
     """``text`` for rich: escape sequences removed, other invisible characters spelled, markup escaped.
 
@@ -38,4 +48,4 @@ def safe_text(text: object) -> str:
     """
     from rich.markup import escape
 
-    return escape(spell_invisible(_TERMINAL_SEQUENCE.sub("", str(text)), keep=""))
+    return escape(plain_text(text, keep=""))
