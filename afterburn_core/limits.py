@@ -67,3 +67,87 @@ def load_json(text: str | bytes, limit: int = MAX_JSON_DEPTH, **options: Callabl
     if problem is not None:
         raise JsonTooDeep(problem)
     return json.loads(text, **options)
+
+# -- Checkpoints (afterburn_core.checkpoints: resolution and the tensor index, from headers only) --
+#: Tensors one checkpoint may hold, over all its shards. The largest public checkpoints hold
+#: ~1.1 k (Llama-3.1-405B: 126 layers × 9 + 3), ~92 k (DeepSeek-V3: 58 MoE layers of 256 fp8
+#: experts, each weight with its scale tensor) and ~140 k (Kimi-K2: 384 experts in 60 MoE layers)
+#: tensors; 500 000 is 3.5× the largest, while one 75 MB header of 10⁶ one-byte tensors (under
+#: safetensors' 100 MB header cap) took 6 s to resolve and 100 s to inventory before this bound.
+MAX_TENSORS = 500_000
+#: Weight files (shards) one checkpoint may have. Real sharded checkpoints ship tens to a few
+#: hundred (DeepSeek-V3: 163, Llama-3.1-405B: 191); each costs a header read and a fingerprint
+#: (up to ~3 MiB read), so 2 000 — 10× the largest — keeps resolution to seconds of I/O.
+MAX_WEIGHT_FILES = 2_000
+#: Characters of an untrusted value (a tensor or shard name, a JSON value) quoted in an error
+#: message: enough to recognise any real tensor name (the longest in peft adapters of
+#: multimodal models run ~120 characters), short enough that a 100 MB name stays one line.
+MAX_QUOTED_CHARS = 160
+#: Where Linux reports the memory a process can take (``available_memory_bytes``).
+_MEMINFO = "/proc/meminfo"
+
+
+def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``repr`` of an untrusted value for a one-line message, at most about ``limit`` characters.
+
+    Strings are cut before ``repr`` (so a 100 MB name costs nothing), containers are shown
+    by their first items; ``repr`` escapes newlines and control characters.
+    """
+    import reprlib
+
+    if isinstance(value, str):
+        return repr(value[:limit]) + ("…" if len(value) > limit else "")
+    shortener = reprlib.Repr()
+    shortener.maxstring = shortener.maxother = limit
+    shortener.maxlist = shortener.maxtuple = shortener.maxdict = 8
+    shortener.maxlevel = 3
+    # repr() of an int past 4 300 digits raises ValueError (Python's int-str limit): give its size.
+    shortener.repr_int = lambda number, _level: (  # type: ignore[method-assign]
+        repr(number) if number.bit_length() < 4 * limit else f"<a {number.bit_length()}-bit integer>")
+    text = shortener.repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def available_memory_bytes() -> int | None:
+    """Memory a process can take now without swapping, or ``None`` where the platform cannot say.
+
+    Linux: ``MemAvailable`` of /proc/meminfo (free memory plus reclaimable cache); elsewhere
+    the free physical pages ``os.sysconf`` reports (macOS and the BSDs), a lower estimate.
+    """
+    import os
+
+    try:
+        with open(_MEMINFO, encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+# -- Suite and settings files (afterburn_core.yaml_input, generation.suites, generation.suite_checks, config) --
+#: Deepest nesting of lists / mappings in a YAML suite or settings file. A suite nests 4 deep
+#: (suite → prompts → prompt → tags) and a settings file 2; libyaml stops at 1 000 levels, but
+#: PyYAML's constructor recurses ~3 Python frames per level and would hit the recursion limit
+#: long before that, so the bound is the JSON one: ample room, a clean refusal first.
+MAX_YAML_DEPTH = MAX_JSON_DEPTH
+#: Nodes that YAML aliases (``*name``) may add when expanded. A suite that shares a few keys
+#: through ``<<: *defaults`` across all its 5 000 prompts adds ~5 nodes a prompt (25 000);
+#: "billion laughs" (nine aliases of nine aliases … nine levels deep) adds 9⁹ and would hang every
+#: later walk, ``repr`` or copy of the data. 100 000 extra nodes cost milliseconds to walk.
+MAX_YAML_ALIAS_NODES = 100_000
+#: Characters of an integer written in a suite (YAML or JSONL) or settings file. Python refuses to
+#: print an int of more than 4 300 digits (a ValueError inside any message that quotes it); the
+#: longest literal under this bound (1 000 hex digits) has ~1 200 decimal digits. Settings are
+#: ≤ 10 digits, suite answers ≤ 200 characters.
+MAX_INT_CHARS = 1000
+#: Bytes of ``.afterburn.yaml`` read. A settings file holds a dozen short lines (< 1 KiB); a larger
+#: file is not one, and reading a big or endless file (``--config /dev/zero``) would never end.
+MAX_CONFIG_FILE_BYTES = 64 * 1024
+#: Memory RE2 may use to compile one ``regex:`` check of a suite (its own default, made explicit):
+#: a 200-character pattern needs a few KiB; past this RE2 refuses the pattern as too large.
+REGEX_MAX_MEM = 8 * 1024 * 1024

@@ -232,10 +232,14 @@ def test_adapter_without_weights(world, tmp_path):
     assert "has adapter_config.json but no adapter_model.safetensors or adapter_model.bin" in one_line(error)
 
 
-def test_adapter_base_that_is_an_adapter_is_refused(world):
+def test_adapter_base_that_is_an_adapter_is_refused(world, tmp_path):
+    other_adapter = copy_checkpoint(world.lora, tmp_path / "other_adapter")
     with pytest.raises(BadCheckpoint) as error:
-        resolve(str(world.lora), adapter_base=str(world.lora))
-    assert "is itself an adapter" in one_line(error)
+        resolve(str(world.lora), adapter_base=str(other_adapter))
+    assert one_line(error) == (
+        f"base model {str(other_adapter)!r} of adapter {world.lora} is itself an adapter; "
+        "point adapter_base at the full model it was trained on."
+    )
 
 
 def test_adapter_base_for_a_full_model_is_an_error(world):

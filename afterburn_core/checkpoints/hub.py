@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 
 from afterburn_core.errors import BadCheckpoint, CheckpointNotFound
+from afterburn_core.limits import load_json
 
 #: Everything but the weights: configs, shard indexes, tokenizer files (``chat_template.jinja``
 #: is where transformers ≥ 4.50 saves the chat template).
@@ -109,13 +110,13 @@ def _download(repo_id: str, revision: str, token: str | None, patterns: list[str
 
 
 def _index_shards(index_path: Path) -> list[str] | None:
-    import json
-
     try:
-        weight_map = json.loads(index_path.read_text(encoding="utf-8")).get("weight_map")
+        weight_map = load_json(index_path.read_text(encoding="utf-8")).get("weight_map")
     except (OSError, ValueError, AttributeError):
         return None  # local.py reports a broken index with its own message
-    return sorted(set(weight_map.values())) if isinstance(weight_map, dict) and weight_map else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(name, str) for name in weight_map.values()):
+        return None
+    return sorted(set(weight_map.values()))
 
 
 def _weights_present(snapshot: Path, index_name: str, single_names: tuple[str, ...]) -> tuple[bool, list[str] | None]:

@@ -7,8 +7,12 @@ its ``config.json`` (``description.py``), and for a peft adapter the
 ``BadCheckpoint`` / ``UnsafeCheckpoint`` with a one-line message naming the
 file and the fix. What it checks, so a broken checkpoint fails here and not
 half-way through an analysis: ``config.json`` / ``adapter_config.json`` parse
-as JSON objects; every shard an index names exists; every safetensors header
-parses and fits its file; every pickle loads under ``weights_only=True``.
+as JSON objects (nesting bounded by ``limits.load_json``); every shard an index
+names is a file inside the model's folder — absolute names, ``..`` and symlinks
+that lead out are refused before the file is touched, with a message that says
+nothing about what lies outside — and exists; every safetensors header passes
+``headers.py``'s checks; every pickle loads under ``weights_only=True``; the
+tensors keep ``budget.TensorBudget``'s count and memory bounds.
 
 Folder layouts, first match wins: ``*.safetensors.index.json`` (prefer
 ``model.safetensors.index.json``) → its shards; ``model.safetensors``; any other
@@ -26,22 +30,22 @@ pickle files are unpickled with mmap (the structure only; see ``pickles.py``).
 from __future__ import annotations
 
 import json
-import struct
+import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
+from afterburn_core.checkpoints.budget import TensorBudget
 from afterburn_core.checkpoints.description import describe_adapter, describe_model
-from afterburn_core.checkpoints.pickles import check_pickle_safe
+from afterburn_core.checkpoints.headers import read_safetensors_header
+from afterburn_core.checkpoints.pickles import load_pickle_state_dict
 from afterburn_core.errors import BadCheckpoint, CheckpointNotFound
+from afterburn_core.limits import MAX_TENSORS, load_json, quoted
 from afterburn_core.types import AdapterDescription, ModelDescription
 
 PICKLE_EXTENSIONS = (".bin", ".pt", ".pth")
 #: Files a ``transformers.Trainer`` checkpoint folder holds next to the weights; never weights.
 TRAINER_STATE_FILES = frozenset({"training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"})
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
-#: safetensors caps its JSON header at 100 MB (safetensors' MAX_HEADER_SIZE); a larger
-#: length field means the file is not safetensors at all.
-MAX_SAFETENSORS_HEADER = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -60,7 +64,7 @@ class LocalLayout:
 def read_json_object(path: Path, what: str) -> dict:
     """Parse ``path`` as a JSON object or raise ``BadCheckpoint`` naming it."""
     try:
-        value = json.loads(Path(path).read_text(encoding="utf-8"))
+        value = load_json(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise BadCheckpoint(
             f"{path} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
@@ -68,6 +72,8 @@ def read_json_object(path: Path, what: str) -> dict:
         ) from None
     except (OSError, UnicodeDecodeError) as error:
         raise BadCheckpoint(f"{path} cannot be read ({type(error).__name__}); check its permissions.") from None
+    except ValueError as error:  # limits.JsonTooDeep, or an integer past Python's digit limit
+        raise BadCheckpoint(f"{path} is not JSON afterburn reads ({error}); fix or re-download the {what}.") from None
     if not isinstance(value, dict):
         raise BadCheckpoint(
             f"{path} holds a JSON {type(value).__name__}, not an object; fix or re-download the {what}."
@@ -75,33 +81,16 @@ def read_json_object(path: Path, what: str) -> dict:
     return value
 
 
-def read_safetensors_header(path: Path) -> dict:
-    """The JSON header of a safetensors file, checked against the file's size (no tensor data read)."""
-    path = Path(path)
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as handle:
-            prefix = handle.read(8)
-            if len(prefix) < 8:
-                raise ValueError("shorter than the 8-byte header length")
-            (header_length,) = struct.unpack("<Q", prefix)
-            if header_length > min(MAX_SAFETENSORS_HEADER, size - 8):
-                raise ValueError(f"header length {header_length} does not fit a {size}-byte file")
-            header = json.loads(handle.read(header_length))
-        if not isinstance(header, dict):
-            raise ValueError("header is not a JSON object")
-        data_size = size - 8 - header_length
-        for name, entry in header.items():
-            if name == "__metadata__":
-                continue
-            start, end = entry["data_offsets"]
-            if not 0 <= start <= end <= data_size:
-                raise ValueError(f"tensor {name!r} lies past the end of the file (truncated download?)")
-    except FileNotFoundError:
-        raise CheckpointNotFound(f"no file at {path}; check the path.") from None
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
-        raise BadCheckpoint(f"{path} is not a valid safetensors file ({error}); re-download or re-save it.") from None
-    return header
+def _contained_in(folder: Path):
+    """A test of whether a path stays in ``folder`` once symlinks are followed.
+
+    A Hugging Face cache snapshot (``<repo>/snapshots/<sha>/``) holds only symlinks into
+    ``<repo>/blobs/``, which huggingface_hub made; those stay in the model's folder too.
+    """
+    roots = [Path(os.path.realpath(folder))]
+    if folder.parent.name == "snapshots":
+        roots.append(Path(os.path.realpath(folder.parent.parent / "blobs")))
+    return lambda path: any(Path(os.path.realpath(path)).is_relative_to(root) for root in roots)
 
 
 def _shards_from_index(index_path: Path) -> tuple[Path, ...]:
@@ -109,9 +98,24 @@ def _shards_from_index(index_path: Path) -> tuple[Path, ...]:
     weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise BadCheckpoint(f"{index_path} has no 'weight_map' of tensor names to shard files; re-download it.")
+    if len(weight_map) > MAX_TENSORS:
+        raise BadCheckpoint(
+            f"{index_path} lists {len(weight_map):,} tensors, over the limit of {MAX_TENSORS:,} "
+            "(limits.MAX_TENSORS); no real checkpoint holds that many: re-download or re-save it."
+        )
     folder = index_path.parent
-    shards = sorted({str(name) for name in weight_map.values()})
+    if not all(isinstance(name, str) for name in weight_map.values()):
+        raise BadCheckpoint(f"{index_path} maps a tensor to something that is not a file name; re-download it.")
+    shards = sorted(set(weight_map.values()))
+    inside = _contained_in(folder)
     for shard in shards:
+        # Judged before the file is touched, and the message says nothing of what lies outside.
+        parts = PurePath(shard).parts
+        if not parts or PurePath(shard).is_absolute() or ".." in parts or not inside(folder / shard):
+            raise BadCheckpoint(
+                f"shard {quoted(shard)} listed in {index_path.name} is not a file inside {folder}; "
+                "an index may only name files of its own folder: re-download the checkpoint."
+            )
         if not (folder / shard).is_file():
             raise BadCheckpoint(
                 f"shard {shard} listed in {index_path.name} is missing from {folder}; "
@@ -147,12 +151,15 @@ def _find_weights(folder: Path) -> tuple[tuple[Path, ...], str]:
     return tuple(loose_pickles), "pickle"
 
 
-def _check_weight_files(weight_files: tuple[Path, ...], weight_format: str) -> None:
+def _check_weight_files(root: Path, weight_files: tuple[Path, ...], weight_format: str) -> None:
+    """Every header checked and every pickle loaded safely, within the tensor budget."""
+    budget = TensorBudget(root, len(weight_files))
     for weight_file in weight_files:
         if weight_format == "safetensors":
-            read_safetensors_header(weight_file)
+            budget.add(weight_file, ((entry.raw_name, entry.shape) for entry in read_safetensors_header(weight_file)))
         else:
-            check_pickle_safe(weight_file)
+            tensors = load_pickle_state_dict(weight_file)
+            budget.add(weight_file, ((name, tuple(tensor.shape)) for name, tensor in tensors.items()))
 
 
 def _inspect_adapter(folder: Path) -> LocalLayout:
@@ -162,7 +169,7 @@ def _inspect_adapter(folder: Path) -> LocalLayout:
         if (folder / name).is_file():
             weight_files = (folder / name,)
             weight_format = "safetensors" if name.endswith(".safetensors") else "pickle"
-            _check_weight_files(weight_files, weight_format)
+            _check_weight_files(folder, weight_files, weight_format)
             return LocalLayout("adapter", folder, weight_files, weight_format, config_path, adapter=adapter)
     raise BadCheckpoint(
         f"adapter folder {folder} has adapter_config.json but no adapter_model.safetensors or "
@@ -188,7 +195,7 @@ def _inspect_folder(folder: Path) -> LocalLayout:
             f"{folder} has weights but no config.json; copy the config.json of the model these weights come from."
         )
     description = describe_model(read_json_object(config_path, "model config"))
-    _check_weight_files(weight_files, weight_format)
+    _check_weight_files(folder, weight_files, weight_format)
     return LocalLayout("local_dir", folder, weight_files, weight_format, config_path, description)
 
 
@@ -210,7 +217,7 @@ def _inspect_file(path: Path) -> LocalLayout:
     description = ModelDescription()
     if config_path is not None:
         description = describe_model(read_json_object(config_path, "model config"))
-    _check_weight_files((path,), weight_format)
+    _check_weight_files(root, (path,), weight_format)
     return LocalLayout(kind, root, (path,), weight_format, config_path, description)
 
 

@@ -5,9 +5,9 @@ Contract: ``load_pickle_state_dict(path)`` returns ``{name: tensor}`` read with
 weights_only unpickler runs no code from the file: a payload that would (a
 ``__reduce__`` calling ``os.system``, any non-allowlisted global) is refused
 before anything of it executes, and that refusal becomes ``UnsafeCheckpoint``.
-Any other failure to read becomes ``BadCheckpoint``. ``check_pickle_safe`` is
-the same load, thrown away, which ``resolve`` calls so a hostile or broken file
-is reported before any analysis starts.
+Any other failure to read becomes ``BadCheckpoint``. ``resolve`` loads every
+pickle once (``local.py``) so a hostile or broken file is reported before any
+analysis starts.
 
 It leaves to others: which files to open (``local.py``), tensor listing and
 name matching (``tensors.py``). It never offers a ``weights_only=False`` path.
@@ -88,8 +88,3 @@ def _tensors_of(loaded: object, path: Path) -> dict:
 def load_pickle_state_dict(path: Path) -> dict:
     """``{name: tensor}`` of a pickle checkpoint, tensors memory-mapped where the format allows."""
     return _tensors_of(torch_load_weights_only(path), Path(path))
-
-
-def check_pickle_safe(path: Path) -> None:
-    """Raise ``UnsafeCheckpoint`` / ``BadCheckpoint`` now if ``path`` cannot be loaded safely."""
-    load_pickle_state_dict(path)

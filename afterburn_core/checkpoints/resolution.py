@@ -24,6 +24,9 @@ An adapter's base comes from ``adapter_base`` if given, else from
 ``base_model_name_or_path`` in adapter_config.json: a path there is read
 relative to the adapter folder, anything else is a Hub id. Giving
 ``adapter_base`` for something that is not an adapter is an error, not ignored.
+A base that is itself an adapter is refused as soon as its folder is read,
+before its own base is looked at: an adapter naming itself, or two naming each
+other, is one ``BadCheckpoint`` naming the cycle, never a recursion.
 A base is resolved and fingerprinted once: ``resolve_pair`` hands the run's
 base, already resolved, to a trained-side adapter that applies to it.
 
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from afterburn_core.checkpoints.fingerprint import fingerprint_files, model_files
@@ -46,6 +50,7 @@ from afterburn_core.checkpoints.hub import fetch_snapshot
 from afterburn_core.checkpoints.local import LocalLayout, inspect_path
 from afterburn_core.checkpoints.references import ParsedReference, parse_reference
 from afterburn_core.errors import AfterburnError, BadCheckpoint, CheckpointNotFound
+from afterburn_core.limits import quoted
 from afterburn_core.types import ResolvedCheckpoint
 
 #: What a bare ``demo`` means on each side of a pair.
@@ -90,7 +95,54 @@ def _adapter_base_reference(layout: LocalLayout) -> tuple[str, Path]:
     return value.strip(), layout.root
 
 
+@dataclass(frozen=True)
+class _Located:
+    """A reference found on disk (downloaded first for a Hub id) and its files checked."""
+
+    display: str
+    layout: LocalLayout
+    revision: str | None
+    from_hub: bool
+
+
+def _locate(reference: str, *, side: str, token: str | None, relative_to: Path | None) -> _Located:
+    parsed = parse_reference(reference, relative_to=relative_to)
+    if parsed.kind == "demo":
+        display, path = _demo_path(parsed, side)
+        return _Located(display, inspect_path(path), None, False)
+    if parsed.kind == "path":
+        return _Located(parsed.text, inspect_path(Path(os.path.normpath(parsed.path))), None, False)
+    snapshot, revision = fetch_snapshot(parsed.repo_id, parsed.revision, token)
+    return _Located(parsed.text, inspect_path(snapshot), revision, True)
+
+
+def _names_as_base(adapter: LocalLayout, target: Path) -> bool:
+    """Whether ``adapter``'s adapter_config.json names the folder ``target`` as its base."""
+    text = adapter.adapter.base_model_name_or_path
+    if text is None:
+        return False
+    try:
+        parsed = parse_reference(text, relative_to=adapter.root)
+    except AfterburnError:
+        return False
+    return parsed.kind == "path" and os.path.realpath(parsed.path) == os.path.realpath(target)
+
+
+def _adapter_as_base(adapter: LocalLayout, base: LocalLayout, base_text: str) -> BadCheckpoint:
+    """The refusal of an adapter whose base is an adapter: a cycle named as such, never followed."""
+    fix = "point adapter_base at the full model it was trained on."
+    if os.path.realpath(base.root) == os.path.realpath(adapter.root):
+        return BadCheckpoint(f"adapter {adapter.root} has itself as base model ({quoted(base_text)}), a cycle; {fix}")
+    if _names_as_base(base, adapter.root):
+        return BadCheckpoint(
+            f"adapters {adapter.root} and {base.root} name each other as base model, a cycle "
+            f"({adapter.root} → {base.root} → {adapter.root}); {fix}"
+        )
+    return BadCheckpoint(f"base model {quoted(base_text)} of adapter {adapter.root} is itself an adapter; {fix}")
+
+
 def _resolve_base(layout: LocalLayout, adapter_base: str | None, token: str | None) -> ResolvedCheckpoint:
+    """The full model an adapter applies to; an adapter there is refused before its own base is read."""
     if adapter_base is not None:
         base_text, relative_to = adapter_base, None
         context = f"the adapter_base given for adapter {layout.root}"
@@ -98,15 +150,34 @@ def _resolve_base(layout: LocalLayout, adapter_base: str | None, token: str | No
         base_text, relative_to = _adapter_base_reference(layout)
         context = f"the base model named in {layout.config_path}; pass {ADAPTER_BASE_OPTION} to use a copy of it"
     try:
-        base, _ = _resolve(base_text, side="base", adapter_base=None, token=token, relative_to=relative_to)
+        located = _locate(base_text, side="base", token=token, relative_to=relative_to)
+        if located.layout.kind != "adapter":
+            return _checkpoint(located, None)
     except AfterburnError as error:
         raise type(error)(f"{str(error).rstrip('.')} ({context}).") from None
-    if base.kind == "adapter":
-        raise BadCheckpoint(
-            f"base model {base_text!r} of adapter {layout.root} is itself an adapter; "
-            "point adapter_base at the full model it was trained on."
-        )
-    return base
+    raise _adapter_as_base(layout, located.layout, base_text)
+
+
+def _checkpoint(located: _Located, base: ResolvedCheckpoint | None) -> ResolvedCheckpoint:
+    """The resolved checkpoint of located files; ``base`` is an adapter's, already resolved."""
+    layout = located.layout
+    kind = "hub" if located.from_hub and layout.kind == "local_dir" else layout.kind
+    description = layout.description
+    if base is not None:
+        description = dataclasses.replace(base.description, adapter=layout.adapter)
+    files = model_files(layout.root, layout.weight_files, layout.config_path)
+    return ResolvedCheckpoint(
+        reference=located.display,
+        kind=kind,
+        root=str(layout.root),
+        weight_files=tuple(sorted(str(path) for path in layout.weight_files)),
+        weight_format=layout.weight_format,
+        config_path=str(layout.config_path) if layout.config_path is not None else None,
+        fingerprint=fingerprint_files(layout.root, files, base.fingerprint if base is not None else None),
+        revision=located.revision,
+        adapter_base=base,
+        description=description,
+    )
 
 
 def _resolve(
@@ -115,45 +186,16 @@ def _resolve(
     side: str,
     adapter_base: str | None,
     token: str | None,
-    relative_to: Path | None = None,
     resolved_base: ResolvedCheckpoint | None = None,
 ) -> tuple[ResolvedCheckpoint, bool]:
     """The checkpoint, and whether ``adapter_base`` was used (it is only for adapters).
 
     ``resolved_base``, when given, is ``adapter_base`` already resolved: an adapter uses it as is.
     """
-    parsed = parse_reference(reference, relative_to=relative_to)
-    revision = None
-    display = parsed.text
-    if parsed.kind == "demo":
-        display, path = _demo_path(parsed, side)
-        layout = inspect_path(path)
-    elif parsed.kind == "path":
-        layout = inspect_path(Path(os.path.normpath(parsed.path)))
-    else:
-        snapshot, revision = fetch_snapshot(parsed.repo_id, parsed.revision, token)
-        layout = inspect_path(snapshot)
-
-    kind = "hub" if parsed.kind == "hub" and layout.kind == "local_dir" else layout.kind
-    base, description = None, layout.description
-    if layout.kind == "adapter":
-        base = resolved_base or _resolve_base(layout, adapter_base, token)
-        description = dataclasses.replace(base.description, adapter=layout.adapter)
-    files = model_files(layout.root, layout.weight_files, layout.config_path)
-    fingerprint = fingerprint_files(layout.root, files, base.fingerprint if base is not None else None)
-    checkpoint = ResolvedCheckpoint(
-        reference=display,
-        kind=kind,
-        root=str(layout.root),
-        weight_files=tuple(sorted(str(path) for path in layout.weight_files)),
-        weight_format=layout.weight_format,
-        config_path=str(layout.config_path) if layout.config_path is not None else None,
-        fingerprint=fingerprint,
-        revision=revision,
-        adapter_base=base,
-        description=description,
-    )
-    return checkpoint, layout.kind == "adapter"
+    located = _locate(reference, side=side, token=token, relative_to=None)
+    is_adapter = located.layout.kind == "adapter"
+    base = (resolved_base or _resolve_base(located.layout, adapter_base, token)) if is_adapter else None
+    return _checkpoint(located, base), is_adapter
 
 
 def _unused_adapter_base(adapter_base: str, references: str) -> BadCheckpoint:

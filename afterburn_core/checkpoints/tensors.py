@@ -14,6 +14,10 @@ order streams each shard front to back.
 It leaves to others: pairing two indexes, metrics, what a tensor means
 (``weights/``); which files to open (``resolve``).
 
+Building an index checks the headers (``headers.py``) and the tensor count and
+memory bounds (``budget.py``) again, since the files may have changed since
+resolution.
+
 Cost: safetensors — building the index reads each file's JSON header only;
 ``load`` reads one tensor (or a row slice of it) through ``safe_open``, mapping the file for
 that read only. Pickle — the
@@ -27,32 +31,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from afterburn_core.checkpoints.local import read_safetensors_header
+from afterburn_core.checkpoints.budget import TensorBudget
+from afterburn_core.checkpoints.headers import read_safetensors_header
 from afterburn_core.checkpoints.pickles import load_pickle_state_dict
 from afterburn_core.errors import BadCheckpoint
+from afterburn_core.limits import quoted
 from afterburn_core.types import ResolvedCheckpoint, TensorEntry
-
-#: safetensors dtype codes → torch dtype names (safetensors' ``Dtype`` enum, torch's names).
-SAFETENSORS_DTYPES = {
-    "BOOL": "bool",
-    "U8": "uint8",
-    "I8": "int8",
-    "U16": "uint16",
-    "I16": "int16",
-    "U32": "uint32",
-    "I32": "int32",
-    "U64": "uint64",
-    "I64": "int64",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "F32": "float32",
-    "F64": "float64",
-    "C64": "complex64",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-    "F8_E8M0": "float8_e8m0fnu",
-    "F4": "float4_e2m1fn_x2",
-}
 
 #: Prefixes removed, in this order, by ``normalize_tensor_name``: peft wraps the model in
 #: ``base_model.model.``; ``*ForCausalLM`` keeps the trunk under ``model.`` while a bare
@@ -69,11 +53,8 @@ def normalize_tensor_name(name: str) -> str:
 
 
 def torch_dtype_name(dtype: object) -> str:
-    """``torch.bfloat16`` → ``bfloat16``; a safetensors code (``BF16``) → ``bfloat16``."""
-    text = str(dtype)
-    if text in SAFETENSORS_DTYPES:
-        return SAFETENSORS_DTYPES[text]
-    return text.removeprefix("torch.")
+    """``torch.bfloat16`` → ``bfloat16`` (safetensors codes are named by ``headers.py``)."""
+    return str(dtype).removeprefix("torch.")
 
 
 class TensorIndex:
@@ -86,11 +67,12 @@ class TensorIndex:
         self._raw_to_name: dict[str, str] = {}
         self._nbytes: dict[str, int] = {}
         self._open_pickle: tuple[Path, dict] | None = None
+        budget = TensorBudget(Path(checkpoint.root), len(checkpoint.weight_files))
         for weight_file in (Path(path) for path in checkpoint.weight_files):
             if checkpoint.weight_format == "safetensors":
-                self._add_safetensors(weight_file)
+                self._add_safetensors(weight_file, budget)
             else:
-                self._add_pickle(weight_file)
+                self._add_pickle(weight_file, budget)
 
     # -- building -----------------------------------------------------------------------------
     def _add(self, weight_file: Path, raw_name: str, shape: tuple[int, ...], dtype: str, nbytes: int) -> None:
@@ -98,7 +80,8 @@ class TensorIndex:
         if name in self._entries:
             other_file, other_raw = self._location[name]
             raise BadCheckpoint(
-                f"tensor {raw_name!r} in {weight_file} and {other_raw!r} in {other_file} both stand for {name!r}; "
+                f"tensor {quoted(raw_name)} in {weight_file} and {quoted(other_raw)} in {other_file} both stand for "
+                f"{quoted(name)}; "
                 "remove the duplicate or re-save the checkpoint."
             )
         self._entries[name] = TensorEntry(name=name, shape=shape, dtype=dtype)
@@ -106,16 +89,16 @@ class TensorIndex:
         self._raw_to_name[raw_name] = name
         self._nbytes[name] = nbytes
 
-    def _add_safetensors(self, weight_file: Path) -> None:
+    def _add_safetensors(self, weight_file: Path, budget: TensorBudget) -> None:
         header = read_safetensors_header(weight_file)
-        tensors = [(name, entry) for name, entry in header.items() if name != "__metadata__"]
-        for raw_name, entry in sorted(tensors, key=lambda item: item[1]["data_offsets"][0]):
-            start, end = entry["data_offsets"]
-            shape = tuple(int(size) for size in entry["shape"])
-            self._add(weight_file, raw_name, shape, torch_dtype_name(entry["dtype"]), end - start)
+        budget.add(weight_file, ((entry.raw_name, entry.shape) for entry in header))
+        for entry in header:
+            self._add(weight_file, entry.raw_name, entry.shape, entry.dtype, entry.end - entry.start)
 
-    def _add_pickle(self, weight_file: Path) -> None:
-        for raw_name, tensor in load_pickle_state_dict(weight_file).items():
+    def _add_pickle(self, weight_file: Path, budget: TensorBudget) -> None:
+        tensors = load_pickle_state_dict(weight_file)
+        budget.add(weight_file, ((name, tuple(tensor.shape)) for name, tensor in tensors.items()))
+        for raw_name, tensor in tensors.items():
             nbytes = tensor.numel() * tensor.element_size()
             self._add(weight_file, raw_name, tuple(tensor.shape), torch_dtype_name(tensor.dtype), nbytes)
 
@@ -208,7 +191,7 @@ class TensorIndex:
                 return handle.get_slice(raw_name)[rows[0] : rows[1]]
         except (SafetensorError, OSError) as error:
             raise BadCheckpoint(
-                f"tensor {raw_name!r} of {weight_file} cannot be read ({error}); re-download the checkpoint."
+                f"tensor {quoted(raw_name)} of {weight_file} cannot be read ({error}); re-download the checkpoint."
             ) from None
 
     # -- lifetime -----------------------------------------------------------------------------
