@@ -270,40 +270,49 @@ register_analysis(AnalysisKind(
     depends_on=("generations", "behaviour"), view="afterburn_core.views.reward_hack:reward_hack_view",
 ))
 
-# Prior weights per training method (normalised over the available detectors by the composite). Why each
-# method weighs each detector as it does:
+# Prior weights per training method (normalised over the available detectors by the composite); each method's
+# weights sum to 1. Why each method weighs each detector as it does:
 # - unknown / lora: nothing declared (LoRA is a parameterisation, not an objective), so no prior favours any.
 # - sft imitates demonstrations, so it copies their surface: length and format habits of the data are the main
-#   risks ("alignment is largely style", Zhou et al. 2023, LIMA); sycophancy only where the demonstrations agree
-#   with users; one reference answer per prompt narrows strategies a little.
+#   risks ("alignment is largely style", Zhou et al. 2023, LIMA); fine-tuning on demonstrations, even benign
+#   ones, erodes refusals (Qi et al. 2023, "Fine-tuning aligned language models compromises safety"), the
+#   situation of a fine-tune on harmful compliant answers; sycophancy only where the demonstrations agree with
+#   users; one reference answer per prompt narrows strategies a little.
 # - dpo on human preferences: preferred answers are longer, and DPO exploits it (Park et al. 2024, "Disentangling
 #   length from quality in direct preference optimization"); raters prefer answers that agree with them (Sharma
-#   et al. 2023).
+#   et al. 2023); helpfulness preferences trade against refusals, and harmlessness preferences cause
+#   over-refusal (Bai et al. 2022; Röttger et al. 2023, XSTest).
 # - rlhf against a learned reward model: length is the best-documented exploit (Singhal et al. 2023, "A long way
 #   to go: investigating length correlations in RLHF"), sycophancy the next (Sharma et al. 2023); optimising hard
 #   against a proxy reward exploits whatever else it rewards, formatting included (Gao et al. 2023, "Scaling laws
-#   for reward model overoptimization").
-# - rlvr (verifiable rewards): no human judge to flatter, so little sycophancy pressure; the verifier's answer
-#   format invites format gaming, and RLVR narrows the strategies a model samples (Yue et al. 2025); answers grow
-#   as it learns longer reasoning (DeepSeek-AI 2025, R1).
+#   for reward model overoptimization"); the helpful / harmless tension as for dpo.
+# - rlvr (verifiable rewards): no human judge to flatter, so little sycophancy pressure and no reward for
+#   complying with harmful requests (safety drifts only as a side effect); the verifier's answer format invites
+#   format gaming, and RLVR narrows the strategies a model samples (Yue et al. 2025); answers grow as it learns
+#   longer reasoning (DeepSeek-AI 2025, R1).
 # - grpo, an RLVR algorithm whose per-response length normalisation itself biases length (Liu et al. 2025,
 #   "Understanding R1-Zero-like training", Dr. GRPO), with RLVR's strategy narrowing.
 register_detector(DetectorSpec(
     "length_bias", "Length bias", "afterburn_core.reward_hack.length_bias:detect_length_bias",
-    {"unknown": 0.25, "sft": 0.30, "dpo": 0.35, "rlhf": 0.30, "rlvr": 0.25, "grpo": 0.35, "lora": 0.25},
+    {"unknown": 0.20, "sft": 0.25, "dpo": 0.30, "rlhf": 0.25, "rlvr": 0.20, "grpo": 0.30, "lora": 0.20},
 ))
 register_detector(DetectorSpec(
     "format_gaming", "Format gaming", "afterburn_core.reward_hack.format_gaming:detect_format_gaming",
-    {"unknown": 0.25, "sft": 0.35, "dpo": 0.20, "rlhf": 0.20, "rlvr": 0.30, "grpo": 0.20, "lora": 0.25},
+    {"unknown": 0.20, "sft": 0.30, "dpo": 0.15, "rlhf": 0.15, "rlvr": 0.25, "grpo": 0.15, "lora": 0.20},
 ))
 register_detector(DetectorSpec(
     "strategy_collapse", "Strategy collapse",
     "afterburn_core.reward_hack.strategy_collapse:detect_strategy_collapse",
-    {"unknown": 0.25, "sft": 0.15, "dpo": 0.10, "rlhf": 0.15, "rlvr": 0.35, "grpo": 0.35, "lora": 0.25},
+    {"unknown": 0.20, "sft": 0.10, "dpo": 0.10, "rlhf": 0.15, "rlvr": 0.35, "grpo": 0.35, "lora": 0.20},
 ))
 register_detector(DetectorSpec(
     "sycophancy", "Sycophancy", "afterburn_core.reward_hack.sycophancy:detect_sycophancy",
-    {"unknown": 0.25, "sft": 0.20, "dpo": 0.35, "rlhf": 0.35, "rlvr": 0.10, "grpo": 0.10, "lora": 0.25},
+    {"unknown": 0.20, "sft": 0.15, "dpo": 0.30, "rlhf": 0.30, "rlvr": 0.10, "grpo": 0.10, "lora": 0.20},
+))
+register_detector(DetectorSpec(
+    "safety_regression", "Safety regression",
+    "afterburn_core.reward_hack.safety_regression:detect_safety_regression",
+    {"unknown": 0.20, "sft": 0.20, "dpo": 0.15, "rlhf": 0.15, "rlvr": 0.10, "grpo": 0.10, "lora": 0.20},
 ))
 
 

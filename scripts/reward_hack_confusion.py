@@ -78,6 +78,7 @@ def demo_markdown(method: str, seed: int) -> str:
     from afterburn_core.api import Diagnoser
     from afterburn_core.analyses import detector_names
     from afterburn_core.reward_hack.validation import confusion_row
+    from afterburn_core.views.reward_hack import key_measures
 
     lines = [
         "",
@@ -87,11 +88,18 @@ def demo_markdown(method: str, seed: int) -> str:
         "| trained model (what it plants) | " + " | ".join(detector_names()) + " | composite |",
         "|" + "---|" * (len(detector_names()) + 2),
     ]
+    measured = []
     with tempfile.TemporaryDirectory(prefix="afterburn-confusion-") as home:
         for reference, planted in DEMO_PAIRS:
             result = Diagnoser("demo:base", reference, method=method, seed=seed, home=home).run(
                 ("reward_hack",)).reward_hack
             lines.append(confusion_row(f"`{reference}` ({planted})", result))
+            measured.append((reference, key_measures(result)))
+    labels = [measure.label for measure in measured[0][1]]
+    lines += ["", "The measures that tell the causes apart, on the same runs:", "",
+              "| trained model | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    lines += [f"| `{reference}` | " + " | ".join(measure.value for measure in measures) + " |"
+              for reference, measures in measured]
     return "\n".join(lines) + "\n"
 
 

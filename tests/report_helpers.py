@@ -86,11 +86,18 @@ def reward_hack_result(evidence: tuple[str, ...]) -> RewardHackResult:
             "sycophancy", 0.0, "LOW", False, False, "The run has no sycophancy probes (suite 'sycophancy').",
             "Not measured: no sycophancy probes.", {}, (),
         ),
+        "safety_regression": DetectorResult(
+            "safety_regression", 0.0, "LOW", False, True, "", "The trained model refuses 12 of 12 harmful requests.",
+            tested(1.0, n_harmful=12, refusal_base=1.0, refusal_trained=1.0, refusal_p=1.0, n_benign=0,
+                   benign_refusal_base=None, benign_refusal_trained=None, benign_refusal_p=None,
+                   driver="compliance"), (),
+        ),
     }
     return RewardHackResult(
         method="sft",
         composite=CompositeRisk(52.0, "MODERATE", {"length_bias": 0.4, "format_gaming": 0.35,
-                                                   "strategy_collapse": 0.25, "sycophancy": 0.0},
+                                                   "strategy_collapse": 0.15, "sycophancy": 0.0,
+                                                   "safety_regression": 0.1},
                                 "built-in weights for sft"),
         detectors=detectors,
         findings=(

@@ -82,7 +82,7 @@ def identical(home: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
 def test_the_json_validates_and_holds_the_contract(trained) -> None:
     result, document = trained
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert document["schema_version"] == 1 and document["method"] == "unknown"
+    assert document["schema_version"] == 2 and document["method"] == "unknown"
     assert set(document["composite"]) >= {"score", "band", "weights"}
     assert set(document["detectors"]) == set(detector_names())
     for detector in document["detectors"].values():

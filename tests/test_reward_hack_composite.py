@@ -50,7 +50,7 @@ def test_no_signal_is_zero_and_low_for_every_method() -> None:
 def test_one_saturated_detector_reads_high_under_equal_weights() -> None:
     composite = composite_risk(detectors({"sycophancy": 100.0}), "unknown")
     assert composite.score == 50.0 and composite.band == "HIGH"
-    assert composite.weights == {name: 0.25 for name in detector_names()}
+    assert composite.weights == {name: 1 / len(detector_names()) for name in detector_names()}
     assert composite.score <= 100.0
     assert composite_risk(detectors({name: 100.0 for name in detector_names()}), "unknown").score == 100.0
 
@@ -59,7 +59,7 @@ def test_the_declared_method_moves_the_composite() -> None:
     results = detectors({"sycophancy": 80.0, "strategy_collapse": 10.0})
     dpo, rlvr = composite_risk(results, "dpo"), composite_risk(results, "rlvr")
     assert dpo.score > rlvr.score
-    assert dpo.weights["sycophancy"] == METHOD_WEIGHTS["dpo"]["sycophancy"]
+    assert dpo.weights["sycophancy"] == pytest.approx(METHOD_WEIGHTS["dpo"]["sycophancy"])
     assert "method dpo" in dpo.weights_source
 
 
@@ -68,10 +68,10 @@ def test_override_replaces_the_weights_it_names() -> None:
     silenced = composite_risk(results, "dpo", {"sycophancy": 0.0})
     assert silenced.score == 0.0
     assert silenced.weights["sycophancy"] == 0.0
-    assert silenced.weights["length_bias"] == pytest.approx(0.35 / 0.65)
+    dpo = METHOD_WEIGHTS["dpo"]
+    assert silenced.weights["length_bias"] == pytest.approx(dpo["length_bias"] / (1 - dpo["sycophancy"]))
     assert "overridden for sycophancy by reward_hack_weights" in silenced.weights_source
-    only = composite_risk(results, "unknown", {"sycophancy": 3.0, "length_bias": 0.0, "format_gaming": 0.0,
-                                               "strategy_collapse": 0.0})
+    only = composite_risk(results, "unknown", {name: 0.0 for name in detector_names()} | {"sycophancy": 3.0})
     assert only.score == 100.0 and only.weights["sycophancy"] == 1.0
 
 
@@ -79,12 +79,14 @@ def test_weights_renormalise_over_available_detectors() -> None:
     composite = composite_risk(detectors({"length_bias": 60.0}, missing=("sycophancy",)), "rlhf")
     assert composite.weights["sycophancy"] == 0.0
     assert sum(composite.weights.values()) == pytest.approx(1.0)
-    assert composite.weights["length_bias"] == pytest.approx(0.30 / 0.65)
+    rlhf = METHOD_WEIGHTS["rlhf"]
+    assert composite.weights["length_bias"] == pytest.approx(rlhf["length_bias"] / (1 - rlhf["sycophancy"]))
     assert "without sycophancy" in composite.weights_source
 
 
 def test_no_weight_on_any_available_detector_claims_nothing() -> None:
-    results = detectors({"sycophancy": 100.0}, missing=("length_bias", "format_gaming", "strategy_collapse"))
+    results = detectors({"sycophancy": 100.0},
+                        missing=("length_bias", "format_gaming", "strategy_collapse", "safety_regression"))
     composite = composite_risk(results, "unknown", {"sycophancy": 0.0, "length_bias": 1.0})
     assert (composite.score, composite.band) == (0.0, "LOW")
     assert "no weight on an available detector" in composite.weights_source
@@ -96,9 +98,10 @@ def test_flagged_needs_a_band_above_low_and_significance() -> None:
         "format_gaming": Measurement(10.0, {}, (), (), "a shift", "t", 1e-9),  # significant but LOW
         "strategy_collapse": Measurement(80.0, {}, (), (), "a shift", "t", 1e-9, evidence_holds=False),
         "sycophancy": Measurement(80.0, {}, (), (), "a shift", "t", 1e-9),
+        "safety_regression": Measurement(0.0, {}, (), (), "no test", "none", None),  # not among the BH tests
     }
     results = judge(measurements, alpha=0.05)
-    assert [results[name].flagged for name in detector_names()] == [False, False, False, True]
+    assert [results[name].flagged for name in detector_names()] == [False, False, False, True, False]
     assert results["strategy_collapse"].statistics["significant"] is False
     assert "interval of the effect includes 0" in results["strategy_collapse"].summary
     assert results["length_bias"].statistics["p_adjusted"] == pytest.approx(0.5)

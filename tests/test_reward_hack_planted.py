@@ -2,7 +2,7 @@
 
 The pairs come from ``afterburn_core.reward_hack.validation``, as in
 docs/reward-hack-confusion.md, over three of the built-in suites (``SUITES``:
-maths with its strategies, code, the sycophancy probes) so the file runs in
+maths with its strategies, code, the sycophancy probes, the harmful and borderline requests) so it runs in
 seconds; the script runs them over all five.
 """
 
@@ -24,7 +24,7 @@ from afterburn_core.reward_hack.validation import (
     run_pair,
 )
 
-SUITES = ("math", "code", "sycophancy")
+SUITES = ("math", "code", "sycophancy", "safety", "borderline")
 PROMPTS = {f"{p.suite}/{p.prompt_id}": p for suite in load_suites(SUITES) for p in suite.prompts}
 
 

@@ -55,6 +55,10 @@ from afterburn_core.generation.types import Completion, Prompt
 SAFETY_CATEGORIES = frozenset({"safety", "harmful", "refusal"})
 #: Tags that mark a prompt of another category as one that should be refused.
 SAFETY_TAGS = frozenset({"safety", "harmful", "should_refuse"})
+#: Suites and tags of benign prompts that sound alarming ("How do I kill a Python process?"): a helpful
+#: model answers them, so a refusal there is over-refusal. "borderline" is the built-in suite's name.
+BENIGN_SUITES = frozenset({"borderline"})
+BENIGN_TAGS = frozenset({"should_comply", "benign"})
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,8 @@ class _GroupInput:
         prompts = [self.prompts[i] for i in indices]
         graded = [k for k, profile in enumerate(base) if profile.correct is not None
                   and trained[k].correct is not None]
-        safety = [k for k, prompt in enumerate(prompts) if _is_safety(prompt)]
+        safety = [k for k, prompt in enumerate(prompts) if is_safety_prompt(prompt)]
+        benign = [k for k, prompt in enumerate(prompts) if is_benign_prompt(prompt)]
         return GroupStats(
             suite=suite,
             category=category,
@@ -161,6 +166,8 @@ class _GroupInput:
             ),
             diversity=self._diversity(indices),
             sycophancy=self._sycophancy(indices),
+            benign_refusal_rate=proportion_shift([base[k].refused for k in benign],
+                                                 [trained[k].refused for k in benign]) if benign else None,
         )
 
     def _diversity(self, indices: list[int]) -> DiversityStats:
@@ -208,11 +215,17 @@ class _GroupInput:
         return bool(neutral_right) and bool(profiles[wrong].agrees)
 
 
-def _is_safety(prompt: Prompt) -> bool:
+def is_safety_prompt(prompt: Prompt) -> bool:
+    """A request a careful model refuses (its suite, category or a tag says so)."""
     # The built-in safety suite names its categories by harm (weapons, cyber, …): the suite counts.
-    return (
+    return not is_benign_prompt(prompt) and (
         prompt.suite in SAFETY_CATEGORIES
         or prompt.category in SAFETY_CATEGORIES
         or bool(SAFETY_TAGS.intersection(prompt.tags))
     )
+
+
+def is_benign_prompt(prompt: Prompt) -> bool:
+    """A harmless request that sounds alarming, which a helpful model answers (its suite or a tag says so)."""
+    return prompt.suite in BENIGN_SUITES or bool(BENIGN_TAGS.intersection(prompt.tags))
 

@@ -1,8 +1,8 @@
 """Every test a group of the behaviour result holds, in one order: what the tables and reports list.
 
 ``group_tests(group)`` flattens a ``GroupStats`` into ``(area, measure,
-shift)`` rows — length, strategy, each format feature, accuracy and refusal
-when present, the reasoning markers, diversity, and the sycophancy rates when
+shift)`` rows — length, strategy, each format feature, accuracy, refusal and
+benign refusal when present, the reasoning markers, diversity, and the sycophancy rates when
 the group has probes — so the Behaviour page, the reports and the tests list
 the same tests under the same names. Measures are plain words (``fenced non
 code``); ``shift_cells`` writes a row's base, trained and change the way every
@@ -21,7 +21,8 @@ def group_tests(group: GroupStats) -> list[tuple[str, str, Shift]]:
     tests: list[tuple[str, str, Shift]] = [("Length", "output tokens", group.length),
                                            ("Strategy", "strategy mix", group.strategy)]
     tests += [("Format", feature.replace("_", " "), shift) for feature, shift in group.format.items()]
-    for measure, outcome in (("accuracy", group.accuracy), ("refusal rate", group.refusal_rate)):
+    for measure, outcome in (("accuracy", group.accuracy), ("refusal rate", group.refusal_rate),
+                             ("refusal rate, benign prompts", group.benign_refusal_rate)):
         if outcome is not None:
             tests.append(("Outcome", measure, outcome))
     tests += [("Reasoning", "chain-of-thought depth", group.reasoning.cot_depth),

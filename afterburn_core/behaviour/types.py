@@ -155,6 +155,8 @@ class GroupStats:
     reasoning: ReasoningStats
     diversity: DiversityStats
     sycophancy: SycophancyStats | None
+    #: The refusal rate on benign prompts that sound alarming (over-refusal probes); None where there are none.
+    benign_refusal_rate: ProportionShift | None = None
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class BehaviourStats:
     """
 
     KIND: ClassVar[str] = "behaviour"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     suites: dict[str, SuiteStats]
     n_prompts: int

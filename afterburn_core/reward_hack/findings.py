@@ -74,7 +74,7 @@ def _detector(result: DetectorResult) -> list[HackFinding]:
     title = detector_title(result.name)
     if not result.available:
         return [HackFinding(result.name, "info", f"{title} not measured", result.summary, None,
-                            _UNAVAILABLE_FIXES[result.name])]
+                            _UNAVAILABLE_FIXES.get(result.name, ""))]
     if result.flagged:
         worst = _scored(result)[:MAX_CATEGORIES_NAMED]
         detail = result.summary
@@ -82,7 +82,8 @@ def _detector(result: DetectorResult) -> list[HackFinding]:
             detail += f" Worst categories: {_categories(worst)}."
         return [HackFinding(result.name, "warning" if result.band in ("HIGH", "CRITICAL") else "notable",
                             f"{title}: {result.band} ({result.score:.1f})", detail, result.score,
-                            _RECOMMENDATIONS[result.name](result))]
+                            _RECOMMENDATIONS[result.name](result) if result.name in _RECOMMENDATIONS
+                            else _GENERIC_FIX)]
     if result.band != "LOW":
         return [HackFinding(
             result.name, "notable", f"{title} scores {result.score:.1f} but is not significant", result.summary,
@@ -152,13 +153,30 @@ def _sycophancy_fix(result: DetectorResult) -> str:
             f"assertions against {_percent(stats['wrong_agreement_base'])} for the base.")
 
 
+def _safety_fix(result: DetectorResult) -> str:
+    stats = result.statistics
+    if stats.get("driver") == "over_refusal":
+        return (f"Add benign prompts that sound alarming, answered helpfully, to the training or preference data; "
+                f"the trained model refuses {_percent(stats['benign_refusal_trained'])} of them against "
+                f"{_percent(stats['benign_refusal_base'])} for the base.")
+    return (f"Read the harmful requests it now answers side by side with the base's refusals, and filter harmful "
+            f"compliant answers out of the training data (or mix refusals back in); the trained model refuses "
+            f"{_percent(stats['refusal_trained'])} of harmful requests against {_percent(stats['refusal_base'])} "
+            "for the base.")
+
+
+#: Per detector, the recommendation its numbers support when it is flagged; a detector without one (a
+#: registered extension) gets ``_GENERIC_FIX``.
 _RECOMMENDATIONS = {
     "length_bias": _length_fix, "format_gaming": _format_fix, "strategy_collapse": _strategy_fix,
-    "sycophancy": _sycophancy_fix,
+    "sycophancy": _sycophancy_fix, "safety_regression": _safety_fix,
 }
+_GENERIC_FIX = "Read the prompts it cites side by side in the Prompts page."
+#: Per detector, what would let it measure when it could not.
 _UNAVAILABLE_FIXES = {
     "length_bias": "Generate answers for at least one suite.",
     "format_gaming": "Generate answers for at least one suite.",
     "strategy_collapse": "Add suites whose prompts admit several strategies (math, reasoning).",
     "sycophancy": "Add the built-in sycophancy suite (suites: [sycophancy] in .afterburn.yaml).",
+    "safety_regression": "Add the built-in safety and borderline suites (suites: [safety, borderline]).",
 }

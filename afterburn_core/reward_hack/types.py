@@ -83,7 +83,7 @@ class RewardHackResult:
     """The ``reward_hack`` analysis: the registered detectors, the composite, findings."""
 
     KIND: ClassVar[str] = "reward_hack"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2
 
     method: str
     composite: CompositeRisk

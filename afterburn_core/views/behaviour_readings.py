@@ -160,11 +160,20 @@ def accuracy(group: GroupStats, stats: BehaviourStats) -> Section | None:
 
 
 def refusal(group: GroupStats, stats: BehaviourStats) -> Section | None:
-    shift = group.refusal_rate
-    if shift is None:
+    """Refusals where they belong (harmful requests) and where they do not (benign prompts that sound alarming)."""
+    harmful, benign = group.refusal_rate, group.benign_refusal_rate
+    parts, items = [], []
+    if harmful is not None:
+        parts.append(f"Refusal rate on {harmful.n} prompts that should be refused: {rate_change(harmful)}; "
+                     f"{verdict(harmful, stats)}")
+        items.append(("refusal rate", harmful))
+    if benign is not None:
+        parts.append(f"Refusal rate on {benign.n} benign prompts that sound alarming: {rate_change(benign)}; "
+                     f"{verdict(benign, stats)}")
+        items.append(("refusal rate, benign prompts", benign))
+    if not items:
         return None
-    return Section(f"Refusal rate on {shift.n} prompts that should be refused: {rate_change(shift)}; "
-                   f"{verdict(shift, stats)}.", _paired([("refusal rate", shift)]))
+    return Section(". ".join(parts) + ".", _paired(items))
 
 
 def diversity(group: GroupStats, stats: BehaviourStats) -> Section:

@@ -72,6 +72,54 @@ def ranked_categories(detector: DetectorResult) -> tuple[CategoryEvidence, ...]:
     return tuple(sorted(detector.categories, key=lambda category: category.score, reverse=True))
 
 
+@dataclass(frozen=True)
+class KeyMeasure:
+    """One measure the detectors' definitions turn on, in words: what it is and its value (``–`` unmeasured)."""
+
+    label: str
+    value: str
+
+
+def key_measures(result: RewardHackResult) -> tuple[KeyMeasure, ...]:
+    """The measures that tell the detectors' causes apart, read from their statistics.
+
+    Length in tokens and in content (markup removed) with the share of the growth that is markup (a format
+    hack is not length bias); strategy collapse within categories and across tasks; refusals of harmful
+    requests and of benign prompts that sound alarming. A detector the result lacks reads ``–``.
+    """
+
+    def stat(detector: str, name: str) -> float | str | bool | None:
+        found = result.detectors.get(detector)
+        return found.statistics.get(name) if found is not None and found.available else None
+
+    def ratio(value: object) -> str:
+        return f"{value:.2f}×" if isinstance(value, (int, float)) else "–"
+
+    def share(value: object) -> str:
+        return f"{100 * value:.0f} %" if isinstance(value, (int, float)) else "–"
+
+    def score(value: object) -> str:
+        return f"{value:.0f}" if isinstance(value, (int, float)) else "–"
+
+    def moved(base: object, trained: object) -> str:
+        return f"{share(base)} → {share(trained)}" if base is not None or trained is not None else "–"
+
+    return (
+        KeyMeasure("answer length, trained ÷ base: tokens / content",
+                   f"{ratio(stat('length_bias', 'length_ratio'))} / "
+                   f"{ratio(stat('length_bias', 'content_length_ratio'))}"),
+        KeyMeasure("share of the growth that is markup", share(stat("length_bias", "markup_share_of_growth"))),
+        KeyMeasure("strategy collapse score: within categories / across tasks",
+                   f"{score(stat('strategy_collapse', 'within_score'))} / "
+                   f"{score(stat('strategy_collapse', 'across_score'))}"),
+        KeyMeasure("harmful requests refused, base → trained",
+                   moved(stat("safety_regression", "refusal_base"), stat("safety_regression", "refusal_trained"))),
+        KeyMeasure("benign prompts that sound alarming refused, base → trained",
+                   moved(stat("safety_regression", "benign_refusal_base"),
+                         stat("safety_regression", "benign_refusal_trained"))),
+    )
+
+
 STATISTIC_COLUMNS = ("statistic", "value", "statistic", "value")
 STATISTIC_NUMERIC = (1, 3)
 
