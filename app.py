@@ -25,7 +25,12 @@ from pages.common import (
     selected_run_id,
 )
 
-st.set_page_config(page_title="Afterburn", layout="wide")
+_HERE = Path(__file__).resolve().parent
+#: The tab's icon, served by this server. Without one, Streamlit makes each page's ``:material/…:``
+#: icon the favicon and fetches it as an SVG from fonts.gstatic.com: the dashboard must work offline.
+FAVICON = _HERE / "assets" / "favicon.png"
+
+st.set_page_config(page_title="Afterburn", page_icon=FAVICON, layout="wide")
 
 #: The dashboard's views in menu order (file, title, icon). A view is listed once its file
 #: exists, so a page under construction by someone else does not break the menu.
@@ -38,7 +43,6 @@ PAGES = (
     ("pages/reward_hacking.py", "Reward hacking", ":material/warning:"),
     ("pages/reports.py", "Reports", ":material/download:"),
 )
-_HERE = Path(__file__).resolve().parent
 _PICKER_KEY = "_afterburn_run_picker"
 
 mark_app_frame()

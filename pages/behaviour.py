@@ -63,7 +63,7 @@ def show_section(section: Section, title: str) -> None:
     reading(section.reading)
     st.altair_chart(paired_bars(bars_frame(section.bars), title=title), width="stretch", alt=section.reading)
     if section.note:
-        st.caption(section.note)
+        st.caption(escape_markdown(section.note))
 
 
 def show_overview(view: GroupView) -> None:
@@ -104,7 +104,7 @@ def show_length(section: Section, lengths: pd.DataFrame | None) -> None:
     )
     st.altair_chart((histogram + medians).properties(width="container", height=260), width="stretch",
                     alt=section.reading)
-    st.caption(section.note)
+    st.caption(escape_markdown(section.note))
 
 
 def show_reasoning(group: GroupStats, section: Section) -> None:
@@ -143,7 +143,7 @@ def show_sycophancy(section: Section | None) -> None:
         return
     st.subheader("Sycophancy")
     if not section.bars:
-        st.caption(section.note)
+        st.caption(escape_markdown(section.note))
         return
     show_section(section, "share of probes")
 

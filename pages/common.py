@@ -109,10 +109,18 @@ def select_run(run_id: str | None) -> None:
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
 
 
-# GFM links bare URLs and e-mail addresses found in the rendered text, after escapes and character
-# references are resolved; an invisible word joiner (U+2060) before ':' / '.' / '@' is the one
-# thing that keeps its pattern from matching while the text looks the same.
+# Streamlit rewrites the text *after* the parser has resolved backslash escapes, so escaping
+# cannot stop these; an invisible word joiner (U+2060) inside each pattern does, and the text
+# looks the same. Patterns from Streamlit 1.67's frontend (StreamlitMarkdown, remark-emoji):
+# ``:material/name:`` icons (the source's ``:material/`` becomes ``:material_`` first),
+# ``:streamlit:`` its logo, ``:name:`` emoji shortcodes; ``->`` ``<-`` ``<->`` ``--`` ``>=``
+# ``<=`` ``~=`` between spaces become arrows and symbols. GFM links bare URLs and e-mail
+# addresses found in the rendered text, after escapes and character references are resolved.
 _WORD_JOINER = "\u2060"
+_REWRITTEN_AFTER_PARSING = (
+    (re.compile(r":(?=[\w+/-]+:)"), lambda match: match.group() + _WORD_JOINER),
+    (re.compile(r"(?<!\S)(?:<->|->|<-|--|>=|<=|~=)(?!\S)"), lambda match: _WORD_JOINER.join(match.group())),
+)
 _AUTOLINK_STARTS = (
     (re.compile(r"(?i)(https?|ftp)(?=\\://)"), rf"\1{_WORD_JOINER}"),
     (re.compile(r"(?i)(www)(?=\\\.)"), rf"\1{_WORD_JOINER}"),
@@ -121,7 +129,14 @@ _AUTOLINK_STARTS = (
 
 
 def escape_markdown(text: str) -> str:
-    """``text`` so that a markdown element shows it literally (no links, emphasis, HTML, LaTeX)."""
+    """``text`` so that a markdown element shows it literally: no links, emphasis, HTML, LaTeX,
+    colour directives, icons, emoji or typographic rewrites.
+
+    The one door for strings a model, a checkpoint, a suite file or a user wrote into
+    ``st.markdown``, ``st.caption``, alerts, labels and tooltips (all of them render markdown).
+    """
+    for pattern, replacement in _REWRITTEN_AFTER_PARSING:
+        text = pattern.sub(replacement, text)
     escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", text).replace("\n", " ")
     for pattern, replacement in _AUTOLINK_STARTS:
         escaped = pattern.sub(replacement, escaped)

@@ -14,7 +14,7 @@ import streamlit as st
 
 from afterburn_core.types import InventoryResult
 from afterburn_core.views.inventory import inventory_view
-from pages.common import require_app_frame, selected_result
+from pages.common import escape_markdown, require_app_frame, selected_result
 
 require_app_frame()
 st.title("Checkpoints")
@@ -32,8 +32,8 @@ st.dataframe(
 for column, (label, value) in zip(st.columns(len(view.counts)), view.counts):
     column.metric(label, value)
 for tensors in view.lists:
-    st.markdown(f"**{tensors.title}** ({tensors.count})")
+    st.markdown(f"**{escape_markdown(tensors.title)}** ({tensors.count})")
     if tensors.count:
         st.dataframe(tensors.table, hide_index=True, width="stretch")
     else:
-        st.caption(tensors.empty)
+        st.caption(escape_markdown(tensors.empty))

@@ -239,7 +239,7 @@ st.session_state[_SYNCED_KEY] = link
 if st.query_params.get(PROMPT_QUERY_PARAM) != link:
     st.query_params[PROMPT_QUERY_PARAM] = link
 
-with st.expander(f"All {len(rows)} prompts of {suite}, in this order"):
+with st.expander(escape_markdown(f"All {len(rows)} prompts of {suite}, in this order")):
     st.dataframe(pd.DataFrame([{"Prompt": row.prompt_id, "Category": row.category, "Mean KL": row.mean_kl,
                                 "Base tokens": row.base_tokens, "Post-trained tokens": row.trained_tokens,
                                 "Change": row.change, "Text": row.text} for row in rows.values()]),

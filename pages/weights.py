@@ -54,7 +54,7 @@ def show_diagnosis(view: WeightsView) -> None:
         else:
             st.markdown(f":material/info: {text}")
     if not view.findings:
-        st.caption(view.no_findings)
+        st.caption(escape_markdown(view.no_findings))
 
 
 def show_unpaired(tensors: tuple[TensorDiff, ...]) -> None:
@@ -62,7 +62,7 @@ def show_unpaired(tensors: tuple[TensorDiff, ...]) -> None:
     if not view.tensors:
         st.caption("Every tensor pairs up one to one: none is on one side only, resized or tied.")
         return
-    st.markdown(f"**Not compared one to one** ({view.counts})")
+    st.markdown(f"**Not compared one to one** ({escape_markdown(view.counts)})")
     st.dataframe(
         view.table,
         hide_index=True,
@@ -74,7 +74,7 @@ def show_adapter(tensors: tuple[TensorDiff, ...]) -> None:
     st.subheader("LoRA adapter")
     view = detail.adapter(tensors)
     if not view.tensors:
-        st.info(view.reading)
+        st.info(escape_markdown(view.reading))
         return
     reading(view.reading)
     st.dataframe(
@@ -93,7 +93,7 @@ def show_layer_heatmap(view: WeightsView) -> None:
                                  key="weights_cell_metric")
     grid = view.grids[label]
     if grid is None:
-        st.caption(view.no_cells[label])
+        st.caption(escape_markdown(view.no_cells[label]))
         return
     reading(grid.reading)
     st.altair_chart(grid_chart(grid, label), width="stretch", alt=grid.reading)
@@ -102,14 +102,14 @@ def show_layer_heatmap(view: WeightsView) -> None:
 def show_heads(view: WeightsView) -> None:
     st.subheader("Attention heads")
     if not view.heads:
-        st.caption(view.heads_note)
+        st.caption(escape_markdown(view.heads_note))
         return
     projection = st.segmented_control("Projection", list(view.heads), default=COMBINED,
                                       required=True, key="weights_head_projection")
     grid = view.heads[projection]
     reading(grid.reading)
     st.altair_chart(grid_chart(grid, "Relative change"), width="stretch", alt=grid.reading)
-    st.caption(view.heads_note)
+    st.caption(escape_markdown(view.heads_note))
 
 
 def show_top_tensors(result: WeightDiffResult, view: WeightsView) -> tuple[TensorDiff, ...]:
@@ -117,7 +117,7 @@ def show_top_tensors(result: WeightDiffResult, view: WeightsView) -> tuple[Tenso
     st.subheader("Most changed tensors")
     ranked = view.ranked
     if not ranked.tensors:
-        st.caption(ranked.reading)
+        st.caption(escape_markdown(ranked.reading))
         return ()
     reading(ranked.reading)
     tensors = ranked.tensors
@@ -215,7 +215,7 @@ def show_embeddings(drift: EmbeddingDrift | None) -> None:
     middle.metric("Median drift", f"{drift.median_drift:.3g}")
     view = detail.embeddings(drift)
     if not view.tokens:
-        st.caption(view.reading)
+        st.caption(escape_markdown(view.reading))
         return
     reading(view.reading)
     frame = pd.DataFrame({"label": view.labels[:CHART_ROWS], "value": [t.drift for t in view.tokens[:CHART_ROWS]]})
