@@ -23,6 +23,26 @@ from typing import Any
 #: level and raises RecursionError near 1000, so 64 leaves ample room and fails cleanly first.
 MAX_JSON_DEPTH = 64
 
+# -- Chat templates (a checkpoint's Jinja, rendered by afterburn_core.generation.chat_template) --
+# Measured on 2 shared CPU cores with the real templates in tests/chat_templates/ (ChatML,
+# Llama-3, Llama-3.2 with tools, Qwen2.5 with tools, Gemma, Mistral): compiling takes 2-25 ms,
+# rendering one user turn < 0.1 ms, and the process grows by < 1 MB.
+#: Wall-clock seconds a chat template gets to compile and render all of a run's prompts for one
+#: model (plus MAX_CHAT_TEMPLATE_SECONDS_PER_PROMPT each): 400× the slowest real compile, and a
+#: template that loops forever (nested ``range(100000)``) costs a run seconds, not the machine.
+MAX_CHAT_TEMPLATE_SECONDS = 10.0
+#: Extra seconds per prompt rendered: 100× the slowest real render, so a suite of 10 000 prompts
+#: is never cut short by the fixed budget above.
+MAX_CHAT_TEMPLATE_SECONDS_PER_PROMPT = 0.01
+#: Characters one rendered prompt may have. Real templates add 30-2 000 characters to a suite's
+#: user turn; 1 000 000 characters is ~250 000 tokens, past the context window of any model one
+#: machine diffs, so no real prompt is refused and a runaway one is stopped before tokenizing.
+MAX_CHAT_TEMPLATE_CHARS = 1_000_000
+#: Memory the rendering process may allocate beyond what it inherited (Linux address-space
+#: limit): 500× what real templates use, while ``'x' * 10**9`` or ``'x'|center(10**9)`` fail
+#: with MemoryError instead of taking the machine's memory (today they abort the run).
+MAX_CHAT_TEMPLATE_MEMORY_BYTES = 512 * 2**20
+
 
 class JsonTooDeep(ValueError):
     """A JSON text nests deeper than ``MAX_JSON_DEPTH``; raised before the parser recurses."""

@@ -22,7 +22,7 @@ from afterburn_core.generation.generator import (
     GenerationSettings,
     auto_batch_size,
     generate,
-    render_prompt,
+    render_prompts,
 )
 from afterburn_core.generation.loading import load_model
 
@@ -138,16 +138,25 @@ def test_stop_reason_length_when_max_new_tokens_is_hit(demo_base):
 
 
 def test_the_chat_template_is_applied_once(demo_base, demo_greedy):
-    rendered = render_prompt(demo_base.tokenizer, "What is 7 + 5?")
+    (rendered,) = render_prompts(demo_base.tokenizer, ["What is 7 + 5?"], checkpoint="demo:base")
     assert rendered == "<s><|im_start|>user\nWhat is 7 + 5?<|im_end|>\n<|im_start|>assistant\n"
     ids = demo_greedy[0].prompt_token_ids
     assert demo_base.tokenizer.decode(list(ids)) == rendered
     assert ids.count(demo_base.tokenizer.bos_token_id) == 1  # the template's BOS, not a second one
 
 
+def test_prompt_ids_are_what_transformers_chat_template_tokenizes_to(demo_base, demo_greedy):
+    """Rendering in a bounded child changes no token: the ids equal apply_chat_template(tokenize=True)'s."""
+    for text, completion in zip(DEMO_TEXTS, demo_greedy):
+        expected = demo_base.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=True, add_generation_prompt=True, return_dict=False
+        )
+        assert list(completion.prompt_token_ids) == list(expected)
+
+
 def test_plain_fallback_without_a_chat_template(tiny_base):
     assert not getattr(tiny_base.tokenizer, "chat_template", None)
-    assert render_prompt(tiny_base.tokenizer, "w5 w6") == PLAIN_PROMPT_TEMPLATE.format(text="w5 w6")
+    assert render_prompts(tiny_base.tokenizer, ["w5 w6"], checkpoint="tiny") == [PLAIN_PROMPT_TEMPLATE.format(text="w5 w6")]
     assert PLAIN_PROMPT_TEMPLATE == "User: {text}\nAssistant:"
     (completion,) = generate(tiny_base, prompts_of(["w5 w6"]), GenerationSettings(max_new_tokens=2))
     assert list(completion.prompt_token_ids) == tiny_base.tokenizer("User: w5 w6\nAssistant:")["input_ids"]

@@ -10,9 +10,11 @@ runs it twice, once inside ``loaded.adapter_disabled()``.
 
 What each ``Completion`` holds and how it is counted:
 
-- prompts are rendered by ``render_prompt``: the tokenizer's chat template
-  (one user turn, ``add_generation_prompt=True``) when it has one, else the
-  plain fallback ``PLAIN_PROMPT_TEMPLATE`` ("User: {text}\\nAssistant:");
+- prompts are rendered by ``render_prompts``: the tokenizer's chat template
+  (one user turn, ``add_generation_prompt=True``) when it has one, rendered as
+  untrusted code under time / size / memory limits by ``chat_template`` (all of
+  a call's prompts in one child process), else the plain fallback
+  ``PLAIN_PROMPT_TEMPLATE`` ("User: {text}\\nAssistant:");
 - ``output_token_ids`` are the generated tokens up to AND INCLUDING the first
   EOS (stop_reason "eos"), or all ``max_new_tokens`` of them (stop_reason
   "length"); never padding, never anything after EOS. ``n_tokens`` is their
@@ -44,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from afterburn_core.errors import ConfigError
+from afterburn_core.generation.chat_template import render_chat_template
 from afterburn_core.generation.types import Completion, Prompt
 
 #: Plain prompt format for a tokenizer without a chat template (base models). The
@@ -99,25 +102,28 @@ class GenerationSettings:
 
 
 def has_chat_template(tokenizer) -> bool:
-    """Whether ``render_prompt`` will use the tokenizer's chat template."""
+    """Whether ``render_prompts`` will use the tokenizer's chat template."""
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def render_prompt(tokenizer, text: str) -> str:
-    """The prompt string a model sees: its chat template with one user turn, or the plain fallback."""
+def render_prompts(tokenizer, texts: Sequence[str], *, checkpoint: str) -> list[str]:
+    """The prompt strings a model sees: its chat template with one user turn each, or the plain fallback.
+
+    ``checkpoint`` is the reference a template error names (``BadCheckpoint``, see ``chat_template``).
+    """
     if has_chat_template(tokenizer):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
-        )
-    return PLAIN_PROMPT_TEMPLATE.format(text=text)
+        return render_chat_template(tokenizer, texts, checkpoint=checkpoint)
+    return [PLAIN_PROMPT_TEMPLATE.format(text=text) for text in texts]
 
 
-def encode_prompt(tokenizer, text: str) -> list[int]:
-    """Token ids of the rendered prompt. A chat template writes its own BOS, so special
+def encode_prompts(tokenizer, texts: Sequence[str], *, checkpoint: str) -> list[list[int]]:
+    """Token ids of the rendered prompts. A chat template writes its own BOS, so special
     tokens are only added by the tokenizer for the plain fallback."""
-    rendered = render_prompt(tokenizer, text)
-    encoded = tokenizer(rendered, add_special_tokens=not has_chat_template(tokenizer))
-    return list(encoded["input_ids"])
+    add_special_tokens = not has_chat_template(tokenizer)
+    return [
+        list(tokenizer(rendered, add_special_tokens=add_special_tokens)["input_ids"])
+        for rendered in render_prompts(tokenizer, texts, checkpoint=checkpoint)
+    ]
 
 
 def _available_bytes(device) -> int:
@@ -272,7 +278,7 @@ def generate(loaded, prompts: Sequence[Prompt], settings: GenerationSettings | N
     """One ``Completion`` per prompt, in input order (see the module docstring for every field)."""
     settings = settings or GenerationSettings()
     tokenizer = loaded.tokenizer
-    encoded = [encode_prompt(tokenizer, prompt.text) for prompt in prompts]
+    encoded = encode_prompts(tokenizer, [prompt.text for prompt in prompts], checkpoint=loaded.checkpoint.reference)
     total = len(prompts)
     if total == 0:
         return []
