@@ -88,6 +88,7 @@ def load_json(text: str | bytes, limit: int = MAX_JSON_DEPTH, **options: Callabl
         raise JsonTooDeep(problem)
     return json.loads(text, **options)
 
+
 # -- Checkpoints (afterburn_core.checkpoints: resolution and the tensor index, from headers only) --
 #: Tensors one checkpoint may hold, over all its shards. The largest public checkpoints hold
 #: ~1.1 k (Llama-3.1-405B: 126 layers × 9 + 3), ~92 k (DeepSeek-V3: 58 MoE layers of 256 fp8

@@ -260,3 +260,29 @@ def tiny_world(root: Path) -> TinyWorld:
         build_lora_adapter(world.base, world.lora, base_model_name_or_path="../base")
         _WORLDS["world"] = world
     return _WORLDS["world"]
+
+
+# -- hostile files, written byte for byte ---------------------------------------------------------
+
+
+def write_raw_safetensors(path: Path, header: dict | bytes, data_size: int | None = None) -> Path:
+    """A safetensors file with ``header`` exactly as given (a dict is JSON-encoded, bytes are
+    written as they are) followed by ``data_size`` zero bytes (default: the largest ``end`` of
+    the header's ``data_offsets``). The data is made with ``truncate``, so it is sparse: a header
+    may claim a terabyte of tensor data and the file costs no disk."""
+    path = Path(path)
+    header_bytes = header if isinstance(header, bytes) else json.dumps(header).encode()
+    if data_size is None:
+        ends = [entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"]
+        data_size = max(ends, default=0)
+    with open(path, "wb") as handle:
+        handle.write(len(header_bytes).to_bytes(8, "little") + header_bytes)
+        handle.truncate(8 + len(header_bytes) + data_size)
+    return path
+
+
+def write_shard_index(folder: Path, weight_map: dict, name: str = "model.safetensors.index.json") -> Path:
+    """A shard index (``*.index.json``) mapping tensor names to the given shard file names."""
+    path = Path(folder) / name
+    path.write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
+    return path

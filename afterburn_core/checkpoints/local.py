@@ -93,6 +93,14 @@ def _contained_in(folder: Path):
     return lambda path: any(Path(os.path.realpath(path)).is_relative_to(root) for root in roots)
 
 
+def _is_file(path: Path) -> bool:
+    """``path.is_file()``, False for a name the filesystem refuses (too long: ENAMETOOLONG)."""
+    try:
+        return path.is_file()
+    except OSError:
+        return False
+
+
 def _shards_from_index(index_path: Path) -> tuple[Path, ...]:
     index = read_json_object(index_path, "shard index")
     weight_map = index.get("weight_map")
@@ -111,12 +119,12 @@ def _shards_from_index(index_path: Path) -> tuple[Path, ...]:
     for shard in shards:
         # Judged before the file is touched, and the message says nothing of what lies outside.
         parts = PurePath(shard).parts
-        if not parts or PurePath(shard).is_absolute() or ".." in parts or not inside(folder / shard):
+        if not parts or "\0" in shard or PurePath(shard).is_absolute() or ".." in parts or not inside(folder / shard):
             raise BadCheckpoint(
                 f"shard {quoted(shard)} listed in {index_path.name} is not a file inside {folder}; "
                 "an index may only name files of its own folder: re-download the checkpoint."
             )
-        if not (folder / shard).is_file():
+        if not _is_file(folder / shard):
             raise BadCheckpoint(
                 f"shard {shard} listed in {index_path.name} is missing from {folder}; "
                 "re-download the checkpoint or copy the missing shard."
@@ -224,11 +232,15 @@ def _inspect_file(path: Path) -> LocalLayout:
 def inspect_path(path: Path) -> LocalLayout:
     """The checkpoint at ``path`` (absolute), checked; see the module docstring for the layouts."""
     path = Path(path)
-    if path.is_dir():
+    try:
+        is_dir, is_file, exists = path.is_dir(), path.is_file(), path.exists()
+    except OSError as error:  # a name too long for the filesystem, a permission denied on the way
+        raise CheckpointNotFound(f"{path} cannot be looked up ({error.strerror}); check the path.") from None
+    if is_dir:
         return _inspect_folder(path)
-    if path.is_file():
+    if is_file:
         return _inspect_file(path)
-    if path.exists():
+    if exists:
         raise BadCheckpoint(f"{path} is neither a regular file nor a folder; give a checkpoint file or folder.")
     raise CheckpointNotFound(
         f"no folder or file at {path}; check the path (a Hugging Face model is written owner/name)."

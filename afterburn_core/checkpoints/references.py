@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from afterburn_core.errors import CheckpointNotFound
+from afterburn_core.limits import quoted
 
 #: File endings that mark a reference as a file path even when the file is missing.
 PATH_EXTENSIONS = (".safetensors", ".bin", ".pt", ".pth", ".json", ".ckpt", ".gguf", ".pkl")
@@ -57,6 +58,14 @@ def _looks_like_path(text: str) -> bool:
     )
 
 
+def _exists(path: Path) -> bool:
+    """``path.exists()``, False for a name the filesystem refuses (too long: ENAMETOOLONG)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def parse_reference(text: str, *, relative_to: Path | None = None) -> ParsedReference:
     """Classify ``text``; ``relative_to`` is the folder a relative path is read from (default: cwd)."""
     if not isinstance(text, str) or not text.strip():
@@ -69,9 +78,11 @@ def parse_reference(text: str, *, relative_to: Path | None = None) -> ParsedRefe
         name = lowered.split(":", 1)[1].strip() if ":" in lowered else ""
         return ParsedReference(text=text, kind="demo", demo_name=name or None)
 
+    if "\0" in text:
+        raise CheckpointNotFound(f"the model reference {quoted(text)} holds a NUL character; no path or Hub id does.")
     base = relative_to if relative_to is not None else Path.cwd()
     candidate = (base / Path(text).expanduser()).absolute()
-    if candidate.exists() or _looks_like_path(text):
+    if _exists(candidate) or _looks_like_path(text):
         return ParsedReference(text=text, kind="path", path=candidate)
 
     repo_id, _, revision = text.partition("@")

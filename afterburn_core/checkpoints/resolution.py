@@ -165,7 +165,14 @@ def _checkpoint(located: _Located, base: ResolvedCheckpoint | None) -> ResolvedC
     description = layout.description
     if base is not None:
         description = dataclasses.replace(base.description, adapter=layout.adapter)
-    files = model_files(layout.root, layout.weight_files, layout.config_path)
+    try:
+        files = model_files(layout.root, layout.weight_files, layout.config_path)
+        fingerprint = fingerprint_files(layout.root, files, base.fingerprint if base is not None else None)
+    except OSError as error:  # a tokenizer file without read permission, a link to a folder gone
+        raise BadCheckpoint(
+            f"{error.filename or layout.root} cannot be read to fingerprint the checkpoint "
+            f"({error.strerror or type(error).__name__}); check its permissions."
+        ) from None
     return ResolvedCheckpoint(
         reference=located.display,
         kind=kind,
@@ -173,7 +180,7 @@ def _checkpoint(located: _Located, base: ResolvedCheckpoint | None) -> ResolvedC
         weight_files=tuple(sorted(str(path) for path in layout.weight_files)),
         weight_format=layout.weight_format,
         config_path=str(layout.config_path) if layout.config_path is not None else None,
-        fingerprint=fingerprint_files(layout.root, files, base.fingerprint if base is not None else None),
+        fingerprint=fingerprint,
         revision=located.revision,
         adapter_base=base,
         description=description,
