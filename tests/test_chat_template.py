@@ -10,6 +10,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,10 +19,12 @@ import pytest
 from cli_helpers import afterburn
 from transformers import AutoTokenizer
 
+from afterburn_core.config import AnalysisConfig
 from afterburn_core.demo import BASE_DIR as DEMO_BASE
 from afterburn_core.errors import BadCheckpoint
 from afterburn_core.generation import chat_template
 from afterburn_core.generation.chat_template import TemplateLimits, render_chat_template
+from afterburn_core.jobs import create_run, launch_worker
 from afterburn_core.limits import MAX_CHAT_TEMPLATE_CHARS, MAX_CHAT_TEMPLATE_SECONDS
 from afterburn_core.store import RunStore
 
@@ -192,6 +196,42 @@ def test_a_killed_rendering_process_is_reported(tmp_path):
     )
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped by whoever adopted it, does not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_rendering_child_whose_parent_was_killed_ends_by_its_cpu_limit(tmp_path):
+    """SIGKILL the process rendering an endless template: its orphaned child stops within its CPU budget."""
+    folder = write_checkpoint_tokenizer(tmp_path / "hostile", FOREVER)
+    script = (
+        "import multiprocessing, threading, time\n"
+        "from transformers import AutoTokenizer\n"
+        "from afterburn_core.generation.chat_template import TemplateLimits, render_chat_template\n"
+        f"tokenizer = AutoTokenizer.from_pretrained({str(folder)!r})\n"
+        "def tell():\n"
+        "    while not multiprocessing.active_children():\n"
+        "        time.sleep(0.05)\n"
+        "    print(multiprocessing.active_children()[0].pid, flush=True)\n"
+        "threading.Thread(target=tell, daemon=True).start()\n"
+        "render_chat_template(tokenizer, ['Hi'], checkpoint='m', limits=TemplateLimits(seconds=2.0))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child_pid = int(parent.stdout.readline())
+    parent.kill()
+    parent.wait()
+    assert _alive(child_pid)  # orphaned, still looping
+    deadline = time.monotonic() + 15  # its CPU limit: ceil(2.01 s) + 1 s of CPU time since the fork
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child_pid)
+
+
 def test_platforms_without_fork_spawn_the_child_with_the_same_bounds(tmp_path, monkeypatch):
     """macOS and Windows start the child with spawn (the tokenizer is pickled); the output is the same
     and the time limit still stops an endless template."""
@@ -204,6 +244,21 @@ def test_platforms_without_fork_spawn_the_child_with_the_same_bounds(tmp_path, m
 
 
 # -- end to end ----------------------------------------------------------------------------------------
+
+
+def hostile_checkpoint_and_suite(tmp_path: Path, template: str) -> tuple[Path, Path]:
+    """A copy of the demo base whose chat template is ``template``, and a suite of two prompts."""
+    hostile = tmp_path / "hostile"
+    shutil.copytree(DEMO_BASE, hostile)
+    write_checkpoint_tokenizer(hostile, template)
+    suite = tmp_path / "two.yaml"
+    suite.write_text(
+        "name: two\nversion: 1\nprompts:\n"
+        "  - {id: a, category: arithmetic, text: 'What is 7 + 5?'}\n"
+        "  - {id: b, category: arithmetic, text: 'Hi'}\n",
+        encoding="utf-8",
+    )
+    return hostile, suite
 
 
 @pytest.mark.parametrize(
@@ -220,16 +275,7 @@ def test_platforms_without_fork_spawn_the_child_with_the_same_bounds(tmp_path, m
 def test_behaviour_on_a_hostile_template_exits_2_in_one_line_and_the_run_fails(
     tmp_path, afterburn_home, template, problem
 ):
-    hostile = tmp_path / "hostile"
-    shutil.copytree(DEMO_BASE, hostile)
-    write_checkpoint_tokenizer(hostile, template)
-    suite = tmp_path / "two.yaml"
-    suite.write_text(
-        "name: two\nversion: 1\nprompts:\n"
-        "  - {id: a, category: arithmetic, text: 'What is 7 + 5?'}\n"
-        "  - {id: b, category: arithmetic, text: 'Hi'}\n",
-        encoding="utf-8",
-    )
+    hostile, suite = hostile_checkpoint_and_suite(tmp_path, template)
     started = time.monotonic()
     result = afterburn(
         "behaviour", "--base", str(hostile), "--trained", "demo:trained", "--suites", str(suite),
@@ -244,3 +290,15 @@ def test_behaviour_on_a_hostile_template_exits_2_in_one_line_and_the_run_fails(
     with RunStore(afterburn_home) as store:
         (run,) = store.list_runs()
     assert run.status == "failed" and problem in run.error
+
+
+def test_the_dashboards_worker_fails_the_run_on_an_endless_template(tmp_path, store):
+    """The worker process the New run page launches ends the run failed with the same sentence."""
+    hostile, suite = hostile_checkpoint_and_suite(tmp_path, FOREVER)
+    config = AnalysisConfig(suites=(str(suite),), max_new_tokens=2, device="cpu")
+    run_id = create_run(store, str(hostile), "demo:trained", config, ("generations",))
+    worker = launch_worker(store, run_id)
+    assert worker.wait(timeout=60) == 1
+    run = store.get_run(run_id)
+    assert run.status == "failed"
+    assert run.error.startswith(f"the chat template of {hostile} ({hostile / 'chat_template.jinja'}) did not finish")
