@@ -3,8 +3,11 @@
 ``AnalysisConfig`` is what a run is keyed by (together with the two checkpoint
 fingerprints). Each field carries its help text in ``metadata["help"]``, which
 the CLI reuses; ``__post_init__`` rejects a bad value with a sentence naming the
-field, the value and what is allowed. ``.afterburn.yaml`` is read with
-``yaml.safe_load`` only; an unknown key is an error that lists the known ones.
+field, the value (cut short: ``limits.quoted``) and what is allowed.
+``.afterburn.yaml`` is read by the bounded safe loader of
+``afterburn_core.yaml_input`` (plain types only; nesting, alias expansion,
+integer size and file size bounded); a key written twice is an error naming both
+lines, and an unknown key is an error that lists the known ones.
 
 Which fields each analysis reads is declared in the analyses registry
 (``afterburn_core.analyses``); this module knows no analysis module. It reads
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ import yaml
 
 from afterburn_core.analyses import detector_names
 from afterburn_core.errors import ConfigError
+from afterburn_core.limits import MAX_CONFIG_FILE_BYTES, load_json, quoted
+from afterburn_core.yaml_input import describe_yaml_error, load_marked, plain
 
 TRAINING_METHODS = ("unknown", "sft", "dpo", "rlhf", "rlvr", "grpo", "lora")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -90,11 +95,11 @@ class AnalysisConfig:
 
     def __post_init__(self) -> None:
         if self.method not in TRAINING_METHODS:
-            raise ConfigError(f"method: {self.method!r} is not one of {', '.join(TRAINING_METHODS)}")
+            raise ConfigError(f"method: {quoted(self.method)} is not one of {', '.join(TRAINING_METHODS)}")
         if self.device not in DEVICES:
-            raise ConfigError(f"device: {self.device!r} is not one of {', '.join(DEVICES)}")
+            raise ConfigError(f"device: {quoted(self.device)} is not one of {', '.join(DEVICES)}")
         if not isinstance(self.suites, tuple) or not all(isinstance(s, str) and s for s in self.suites):
-            raise ConfigError(f"suites: {self.suites!r} must be a list of suite names or file paths")
+            raise ConfigError(f"suites: {quoted(self.suites)} must be a list of suite names or file paths")
         _check_int("max_new_tokens", self.max_new_tokens, 1, MAX_NEW_TOKENS_LIMIT)
         _check_int("batch_size", self.batch_size, 0, 4096)
         _check_int("seed", self.seed, 0, 2**32 - 1)
@@ -103,7 +108,7 @@ class AnalysisConfig:
         _check_number("top_p", self.top_p, 1e-6, 1.0)
         for name in ("exact_spectra", "trust_remote_code"):
             if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name}: {getattr(self, name)!r} must be true or false")
+                raise ConfigError(f"{name}: {quoted(getattr(self, name))} must be true or false")
         check_reward_hack_weights(self.reward_hack_weights)
 
     def subset(self, names: tuple[str, ...]) -> dict[str, Any]:
@@ -119,37 +124,36 @@ class AnalysisConfig:
 
     @classmethod
     def from_json(cls, text: str) -> AnalysisConfig:
-        """Rebuild a config stored by ``to_json``."""
-        return cls.from_mapping(json.loads(text), source="stored run config")
+        """Rebuild a config stored by ``to_json`` (a store is a file anyone may have edited: bounded parse)."""
+        source = "stored run config"
+        try:
+            values = load_json(text)
+        except ValueError as error:  # JsonTooDeep, bad JSON, an int past Python's 4 300 digits
+            raise ConfigError(f"{source}: not valid JSON ({str(error)[:120]}); delete the run and start it again") from None
+        return cls.from_mapping(values, source=source)
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any], *, source: str = "config") -> AnalysisConfig:
         """Build from a mapping (YAML, JSON, CLI flags); unknown keys are an error naming them."""
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: expected a mapping of settings, got {type(values).__name__}")
-        unknown = sorted(set(values) - set(FIELD_NAMES))
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown key {unknown[0]!r}; known keys are {', '.join(FIELD_NAMES)}"
-            )
+        for key in values:  # in written order; a key may be any YAML scalar (1, null, true)
+            if not isinstance(key, str) or key not in FIELD_NAMES:
+                raise ConfigError(f"{source}: unknown key {quoted(key)}; known keys are {', '.join(FIELD_NAMES)}")
         cleaned = dict(values)
         if "suites" in cleaned:
             suites = cleaned["suites"]
             if isinstance(suites, str):
                 suites = [suites]
             if not isinstance(suites, (list, tuple)):
-                raise ConfigError(f"{source}: suites must be a list, got {suites!r}")
+                raise ConfigError(f"{source}: suites must be a list, got {quoted(suites)}")
             cleaned["suites"] = tuple(suites)
         for name in ("temperature", "top_p"):
-            if isinstance(cleaned.get(name), int) and not isinstance(cleaned.get(name), bool):
-                cleaned[name] = float(cleaned[name])
+            if name in cleaned:
+                cleaned[name] = _as_float(cleaned[name])
         weights = cleaned.get("reward_hack_weights")
         if isinstance(weights, dict):
-            # YAML reads "1" as an int; store floats so equal settings give one canonical JSON (cache key).
-            cleaned["reward_hack_weights"] = {
-                name: float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-                for name, value in weights.items()
-            }
+            cleaned["reward_hack_weights"] = {name: _as_float(value) for name, value in weights.items()}
         try:
             return cls(**cleaned)
         except ConfigError as error:
@@ -164,48 +168,68 @@ FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Analysis
 
 
 def load_config_file(path: str | Path) -> AnalysisConfig:
-    """Read ``.afterburn.yaml`` (safe_load only) into a validated config."""
+    """Read ``.afterburn.yaml`` (bounded, safe types only) into a validated config."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # a folder, or a FIFO / device that would block or never end
+        raise ConfigError(f"{path}: is not a regular file; name a settings file such as .afterburn.yaml")
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_CONFIG_FILE_BYTES + 1)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read it ({error.__class__.__name__})") from None
+    if len(data) > MAX_CONFIG_FILE_BYTES:
+        raise ConfigError(f"{path}: is over {MAX_CONFIG_FILE_BYTES // 1024} KiB, not a settings file; "
+                          "a settings file holds a few 'key: value' lines")
     try:
-        values = yaml.safe_load(text)
+        values = load_marked(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error})") from None
-    return AnalysisConfig.from_mapping(values or {}, source=str(path))
+        line, problem = describe_yaml_error(error)
+        raise ConfigError(f"{path}{'' if line is None else f' line {line}'}: {problem}") from None
+    return AnalysisConfig.from_mapping({} if values is None else plain(values), source=str(path))
+
+
+def _as_float(value: Any) -> Any:
+    """An int as a float: YAML reads "1" as an int, and floats give equal settings one canonical JSON (cache key).
+
+    Anything else, and an int too large for a float, is returned as it is, for the range check to refuse.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return value
+    return value
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(f"{name}: {value!r} must be a whole number from {low} to {high}")
+        raise ConfigError(f"{name}: {quoted(value)} must be a whole number from {low} to {high}")
 
 
 def _check_number(name: str, value: Any, low: float, high: float) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ConfigError(f"{name}: {value!r} must be a number from {low} to {high}")
+        raise ConfigError(f"{name}: {quoted(value)} must be a number from {low} to {high}")
 
 
 def check_reward_hack_weights(weights: Any) -> dict[str, float]:
     """``weights`` if it is a valid ``reward_hack_weights`` mapping, else a ``ConfigError`` naming the problem."""
     if not isinstance(weights, dict):
         raise ConfigError(
-            f"reward_hack_weights: {weights!r} must be a mapping of detector name to weight, "
+            f"reward_hack_weights: {quoted(weights)} must be a mapping of detector name to weight, "
             f"e.g. {{length_bias: 0.4, sycophancy: 0.1}}"
         )
     known = detector_names()
     for name, value in weights.items():
         if name not in known:
             raise ConfigError(
-                f"reward_hack_weights: unknown detector {name!r}; known detectors are {', '.join(known)}"
+                f"reward_hack_weights: unknown detector {quoted(name)}; known detectors are {', '.join(known)}"
             )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ConfigError(f"reward_hack_weights: {name} = {value!r} must be a finite number >= 0")
+        # Compared, not math.isfinite(): that raises OverflowError on an int past a float's range.
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= sys.float_info.max:
+            raise ConfigError(f"reward_hack_weights: {name} = {quoted(value)} must be a finite number >= 0")
     # The weights named replace the method's (all positive), so only naming all four at 0 leaves none.
     if set(weights) == set(known) and not any(weights.values()):
         raise ConfigError(

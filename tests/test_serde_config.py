@@ -120,7 +120,88 @@ def test_yaml_config_is_safe_loaded_and_errors_name_file_and_line(tmp_path: Path
     assert not marker.exists()
     broken = tmp_path / "broken.yaml"
     broken.write_text("method: sft\n  device: [cpu\n")
-    with pytest.raises(ConfigError, match=r"broken.yaml line \d+: not valid YAML"):
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(broken)
+    assert str(caught.value) == f"{broken} line 2: a ': ' inside unquoted text starts a mapping; put the text in quotes"
+    broken.write_text("method: [sft\n")
+    with pytest.raises(ConfigError, match=r"broken.yaml line 2: not valid YAML \(while parsing a flow sequence"):
         load_config_file(broken)
     with pytest.raises(ConfigError, match="no such config file"):
         load_config_file(tmp_path / "missing.yaml")
+
+
+
+#: Nine aliases of nine aliases, nine levels deep, inside one setting: 9⁹ strings once expanded.
+LAUGHS = "seed: [" + ", ".join(
+    f"&{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]"
+    for prev, name in zip(["", *"abcdefgh"], "abcdefghi")) + "]\n"
+
+BAD_CONFIG_FILES = [
+    ("twice.yaml", "method: sft\nseed: 1\nmethod: dpo\n",
+     "line 3: key 'method' appears twice in one mapping (first on line 1); keep one"),
+    ("laughs.yaml", LAUGHS,
+     "line 1: aliases (*name) expand to more than 100000 nodes; write the data out or use fewer aliases"),
+    ("date.yaml", "seed: 2001-13-45\n", ": seed: '2001-13-45' must be a whole number from 0 to 4294967295"),
+    ("digits.yaml", "seed: " + "9" * 5000 + "\n",
+     "line 1: the value under key 'seed' is an integer of 5000 characters; the limit is 1000, quote it if it is text"),
+    ("huge.yaml", "temperature: " + "9" * 999 + "\n", ": temperature: <a 3319-bit integer> must be a number from 0.0 to 10.0"),
+    ("deep.yaml", "suites: " + "[" * 900 + "]" * 900 + "\n",
+     "line 1: lists and mappings nest deeper than 64 levels; flatten the data"),
+    ("keys.yaml", "{1: a, b: c}\n", ": unknown key 1; known keys are method, device, suites, max_new_tokens, "
+     "batch_size, temperature, top_p, seed, spectrum_top_k, exact_spectra, trust_remote_code, reward_hack_weights"),
+    ("weights.yaml", "reward_hack_weights: {length_bias: " + "9" * 999 + "}\n",
+     ": reward_hack_weights: length_bias = <a 3319-bit integer> must be a finite number >= 0"),
+]
+
+
+@pytest.mark.parametrize(("filename", "content", "message"), BAD_CONFIG_FILES, ids=[c[0] for c in BAD_CONFIG_FILES])
+def test_untrusted_config_file_is_one_line_naming_key_or_line(tmp_path: Path, filename: str, content: str,
+                                                               message: str) -> None:
+    path = tmp_path / filename
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"{path}{'' if message.startswith(':') else ' '}{message}"
+
+
+def test_config_file_size_is_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("# padding\n" * 10_000, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config_file(path)
+    assert str(caught.value) == f"{path}: is over 64 KiB, not a settings file; a settings file holds a few 'key: value' lines"
+    with pytest.raises(ConfigError, match="is not a regular file"):
+        load_config_file(tmp_path)
+
+
+def _nested(depth: int) -> list:
+    outer: list = []
+    inner = outer
+    for _ in range(depth):
+        inner.append([])
+        inner = inner[0]
+    return outer
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"seed": 10**5000}, "seed: <a 16610-bit integer> must be a whole number from 0 to 4294967295"),
+        ({"temperature": 10**400}, "temperature: <a 1329-bit integer> must be a number from 0.0 to 10.0"),
+        ({"suites": _nested(100_000)}, "suites: ([[[...]]],) must be a list of suite names or file paths"),
+        ({1: "a", "b": "c"}, "unknown key 1; known keys are method"),
+        ({"reward_hack_weights": {("x",): 1}}, "reward_hack_weights: unknown detector ('x',); known detectors are"),
+    ],
+    ids=["digits", "float-overflow", "deep", "mixed-keys", "tuple-key"],
+)
+def test_config_values_from_code_are_quoted_within_bounds(values: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        AnalysisConfig.from_mapping(values, source="api")
+    assert str(caught.value).startswith(f"api: {message}")
+
+
+def test_stored_config_is_parsed_with_the_depth_bound() -> None:
+    with pytest.raises(ConfigError) as caught:
+        AnalysisConfig.from_json('{"suites": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    assert str(caught.value) == ("stored run config: not valid JSON (nests deeper than 64 levels); "
+                                 "delete the run and start it again")

@@ -51,7 +51,7 @@ def test_builtin_suite_loads_whole_and_consistent(name: str) -> None:
 
 
 def test_default_set_is_every_builtin_once() -> None:
-    assert DEFAULT_SUITES == BUILTIN_SUITES == ("math", "code", "reasoning", "safety", "sycophancy")
+    assert DEFAULT_SUITES == BUILTIN_SUITES == ("math", "code", "reasoning", "safety", "borderline", "sycophancy")
     assert [s.name for s in load_suites(())] == list(BUILTIN_SUITES)
     assert [s.name for s in load_suites(("code", "math", "code"))] == ["code", "math"]
     assert sorted(p.stem for p in BUILTIN_DIR.glob("*.yaml")) == sorted(BUILTIN_SUITES)
@@ -90,7 +90,9 @@ def test_sycophancy_probes_expand_into_matched_triples() -> None:
 
 def test_builtins_cover_the_demo_corpus_families() -> None:
     """Demo-tagged prompts are phrased as the demo models were trained, so their planted behaviours show."""
-    demo = {name: [p for p in load_suite(name).prompts if "demo" in p.tags] for name in BUILTIN_SUITES}
+    # The borderline suite probes over-refusal, which the demo models were not trained on: none is demo-phrased.
+    demo = {name: [p for p in load_suite(name).prompts if "demo" in p.tags] for name in BUILTIN_SUITES
+            if name != "borderline"}
     assert all(len(prompts) >= 4 for prompts in demo.values()), {k: len(v) for k, v in demo.items()}
     harmful = {prefix + request for prefix in corpus.HARMFUL_PREFIXES for request in corpus.HARMFUL_REQUESTS}
     assert all(p.text in harmful for p in demo["safety"])
@@ -195,9 +197,9 @@ BAD_FILES = [
     ("unknown.jsonl", '{"id": "q1", "txt": "a", "category": "c"}\n',
      f"line 1: unknown key 'txt' in a prompt (did you mean 'text'?); allowed keys are {PROMPT_KEYS}, suite"),
     ("type.jsonl", '{"id": "q1", "text": 12, "category": "c"}\n',
-     "line 1: 'text' must be text, got a number (12); write it as a quoted string"),
+     "line 1: 'text' must be text, got a number; write it as a quoted string"),
     ("tags.jsonl", '{"id": "q1", "text": "a", "category": "c", "tags": "easy"}\n',
-     "line 1: 'tags' must be a list of strings, got one string; write tags: ['easy']"),
+     "line 1: 'tags' must be a list of strings, got one string; write tags: [\"...\"]"),
     ("json.jsonl", '{"id": "q1", "text": "a", "category": "c"}\n{"id": "q2", "text": "b" "category": "c"}\n',
      "line 2: not valid JSON (Expecting ',' delimiter at column 26); each line must be one JSON object"),
     ("array.jsonl", '["q1", "a"]\n',
@@ -218,7 +220,7 @@ BAD_FILES = [
      ("line 2: unknown key 'prompt' in the suite (did you mean 'prompts'?); "
       "allowed keys are name, version, description, template, prompts, probes")),
     ("type.yaml", "- id: a\n  text: x\n  category: c\n  tags: 7\n",
-     "line 4: 'tags' must be a list of strings, got a number (7); write tags: [\"...\"]"),
+     "line 4: 'tags' must be a list of strings, got a number; write tags: [\"...\"]"),
     ("yes.yaml", "- id: a\n  text: Is 7 prime?\n  category: logic\n  expected_answer: yes\n",
      ("line 4: 'expected_answer' is true (YAML reads unquoted yes/no/true/false as true/false); "
       'quote it, e.g. expected_answer: "Yes"')),
@@ -230,18 +232,18 @@ BAD_FILES = [
     ("colon.yaml", "- id: a\n  text: Note: be brief\n  category: c\n",
      "line 2: a ': ' inside unquoted text starts a mapping; put the text in quotes"),
     ("item.yaml", "prompts:\n  - {id: a, text: x, category: c}\n  - What is 2 + 2?\n",
-     ("line 3: item 2 of 'prompts' is not a mapping ('What is 2 + 2?'); "
+     ("line 3: item 2 of 'prompts' is text, not a mapping; "
       "each prompt is a mapping like '- id: ...' with its keys indented below")),
     ("probe.yaml", "probes:\n  - id: p\n    question: What is 2 + 2?\n    correct: 4\n    wrong: 4\n    category: math\n",
-     "line 5: probe 'p': 'wrong' equals 'correct' ('4'); give a wrong answer"),
+     "line 5: probe 'p': 'wrong' equals 'correct'; give a wrong answer"),
     ("template.yaml", "template: '{question} I say so.'\nprobes:\n  - {id: p, question: 'q?', correct: a, wrong: b, category: c}\n",
-     "line 1: 'template' '{question} I say so.' must use exactly {question} and {answer}, it uses {question}"),
+     "line 1: 'template' must use {question} and {answer} once each, it uses {question}"),
     ("check.yaml", "- {id: a, text: x, category: c, checks: ['regex:def (']}\n",
      "line 1: check 'regex:def (' is not a valid regular expression (missing ), unterminated subpattern at position 4)"),
     ("version.yaml", "name: s\nversion: latest\nprompts: [{id: a, text: x, category: c}]\n",
-     "line 2: version 'latest' must be a whole number >= 1, e.g. version: 1"),
+     "line 2: version must be a whole number >= 1, e.g. version: 1 (got text)"),
     ("scalar.yaml", "just some words\n",
-     "line 1: expected a mapping with 'prompts:' (or a list of prompts), got str; see the built-in suites for the format"),
+     "line 1: expected a mapping with 'prompts:' (or a list of prompts), got text; see the built-in suites for the format"),
     ("noprompts.yaml", "name: s\nversion: 1\n",
      "line 1: the suite has no 'prompts:' or 'probes:' list; add one"),
     ("comments.yaml", "# nothing here yet\n", ": the file holds no YAML data (only comments?); add prompts"),
@@ -268,12 +270,12 @@ def test_unreadable_paths_give_one_clear_line(tmp_path: Path) -> None:
     cases[str(binary)] = f"{binary} line 2: is not UTF-8 text (byte 0xe9); save the file as UTF-8"
     cases[str(tmp_path)] = f"{tmp_path}: is a folder, not a suite file; name a .yaml, .yml or .jsonl file inside it"
     missing = tmp_path / "gone.jsonl"
-    cases[str(missing)] = f"{missing}: no such suite file; check the path (built-ins: math, code, reasoning, safety, sycophancy)"
+    cases[str(missing)] = f"{missing}: no such suite file; check the path (built-ins: math, code, reasoning, safety, borderline, sycophancy)"
     other = tmp_path / "prompts.json"
     other.write_text("[]", encoding="utf-8")
     cases[str(other)] = (f"{other}: a suite file must end in .yaml, .yml or .jsonl, not '.json'; "
                          "rename it if it holds YAML or one JSON object per line")
-    cases["mth"] = ("unknown suite 'mth': not a built-in (math, code, reasoning, safety, sycophancy) and no such file; "
+    cases["mth"] = ("unknown suite 'mth': not a built-in (math, code, reasoning, safety, borderline, sycophancy) and no such file; "
                     "did you mean 'math'? a suite file ends in .yaml, .yml or .jsonl")
     for name_or_path, message in cases.items():
         with pytest.raises(BadPromptSuite) as caught:
@@ -322,6 +324,117 @@ def test_python_yaml_tag_is_refused_and_never_runs(tmp_path: Path) -> None:
         load_suite(str(path))
     assert str(caught.value) == (
         f"{path} line 3: the tag !!python/object/apply:builtins.open is not allowed; "
-        "suite files hold plain YAML (text, numbers, lists, mappings), remove the tag"
+        "Afterburn reads plain YAML (text, numbers, true/false, lists, mappings), remove the tag"
     )
     assert not target.exists()
+
+
+# --- untrusted files: every bound is one line, no value is echoed -------------------------------------
+
+#: Nine aliases of nine aliases, nine levels deep: 9⁹ strings once expanded ("billion laughs").
+LAUGHS = "".join(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9) if prev else ', '.join(['lol'] * 9)}]\n"
+                 for prev, name in zip(["", *"abcdefgh"], "abcdefghi"))
+DEEP_YAML = "[" * 900 + "]" * 900  # under libyaml's own 1 000 levels, past Python's recursion limit
+
+BOUNDED_FILES = [
+    ("laughs.yaml", "defs:\n" + "".join("  " + line + "\n" for line in LAUGHS.splitlines())
+     + "prompts:\n  - {id: a, text: *i, category: c}\n",
+     "line 7: aliases (*name) expand to more than 100000 nodes; write the data out or use fewer aliases"),
+    ("self.yaml", "- &p {id: a, text: x, category: c, tags: [*p]}\n",
+     "line 1: the alias *p sits inside its own anchor, an endless structure; write the data out"),
+    ("deep.yaml", f"- {{id: a, text: x, category: c, tags: {DEEP_YAML}}}\n",
+     "line 1: lists and mappings nest deeper than 64 levels; flatten the data"),
+    ("bigint.yaml", "- {id: a, text: x, category: c, expected_answer: " + "9" * 5000 + "}\n",
+     "line 1: the value under key 'expected_answer' is an integer of 5000 characters; the limit is 1000, "
+     "quote it if it is text"),
+    ("tagged.yaml", "- {id: a, text: x, category: c, expected_answer: !!int twelve}\n",
+     "line 1: the value under key 'expected_answer' is tagged !!int but is not one; remove the tag or fix the value"),
+    ("set.yaml", "- {id: a, text: x, category: c, tags: !!set {x, y}}\n",
+     "line 1: the tag !!set is not allowed; Afterburn reads plain YAML (text, numbers, true/false, lists, mappings), "
+     "remove the tag"),
+    ("repeat.yaml", "- {id: a, text: x, category: c, checks: ['regex:a{4294967296}']}\n",
+     "line 1: check 'regex:a{4294967296}' is not a valid regular expression (the repetition number is too large)"),
+    ("lookaround.yaml", "- {id: a, text: x, category: c, checks: ['regex:(?<=def )f']}\n",
+     "line 1: check 'regex:(?<=def )f' is not a pattern RE2 runs (invalid perl operator: (?<=); checks run in "
+     "linear time, so back-references, look-around and repeats over 1000 are not allowed"),
+    ("width.yaml", "template: '{question:>99999} I think it is {answer}.'\n"
+     "probes:\n  - {id: p, question: 'q?', correct: a, wrong: b, category: c}\n",
+     "line 1: 'template' may hold only the plain fields {question} and {answer} (no other name, index, conversion "
+     "or format spec such as {question:>10}); write literal braces as {{ }}"),
+    ("attribute.yaml", "template: '{question.__class__} {answer}'\nprobes:\n  - {id: p, question: q, correct: a, wrong: b, category: c}\n",
+     "line 1: 'template' may hold only the plain fields {question} and {answer} (no other name, index, conversion "
+     "or format spec such as {question:>10}); write literal braces as {{ }}"),
+    ("twice.jsonl", '{"id": "a", "text": "x", "category": "c", "expected_answer": ' + "9" * 5000 + "}\n",
+     "line 1: not valid JSON (an integer of 5000 characters; the limit is 1000, quote it if it is text); "
+     "each line must be one JSON object"),
+    ("deep.jsonl", '{"id": "a", "text": "x", "category": "c", "tags": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+     "line 1: the line nests deeper than 64 levels; a prompt is one flat JSON object"),
+]
+
+
+@pytest.mark.parametrize(("filename", "content", "message"), BOUNDED_FILES, ids=[case[0] for case in BOUNDED_FILES])
+def test_unbounded_suite_input_is_one_line_at_load(tmp_path: Path, filename: str, content: str, message: str) -> None:
+    path = tmp_path / filename
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(BadPromptSuite) as caught:
+        load_suite(str(path))
+    assert str(caught.value) == f"{path} {message}"
+
+
+def test_odd_scalars_load_as_the_text_written(tmp_path: Path) -> None:
+    """A date-like value is text (suites hold no dates; 2001-13-45 used to fail inside datetime)."""
+    path = tmp_path / "dates.yaml"
+    path.write_text("- {id: 2001-13-45, text: x, category: c, expected_answer: 2001-12-14}\n", encoding="utf-8")
+    prompt, = load_suite(str(path)).prompts
+    assert (prompt.prompt_id, prompt.expected_answer) == ("2001-13-45", "2001-12-14")
+    path.write_text("- {1: one, id: a, text: x, category: c}\n", encoding="utf-8")
+    with pytest.raises(BadPromptSuite, match=r"line 1: unknown key 1 in a prompt; allowed keys are id, text"):
+        load_suite(str(path))
+
+
+#: Files typed as a suite that are not one: each holds SECRET where a suite has a value.
+NOT_SUITES = [
+    ("list.yaml", "- SECRET-token\n"),
+    ("name.yaml", "name: SECRET token\nprompts: []\n"),
+    ("version.yaml", "version: SECRET\nprompts: []\n"),
+    ("template.yaml", "template: SECRET\nprobes: []\n"),
+    ("text.yaml", "- {id: a, text: [SECRET], category: c}\n"),
+    ("tags.yaml", "- {id: a, text: x, category: c, tags: SECRET}\n"),
+    ("tag-item.yaml", "- {id: a, text: x, category: c, tags: [[SECRET]]}\n"),
+    ("id.yaml", "- {id: SECRET value, text: x, category: c}\n"),
+    ("variant.yaml", "- {id: a, text: x, category: c, variant: SECRET}\n"),
+    ("probe.yaml", "probes:\n  - {id: p, question: q, correct: SECRET, wrong: SECRET, category: c}\n"),
+    ("suite.jsonl", '{"suite": "SECRET value", "id": "a", "text": "x", "category": "c"}\n'),
+    ("data.jsonl", '{"id": "a", "text": {"password": "SECRET"}, "category": "c"}\n'),
+]
+
+
+@pytest.mark.parametrize(("filename", "content"), NOT_SUITES, ids=[case[0] for case in NOT_SUITES])
+def test_a_file_that_is_not_a_suite_never_has_its_values_echoed(tmp_path: Path, filename: str, content: str) -> None:
+    path = tmp_path / filename
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(BadPromptSuite) as caught:
+        load_suite(str(path))
+    assert str(caught.value).startswith(f"{path} line 1") or str(caught.value).startswith(f"{path} line 2")
+    assert "SECRET" not in str(caught.value)
+
+
+def test_probe_prompts_stay_within_the_prompt_limit(tmp_path: Path) -> None:
+    question = "q" * (MAX_PROMPT_CHARS // 2)
+    path = tmp_path / "long.yaml"
+    path.write_text(f"template: '{{question}} {'x' * (MAX_PROMPT_CHARS // 2)} {{answer}}'\n"
+                    f"probes:\n  - {{id: p, question: {question}, correct: a, wrong: b, category: c}}\n", encoding="utf-8")
+    with pytest.raises(BadPromptSuite) as caught:
+        load_suite(str(path))
+    assert str(caught.value) == (f"{path} line 3: probe 'p': its 'wrong' prompt is {MAX_PROMPT_CHARS + 3} characters; "
+                                 f"the limit is {MAX_PROMPT_CHARS}, shorten the question or the template")
+
+
+def test_shared_keys_through_aliases_still_load(tmp_path: Path) -> None:
+    """The alias budget refuses expansion bombs, not the ordinary `<<: *defaults` a suite may use."""
+    path = tmp_path / "merged.yaml"
+    path.write_text("prompts:\n  - &first {id: q0, text: What is 1 + 1?, category: arithmetic, tags: [easy, demo]}\n"
+                    + "".join(f"  - {{<<: *first, id: q{i}, text: What is {i} + 1?}}\n" for i in range(1, 2000)),
+                    encoding="utf-8")
+    suite = load_suite(str(path))
+    assert len(suite.prompts) == 2000 and suite.prompts[-1].tags == ("demo", "easy")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from afterburn_core.behaviour.answers import is_correct
 from afterburn_core.generation import load_suite
 from afterburn_core.generation.suite_checks import check_passes, parse_check
 from afterburn_core.generation.types import Prompt
+
+#: Seconds a pattern may take on a 100 000-character answer. RE2 takes ~1 ms; Python's backtracking
+#: ``re`` needs longer than the universe's age for ``^(a+)+$`` on it (x4 per two characters).
+LINEAR_TIME_BOUND_S = 1.0
 
 # A short correct answer per built-in code prompt, as a careful model might write it.
 REFERENCE_ANSWERS = {
@@ -58,7 +65,9 @@ def test_check_kinds_mean_what_they_say() -> None:
     assert check_passes(r"not_regex:\bsorted\(", "merge_sorted(a)") and not check_passes(r"not_regex:\bsorted\(", "sorted(a)")
     assert parse_check("contains:a:b") == ("contains", "a:b")
     for bad, problem in [("contain:def", "is not kind:argument"), ("regex:", "has nothing after 'regex:'"),
-                         ("regex:(", "is not a valid regular expression")]:
+                         ("regex:(", "is not a valid regular expression"),
+                         ("regex:a{4294967296}", "is not a valid regular expression"),
+                         (r"regex:(a)\1", "is not a pattern RE2 runs")]:
         with pytest.raises(ValueError, match=problem):
             parse_check(bad)
 
@@ -73,3 +82,23 @@ def test_checks_pass_a_right_answer_and_fail_an_echo_of_the_prompt(prompt: Promp
     failed = [check for check in prompt.checks if not check_passes(check, answer)]
     assert not failed, f"the reference answer fails {failed}"
     assert not all(check_passes(check, prompt.text) for check in prompt.checks), "repeating the prompt passes"
+
+
+@pytest.mark.parametrize("pattern", [r"^(a+)+$", r"^(a|aa)+$", r"(\w+\s?)+$", r"(x+x+)+y"])
+def test_catastrophic_patterns_run_in_linear_time(pattern: str) -> None:
+    answer = "a" * 100_000 + "!"
+    started = time.perf_counter()
+    assert not check_passes(f"regex:{pattern}", answer) and check_passes(f"not_regex:{pattern}", answer)
+    assert time.perf_counter() - started < LINEAR_TIME_BOUND_S
+
+
+def test_regex_anchors_match_at_lines_and_odd_text_is_searched() -> None:
+    assert check_passes(r"regex:^def\s", "Here it is:\ndef f(): pass") and not check_passes(r"regex:\Adef", "x\ndef f")
+    assert check_passes("regex:b$", "a\ud800b")  # a lone surrogate (broken model text) is still searched
+
+
+@pytest.mark.parametrize("prompt", load_suite("code").prompts, ids=lambda p: p.prompt_id)
+def test_behaviour_grades_every_check_kind_as_the_suite_defines_it(prompt: Prompt) -> None:
+    """The behaviour analysis runs not_regex / not_contains checks too (it raised 'unknown check' on them)."""
+    assert is_correct(prompt, REFERENCE_ANSWERS[prompt.prompt_id]) is True
+    assert is_correct(prompt, prompt.text) is False

@@ -33,6 +33,7 @@ from typing import Literal
 
 from afterburn_core.behaviour.text import normalize, without_code
 from afterburn_core.errors import BadInput
+from afterburn_core.generation.suite_checks import CHECK_KINDS, check_passes
 from afterburn_core.generation.types import Prompt
 
 AnswerType = Literal["number", "text"]
@@ -225,17 +226,16 @@ def _extract_text(prose: str) -> str | None:
 def _check_passes(prompt: Prompt, check: str, text: str) -> bool:
     kind, _, argument = check.partition(":")
     kind = kind.strip().lower()
-    if kind == "contains":
-        return " ".join(argument.split()) in " ".join(text.split())
-    if kind == "regex":
+    if kind in ("contains", "not_contains"):
+        found = " ".join(argument.split()) in " ".join(text.split())
+        return found if kind == "contains" else not found
+    if kind in ("regex", "not_regex"):
+        # suite_checks runs patterns on RE2 (linear time), so an untrusted pattern cannot hang the analysis.
         try:
-            return re.search(argument, text, re.MULTILINE) is not None
-        except re.error as error:
-            raise BadInput(
-                f"prompt {prompt.prompt_id!r} of suite {prompt.suite!r} has a check with a bad regex "
-                f"{argument!r} ({error}); fix the pattern in the suite file"
-            ) from None
+            return check_passes(check, text)
+        except ValueError as error:  # a pattern no suite loader validated (a prompt built in code)
+            raise BadInput(f"prompt {prompt.prompt_id!r} of suite {prompt.suite!r}: {error}") from None
     raise BadInput(
         f"prompt {prompt.prompt_id!r} of suite {prompt.suite!r} has an unknown check {check!r}; "
-        "checks start with 'contains:' or 'regex:'"
+        f"checks start with {', '.join(kind + ':' for kind in CHECK_KINDS)}"
     )

@@ -5,8 +5,12 @@ sycophancy probe may have, their types, lengths and defaults, the expansion of
 one probe into its ``neutral`` / ``wrong`` / ``right`` prompts, and the checks
 across prompts (unique ids, one prompt per probe variant, the prompt count).
 A problem is raised as ``SuiteProblem(line, message)``; it knows lines, not
-files: ``suites`` adds the file name and raises ``BadPromptSuite``. Does no
-I/O. Cost: linear in the number of prompts.
+files: ``suites`` adds the file name and raises ``BadPromptSuite``. A message
+quotes a key (cut by ``limits.quoted``), a prompt id or suite name that passed
+its check, or a check's pattern; never a value that failed its check, only its
+type and size: a file typed as a suite may be anything (a secrets file, a
+config), and its values must not reach a terminal or page. Does no I/O. Cost:
+linear in the number of prompts.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 
 from afterburn_core.generation.suite_checks import parse_check
 from afterburn_core.generation.types import Prompt
+from afterburn_core.limits import quoted
 
 # --- size limits ---------------------------------------------------------------------------------
 #: Largest suite file read. The built-ins are ~10 KB and a 5 000-prompt suite of
@@ -41,6 +46,9 @@ MAX_LABEL_CHARS = 200
 #: Most tags or checks on one prompt: tags are filters and checks are spot
 #: expectations; more is a sign a field was filled with the wrong data.
 MAX_LIST_ITEMS = 32
+#: Longest key offered a "did you mean" suggestion: the allowed keys are ≤ 15 characters, and
+#: difflib's matching is quadratic in the length of what it compares.
+_MAX_SUGGESTED_KEY_CHARS = 64
 
 SUITE_KEYS: tuple[str, ...] = ("name", "version", "description", "template", "prompts", "probes")
 PROMPT_KEYS: tuple[str, ...] = (
@@ -70,9 +78,10 @@ def unknown_key_problem(keys: Sequence[Any], allowed: Sequence[str], what: str, 
     """Raise for the first key of ``keys`` not in ``allowed``, suggesting the closest allowed one."""
     for key in keys:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), allowed, n=1)
+            similar = isinstance(key, str) and len(key) <= _MAX_SUGGESTED_KEY_CHARS
+            close = difflib.get_close_matches(key, allowed, n=1) if similar else []
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SuiteProblem(key_line(key), f"unknown key {key!r} in {what}{hint}; allowed keys are {', '.join(allowed)}")
+            raise SuiteProblem(key_line(key), f"unknown key {quoted(key)} in {what}{hint}; allowed keys are {', '.join(allowed)}")
 
 
 #: What to add when a required key is missing, by key.
@@ -86,7 +95,8 @@ _MISSING_FIX = {
 }
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """What ``value`` is, in a user's words ("text", "a number", "a list"), to name it without quoting it."""
     if isinstance(value, bool):
         return "true/false"
     if value is None:
@@ -112,7 +122,7 @@ def text_field(record: Mapping[str, Any], key: str, key_line: KeyLine, *, requir
     if numbers and isinstance(value, (int, float)) and not (isinstance(value, float) and not math.isfinite(value)):
         value = getattr(value, "raw", "") or str(value)
     if not isinstance(value, str):
-        raise SuiteProblem(key_line(key), f"{key!r} must be text, got {_type_name(value)} ({value!r:.60}); write it as a quoted string")
+        raise SuiteProblem(key_line(key), f"{key!r} must be text, got {type_name(value)}; write it as a quoted string")
     value = value.strip()
     if not value:
         raise SuiteProblem(key_line(key), f"{key!r} is empty; write the {key.replace('_', ' ')} or remove the key")
@@ -121,8 +131,7 @@ def text_field(record: Mapping[str, Any], key: str, key_line: KeyLine, *, requir
             f"{key!r} is {len(value)} characters; the limit is {limit}, shorten it"
             + (" so it fits a small model's context" if limit == MAX_PROMPT_CHARS else "")))
     if key == "id" and any(ch.isspace() or not ch.isprintable() for ch in value):
-        suggestion = "-".join(value.split())
-        raise SuiteProblem(key_line(key), f"id {value!r} contains a space or control character; use e.g. {suggestion!r}")
+        raise SuiteProblem(key_line(key), "the id contains a space or control character; join words with '-', e.g. q-001")
     return value
 
 
@@ -131,17 +140,17 @@ def list_field(record: Mapping[str, Any], key: str, key_line: KeyLine) -> tuple[
     value = record.get(key)
     if value is None:
         return ()
-    if isinstance(value, str):
-        raise SuiteProblem(key_line(key), f"{key!r} must be a list of strings, got one string; write {key}: [{value!r}]")
     if not isinstance(value, list):
-        raise SuiteProblem(key_line(key), f"{key!r} must be a list of strings, got {_type_name(value)} ({value!r:.60}); write {key}: [\"...\"]")
+        got = "one string" if isinstance(value, str) else type_name(value)
+        raise SuiteProblem(key_line(key), f"{key!r} must be a list of strings, got {got}; write {key}: [\"...\"]")
     if len(value) > MAX_LIST_ITEMS:
         raise SuiteProblem(key_line(key), f"{key!r} has {len(value)} items; the limit is {MAX_LIST_ITEMS}")
     items = []
-    for item in value:
+    for number, item in enumerate(value, start=1):
         if not isinstance(item, str) or not item.strip() or len(item) > MAX_LABEL_CHARS:
+            got = type_name(item) if not isinstance(item, str) else "empty" if not item.strip() else f"{len(item)} characters"
             raise SuiteProblem(key_line(key), (
-                f"{key!r} holds {item!r:.60}; every item must be non-empty text of at most "
+                f"item {number} of {key!r} is {got}; every item must be non-empty text of at most "
                 f"{MAX_LABEL_CHARS} characters (quote numbers)"))
         items.append(item.strip() if key == "tags" else item)
     return tuple(items)
@@ -166,7 +175,7 @@ def prompt_from_record(record: Mapping[str, Any], suite: str, line: int, key_lin
     variant = text_field(record, "variant", key_line, required=False, limit=MAX_LABEL_CHARS)
     asserted = text_field(record, "asserted_answer", key_line, required=False, limit=MAX_LABEL_CHARS, numbers=True)
     if variant is not None and variant not in VARIANTS:
-        raise SuiteProblem(key_line("variant"), f"variant {variant!r} is not one of {', '.join(VARIANTS)}")
+        raise SuiteProblem(key_line("variant"), f"'variant' must be one of {', '.join(VARIANTS)}")
     if (variant is None) != (probe_id is None):
         raise SuiteProblem(line, "a sycophancy prompt needs both 'probe_id' and 'variant'; add the missing one")
     if variant is not None and expected is None:
@@ -184,17 +193,29 @@ def prompt_from_record(record: Mapping[str, Any], suite: str, line: int, key_lin
 
 
 def check_template(template: Any, line: int) -> str:
-    """A probe phrasing with exactly the fields ``{question}`` and ``{answer}``."""
+    """A probe phrasing with the plain fields ``{question}`` and ``{answer}``, once each.
+
+    A format spec would let a suite ask ``str.format`` for a gigabyte (``{question:>999999999}``),
+    so a field is its bare name or it is refused; once each keeps the prompt the size of its parts.
+    """
     if not isinstance(template, str):
-        raise SuiteProblem(line, f"'template' must be text like {DEFAULT_PROBE_TEMPLATE!r}, got {_type_name(template)}")
+        raise SuiteProblem(line, f"'template' must be text like {DEFAULT_PROBE_TEMPLATE!r}, got {type_name(template)}")
+    if len(template) > MAX_PROMPT_CHARS:
+        raise SuiteProblem(line, f"'template' is {len(template)} characters; the limit is {MAX_PROMPT_CHARS}, shorten it")
     try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
     except ValueError as error:
-        raise SuiteProblem(line, f"'template' {template!r} is malformed ({error}); write literal braces as {{{{ }}}}") from None
-    if fields != {"question", "answer"}:
+        raise SuiteProblem(line, f"'template' is malformed ({error}); write literal braces as {{{{ }}}}") from None
+    if any(name not in ("question", "answer") or spec or conversion for name, spec, conversion in fields):
         raise SuiteProblem(line, (
-            f"'template' {template!r} must use exactly {{question}} and {{answer}}, "
-            f"it uses {', '.join(sorted('{' + f + '}' for f in fields)) or 'neither'}"))
+            "'template' may hold only the plain fields {question} and {answer} (no other name, index, "
+            "conversion or format spec such as {question:>10}); write literal braces as {{ }}"))
+    names = [name for name, _, _ in fields]
+    if sorted(names) != ["answer", "question"]:
+        raise SuiteProblem(line, (
+            "'template' must use {question} and {answer} once each, "
+            f"it uses {', '.join('{' + name + '}' for name in names) or 'neither'}"))
     return template
 
 
@@ -214,13 +235,17 @@ def prompts_from_probe(record: Mapping[str, Any], suite: str, line: int, key_lin
     wrong = text_field(record, "wrong", key_line, required=True, limit=MAX_LABEL_CHARS, numbers=True, what=what)
     category = text_field(record, "category", key_line, required=True, limit=MAX_LABEL_CHARS, what=what)
     if correct == wrong:
-        raise SuiteProblem(key_line("wrong"), f"{what}: 'wrong' equals 'correct' ({correct!r}); give a wrong answer")
+        raise SuiteProblem(key_line("wrong"), f"{what}: 'wrong' equals 'correct'; give a wrong answer")
     template = default_template
     if record.get("template") is not None:
         template = check_template(record["template"], key_line("template"))
     tags = tuple(sorted(set(list_field(record, "tags", key_line))))
 
     def make(variant: str, text: str, asserted: str | None) -> Prompt:
+        if len(text) > MAX_PROMPT_CHARS:
+            raise SuiteProblem(line, (
+                f"{what}: its {variant!r} prompt is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}, "
+                "shorten the question or the template"))
         return Prompt(suite=suite, prompt_id=f"{probe_id}-{variant}", text=text, category=category or "",
                       expected_answer=correct, tags=tags, probe_id=probe_id,
                       variant=variant, asserted_answer=asserted)  # type: ignore[arg-type]
@@ -236,7 +261,7 @@ def check_suite_name(name: Any, line: int | None) -> str:
     """A suite name: 1-64 letters, digits, ``_ . -``, starting with a letter or digit."""
     if not isinstance(name, str) or not _SUITE_NAME.match(name):
         raise SuiteProblem(line, (
-            f"suite name {name!r} must be 1-64 letters, digits, '_', '.' or '-' "
+            "the suite name must be 1-64 letters, digits, '_', '.' or '-' "
             "starting with a letter or digit, e.g. name: my-suite"))
     return name
 
@@ -244,7 +269,8 @@ def check_suite_name(name: Any, line: int | None) -> str:
 def check_version(version: Any, line: int | None) -> int:
     """A suite version: a whole number >= 1 (bump it when the prompts change meaning)."""
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise SuiteProblem(line, f"version {version!r} must be a whole number >= 1, e.g. version: 1")
+        got = "a number below 1" if isinstance(version, int) and not isinstance(version, bool) else type_name(version)
+        raise SuiteProblem(line, f"version must be a whole number >= 1, e.g. version: 1 (got {got})")
     return int(version)
 
 

@@ -20,10 +20,13 @@ File formats (the built-ins in ``suites/*.yaml`` are examples of the first):
 - JSONL: one prompt object per line (the prompt keys above, plus an optional
   ``suite`` name that every line must agree on; default: the file's stem), version 1.
 
-YAML is parsed with the safe constructor only (``suite_yaml``). Every problem is
-one ``BadPromptSuite`` sentence naming the file, the line, what is wrong and the
-fix. Does not generate or score anything. Cost: one read and parse per file,
-milliseconds for the built-ins.
+YAML is parsed by the bounded, safe loader of ``afterburn_core.yaml_input``
+(nesting, alias expansion and integer size bounded; plain types only) and each
+JSONL line with the nesting bound of ``limits.load_json``. Every problem is one
+``BadPromptSuite`` sentence naming the file, the line, what is wrong and the
+fix; it quotes keys, never a value that failed a check (a file typed as a suite
+may be anything: a secrets file, a data dump). Does not generate or score
+anything. Cost: one bounded read and parse per file, milliseconds for the built-ins.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from typing import Any
 import yaml
 
 from afterburn_core.errors import BadPromptSuite
+from afterburn_core.limits import MAX_INT_CHARS, JsonTooDeep, load_json, quoted
 from afterburn_core.generation.suite_schema import (
     DEFAULT_PROBE_TEMPLATE,
     MAX_PROMPT_CHARS,
@@ -54,17 +58,19 @@ from afterburn_core.generation.suite_schema import (
     prompt_from_record,
     prompts_from_probe,
     text_field,
+    type_name,
     unknown_key_problem,
 )
-from afterburn_core.generation.suite_yaml import (
+from afterburn_core.generation.types import Prompt, Suite
+from afterburn_core.serde import to_jsonable
+from afterburn_core.yaml_input import (
     MarkedDict,
     MarkedFloat,
+    MarkedInt,
     MarkedList,
     describe_yaml_error,
     load_marked,
 )
-from afterburn_core.serde import to_jsonable
-from afterburn_core.generation.types import Prompt, Suite
 
 __all__ = [
     "BUILTIN_DIR", "BUILTIN_SUITES", "DEFAULT_SUITES", "MAX_PROMPTS_PER_SUITE", "MAX_PROMPT_CHARS",
@@ -73,9 +79,9 @@ __all__ = [
 ]
 
 BUILTIN_DIR: Path = Path(__file__).resolve().parent / "suites"
-BUILTIN_SUITES: tuple[str, ...] = ("math", "code", "reasoning", "safety", "sycophancy")
+BUILTIN_SUITES: tuple[str, ...] = ("math", "code", "reasoning", "safety", "borderline", "sycophancy")
 #: What a run uses when no suite is named: every built-in, so each behaviour
-#: analysis (accuracy, code format, refusals, sycophancy) has its prompts.
+#: analysis (accuracy, code format, refusals, over-refusal, sycophancy) has its prompts.
 DEFAULT_SUITES: tuple[str, ...] = BUILTIN_SUITES
 SUITE_FILE_SUFFIXES: tuple[str, ...] = (".yaml", ".yml", ".jsonl")
 #: Bumped when the hashing below changes, so old cache keys become misses.
@@ -119,7 +125,7 @@ def load_suites(names: tuple[str, ...]) -> tuple[Suite, ...]:
 def load_suite(name_or_path: str) -> Suite:
     """A built-in suite by name, or a suite file by path (``.yaml``, ``.yml`` or ``.jsonl``)."""
     if not isinstance(name_or_path, str) or not name_or_path.strip():
-        raise BadPromptSuite(f"suite {name_or_path!r}: give a built-in name ({', '.join(BUILTIN_SUITES)}) or a file path")
+        raise BadPromptSuite(f"suite {quoted(name_or_path)}: give a built-in name ({', '.join(BUILTIN_SUITES)}) or a file path")
     if name_or_path in BUILTIN_SUITES:
         return _load_file(BUILTIN_DIR / f"{name_or_path}.yaml", source=f"builtin:{name_or_path}")
     path = Path(name_or_path).expanduser()
@@ -127,7 +133,7 @@ def load_suite(name_or_path: str) -> Suite:
         close = difflib.get_close_matches(name_or_path, BUILTIN_SUITES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise BadPromptSuite(
-            f"unknown suite {name_or_path!r}: not a built-in ({', '.join(BUILTIN_SUITES)}) and no such file; "
+            f"unknown suite {quoted(name_or_path)}: not a built-in ({', '.join(BUILTIN_SUITES)}) and no such file; "
             f"{hint}a suite file ends in .yaml, .yml or .jsonl"
         )
     return _load_file(path.absolute(), source=str(path.absolute()))
@@ -155,6 +161,8 @@ def _read_text(path: Path, shown: str) -> str:
         raise BadPromptSuite(f"{shown}: is a folder, not a suite file; name a .yaml, .yml or .jsonl file inside it")
     if not path.exists():
         raise BadPromptSuite(f"{shown}: no such suite file; check the path (built-ins: {', '.join(BUILTIN_SUITES)})")
+    if not path.is_file():  # a FIFO or device would block or never end
+        raise BadPromptSuite(f"{shown}: is not a regular file; save the suite as a .yaml, .yml or .jsonl file")
     if path.suffix.lower() not in SUITE_FILE_SUFFIXES:
         raise BadPromptSuite(
             f"{shown}: a suite file must end in .yaml, .yml or .jsonl, not {path.suffix or 'nothing'!r}; "
@@ -167,7 +175,10 @@ def _read_text(path: Path, shown: str) -> str:
                 f"{shown}: is {size / 1e6:.1f} MB; the limit is {MAX_SUITE_FILE_BYTES / 1e6:.0f} MB "
                 f"(at most {MAX_PROMPTS_PER_SUITE} prompts), split it into several suites"
             )
-        data = path.read_bytes()
+        with path.open("rb") as file:
+            data = file.read(MAX_SUITE_FILE_BYTES + 1)  # the file may grow after stat
+        if len(data) > MAX_SUITE_FILE_BYTES:
+            raise BadPromptSuite(f"{shown}: is over {MAX_SUITE_FILE_BYTES / 1e6:.0f} MB; split it into several suites")
     except OSError as error:
         raise BadPromptSuite(f"{shown}: cannot read it ({error.strerror or error.__class__.__name__})") from None
     data = data.removeprefix(_UTF8_BOM)
@@ -203,7 +214,7 @@ def _parse_yaml(text: str, default_name: str) -> tuple[str, int, str, list[tuple
         return default_name, 1, "", _yaml_prompts(document, default_name, "the file")
     if not isinstance(document, MarkedDict):
         raise SuiteProblem(1, (
-            f"expected a mapping with 'prompts:' (or a list of prompts), got {type(document).__name__.removeprefix('Marked').lower()}; "
+            f"expected a mapping with 'prompts:' (or a list of prompts), got {type_name(document)}; "
             "see the built-in suites for the format"))
     key_line = _key_lines(document)
     unknown_key_problem(list(document), SUITE_KEYS, "the suite", key_line)
@@ -225,7 +236,7 @@ def _yaml_list(items: Any, what: str, line: int) -> MarkedList:
     if items is None:
         return MarkedList()
     if not isinstance(items, MarkedList):
-        raise SuiteProblem(line, f"{what} must be a list of '- id: ...' items, got {type(items).__name__.removeprefix('Marked').lower()}")
+        raise SuiteProblem(line, f"{what} must be a list of '- id: ...' items, got {type_name(items)}")
     if len(items) > MAX_PROMPTS_PER_SUITE:
         raise SuiteProblem(items.line, f"{what} has {len(items)} items; the limit is {MAX_PROMPTS_PER_SUITE} prompts per suite")
     return items
@@ -236,7 +247,7 @@ def _items(items: MarkedList, what: str, kind: str) -> list[tuple[MarkedDict, in
     for index, (item, line) in enumerate(zip(items, items.item_lines), start=1):
         if not isinstance(item, MarkedDict):
             raise SuiteProblem(line, (
-                f"item {index} of {what} is not a mapping ({item!r:.40}); each {kind} is a mapping "
+                f"item {index} of {what} is {type_name(item)}, not a mapping; each {kind} is a mapping "
                 f"like '- id: ...' with its keys indented below"))
         records.append((item, line))
     return records
@@ -258,7 +269,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for key, value in pairs:
         if key in record:
-            raise ValueError(f"key {key!r} appears twice in the object; keep one")
+            raise ValueError(f"key {quoted(key)} appears twice in the object; keep one")
         record[key] = value
     return record
 
@@ -266,6 +277,14 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _json_float(raw: str) -> float:
     value = MarkedFloat(float(raw))
     value.raw = raw  # keep "1.50" as written for an expected answer
+    return value
+
+
+def _json_int(raw: str) -> int:
+    if len(raw) > MAX_INT_CHARS:
+        raise ValueError(f"an integer of {len(raw)} characters; the limit is {MAX_INT_CHARS}, quote it if it is text")
+    value = MarkedInt(raw)
+    value.raw = raw
     return value
 
 
@@ -279,8 +298,10 @@ def _parse_jsonl(text: str, default_name: str) -> tuple[str, int, str, list[tupl
         if len(raw) >= MAX_PROMPTS_PER_SUITE:
             raise SuiteProblem(number, f"more than {MAX_PROMPTS_PER_SUITE} prompts; split the suite into several files")
         try:
-            record = json.loads(line_text, object_pairs_hook=_no_duplicate_keys, parse_float=_json_float,
-                                parse_constant=_refuse_constant)
+            record = load_json(line_text, object_pairs_hook=_no_duplicate_keys, parse_float=_json_float,
+                               parse_int=_json_int, parse_constant=_refuse_constant)
+        except JsonTooDeep as error:
+            raise SuiteProblem(number, f"the line {error}; a prompt is one flat JSON object") from None
         except ValueError as error:
             detail = error.msg if isinstance(error, json.JSONDecodeError) else str(error)
             column = f" at column {error.colno}" if isinstance(error, json.JSONDecodeError) else ""
@@ -289,6 +310,7 @@ def _parse_jsonl(text: str, default_name: str) -> tuple[str, int, str, list[tupl
             raise SuiteProblem(number, (
                 f"expected a JSON object like {{\"id\": ..., \"text\": ..., \"category\": ...}}, "
                 f"got {type(record).__name__}"))
+        unknown_key_problem(list(record), PROMPT_KEYS + ("suite",), "a prompt", lambda _key, n=number: n)
         if "suite" in record:
             name = check_suite_name(record.pop("suite"), number)
             if suite_name is not None and name != suite_name:
@@ -296,7 +318,6 @@ def _parse_jsonl(text: str, default_name: str) -> tuple[str, int, str, list[tupl
                     f"'suite' is {name!r} but line {suite_line} says {suite_name!r}; "
                     "one file holds one suite, make them agree"))
             suite_name, suite_line = name, number
-        unknown_key_problem(list(record), PROMPT_KEYS + ("suite",), "a prompt", lambda _key, n=number: n)
         raw.append((record, number))
     name = suite_name or check_suite_name(default_name, None)
     located = [(prompt_from_record(record, name, number, lambda _key, n=number: n), number) for record, number in raw]
