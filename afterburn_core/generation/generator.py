@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from afterburn_core.errors import ConfigError
+from afterburn_core.limits import available_memory_bytes
 from afterburn_core.generation.chat_template import render_chat_template
 from afterburn_core.generation.types import Completion, Prompt
 
@@ -132,20 +133,8 @@ def _available_bytes(device) -> int:
     if getattr(device, "type", str(device)) == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except ImportError:
-        pass
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30  # unknown platform: plan for 4 GiB
+    available = available_memory_bytes()
+    return available if available is not None else 4 << 30  # unknown platform: plan for 4 GiB
 
 
 def auto_batch_size(model_config, sequence_length: int, device, *, dtype_bytes: int = 4, available_bytes: int | None = None) -> int:
@@ -155,8 +144,8 @@ def auto_batch_size(model_config, sequence_length: int, device, *, dtype_bytes: 
     the KV cache (2 × layers × kv_heads × head_dim × tokens × dtype bytes), one
     layer's activations (ACTIVATION_FACTOR × hidden × tokens × dtype bytes) and
     the vocab-sized fp32 rows of the last logits and their log-softmax (4 × vocab × 4 bytes).
-    Free memory is ``torch.cuda.mem_get_info`` on CUDA, else psutil's / /proc/meminfo's
-    available memory (the loaded model is already resident, so it is not counted again).
+    Free memory is ``torch.cuda.mem_get_info`` on CUDA, else ``limits.available_memory_bytes``
+    (MemAvailable) (the loaded model is already resident, so it is not counted again).
     """
     config = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
     hidden = int(getattr(config, "hidden_size", 1024))
