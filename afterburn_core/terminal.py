@@ -99,12 +99,17 @@ class StageBars:
     def _update(self, stage: str, done: int, total: int, message: str) -> None:
         if not self._tasks:
             self._progress.start()
+            # On a terminal rich now sends what others print to its console, above the bars, turning escape
+            # sequences into styles as it goes (an OSC title, a NUL pass): what it gets is made plain first.
+            self._streams = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = _PlainStream(sys.stdout), _PlainStream(sys.stderr)
         if stage not in self._tasks:
             self._tasks[stage] = self._progress.add_task(safe_text(stage), total=max(total, 1), message="")
         self._progress.update(self._tasks[stage], completed=done, total=max(total, 1), message=safe_text(message))
 
     def __exit__(self, *exc_info: object) -> None:
         if self._tasks:
+            sys.stdout, sys.stderr = self._streams
             self._progress.stop()
 
 
@@ -126,12 +131,12 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
         ("fingerprint", [s.checkpoint.fingerprint[:16] for s in sides]),
     )
     for label, values in rows:
-        table.add_row(label, *(safe_text(value) for value in values))
+        table.add_row(safe_text(label), *(safe_text(value) for value in values))
     console.print(table)
     console.print(
-        f"{inventory.shared_tensors:,} tensors on both sides, {len(inventory.base_only)} base only, "
-        f"{len(inventory.trained_only)} trained only, {len(inventory.shape_changed)} with a new shape, "
-        f"{inventory.dtype_changed} with a new dtype",
+        f"{inventory.shared_tensors:,} tensors on both sides, {len(inventory.base_only):,} base only, "
+        f"{len(inventory.trained_only):,} trained only, {len(inventory.shape_changed):,} with a new shape, "
+        f"{inventory.dtype_changed:,} with a new dtype",
         highlight=False, markup=False,
     )
     for base_entry, trained_entry in inventory.shape_changed:
@@ -142,14 +147,14 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
 def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     """Profile, findings, the most changed tensors, and what sits on one side only."""
     console.print(
-        f"Weight profile: [bold]{safe_text(result.diagnosis.profile)}[/]  ·  {len(result.tensors)} tensors  ·  "
+        f"Weight profile: [bold]{safe_text(result.diagnosis.profile)}[/]  ·  {len(result.tensors):,} tensors  ·  "
         f"top 10 % hold {result.concentration.top_decile_share:.0%} of ‖ΔW‖²  ·  Gini {result.concentration.gini:.2f}"
         f"  ·  {result.seconds:.1f} s on {safe_text(result.device)}",
         highlight=False,
     )
     for finding in result.diagnosis.findings:
         console.print(f"  • [bold]{safe_text(finding.title)}[/]: {safe_text(finding.detail)}", highlight=False)
-    table = Table(title=f"Most changed tensors (of {len(ranked_tensors(result).tensors)} compared)")
+    table = Table(title=f"Most changed tensors (of {len(ranked_tensors(result).tensors):,} compared)")
     for column in ("tensor", "status", "shape", "‖ΔW‖/‖W‖", "‖ΔW‖", "cos", "rank 90 %", "low-rank"):
         table.add_column(column, justify="left" if column in ("tensor", "status") else "right")
     for tensor in top_tensors(result):
@@ -163,7 +168,7 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     console.print(table)
     one_sided = [t for t in result.tensors if t.status in ("base_only", "trained_only", "resized", "tied")]
     for tensor in one_sided:
-        extra = f" (+{tensor.added_rows} rows)" if tensor.status == "resized" else (
+        extra = f" (+{tensor.added_rows:,} rows)" if tensor.status == "resized" else (
             f" (tied to {safe_text(tensor.tied_to)})" if tensor.tied_to else "")
         console.print(f"  {safe_text(tensor.status)}: {safe_text(tensor.name)}{extra}", highlight=False)
 

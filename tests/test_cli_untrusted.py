@@ -74,7 +74,7 @@ def _assert_clean(result, *, literal: str | None = "[x]") -> None:
 
 
 def test_every_verb_prints_a_hostile_checkpoint_as_text(afterburn_home: Path, hostile_pair, hostile_suite,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base, trained = map(str, hostile_pair)
     pair = ("--base", base, "--trained", trained)
     quick = ("--suites", "math", "--max-new-tokens", "4")
@@ -90,6 +90,15 @@ def test_every_verb_prints_a_hostile_checkpoint_as_text(afterburn_home: Path, ho
     assert victim.read_text() == "keep me" and (tmp_path / "report.md").read_text().startswith("#")
     assert "LOAD REPORT" in diagnosed.stderr  # transformers' own report named the tensor: made plain too
     _assert_clean(afterburn("behaviour", *pair, *quick), literal=None)
+    # On a terminal, rich redirects what libraries print while its bars show (transformers' load report
+    # names the tensor again when a new token budget loads the models): still plain, though rich's own
+    # colour and cursor sequences are there.
+    with monkeypatch.context() as terminal:
+        terminal.setenv("TTY_COMPATIBLE", "1")  # rich's switch: the output is a terminal
+        on_terminal = afterburn("behaviour", *pair, "--suites", "math", "--max-new-tokens", "3")
+    assert on_terminal.returncode == 0 and "LOAD REPORT" in on_terminal.stderr, on_terminal.stderr
+    for injected in ("\x1b]", "OWNED", "\x1b[2J", "\x07", "\x00", "\u202e"):
+        assert injected not in on_terminal.stdout + on_terminal.stderr, injected
     _assert_clean(afterburn("hack-check", *pair, *quick), literal=None)
     _assert_clean(afterburn("hack-check", *pair, "--suites", str(hostile_suite), "--max-new-tokens", "4"),
                   literal=None)
