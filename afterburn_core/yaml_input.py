@@ -265,9 +265,12 @@ def describe_yaml_error(error: yaml.YAMLError) -> tuple[int | None, str]:
             f"the tag {tag[:MAX_QUOTED_CHARS]} is not allowed; Afterburn reads plain YAML "
             "(text, numbers, true/false, lists, mappings), remove the tag"
         )
+    if isinstance(error, yaml.reader.ReaderError):  # no mark: the reader refuses a character before parsing
+        return None, (f"character {error.position + 1} is U+{error.character:04X}, which YAML does not allow; "
+                      f"remove it, or write it as \\u{error.character:04x} inside double quotes")
     if problem.startswith("mapping values are not allowed"):
         # The usual cause: unquoted text that contains ": " (libyaml and PyYAML word this differently).
         return line, "a ': ' inside unquoted text starts a mapping; put the text in quotes"
     context = getattr(error, "context", None)
-    detail = f"{context}, {problem}" if context else problem
+    detail = " ".join((f"{context}, {problem}" if context else problem).split())  # one line
     return line, f"not valid YAML ({detail[:2 * MAX_QUOTED_CHARS]}); check the indentation and quoting there"
