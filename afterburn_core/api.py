@@ -1,6 +1,8 @@
 """The Python API: ``Diagnoser(base, trained, method="sft").run().save("report.html")``, and a function per CLI verb.
 
-A thin door: it records a run in the same store the dashboard reads (so a run
+A thin door: it checks every input (``Diagnoser.check``: suites, device, both
+checkpoints resolved), so refused input raises before anything is recorded;
+then it records a run in the same store the dashboard reads (so a run
 made here shows in its history and reopens instantly), runs it in this
 process through the same worker code, and hands back the typed results as a
 ``DiagnosedRun``, which writes any of the four report formats. The ``afterburn``

@@ -76,6 +76,15 @@ def test_a_bad_suite_is_refused_before_any_stage(afterburn_home: Path, tiny_pair
     assert _stored(afterburn_home) == ([], 0)  # inventory and weights were computed and stored before
 
 
+def test_check_resolves_the_pair_and_records_nothing(afterburn_home: Path, tiny_pair, bad_suite: Path) -> None:
+    checked = api.Diagnoser(*tiny_pair).check("weights")  # what the New run page can call before launching
+    assert (checked.base.root, checked.trained.root) == tuple(map(str, tiny_pair))
+    with pytest.raises(BadPromptSuite, match="bad.yaml"):
+        api.Diagnoser(*tiny_pair, suites=str(bad_suite)).check()
+    api.Diagnoser(*tiny_pair, suites=str(bad_suite)).check("weights")  # a weight diff reads no suite
+    assert not afterburn_home.exists()
+
+
 def test_a_worker_checks_the_suite_before_any_stage(store: RunStore, tiny_pair, bad_suite: Path) -> None:
     run_id = create_run(store, str(tiny_pair[0]), str(tiny_pair[1]), AnalysisConfig(suites=(str(bad_suite),)))
 
