@@ -175,16 +175,17 @@ def load_config_file(path: str | Path) -> AnalysisConfig:
     try:
         with path.open("rb") as file:
             data = file.read(MAX_CONFIG_FILE_BYTES + 1)
-        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise ConfigError(f"{path}: cannot read it ({error.__class__.__name__})") from None
     if len(data) > MAX_CONFIG_FILE_BYTES:
         raise ConfigError(f"{path}: is over {MAX_CONFIG_FILE_BYTES // 1024} KiB, not a settings file; "
                           "a settings file holds a few 'key: value' lines")
     try:
-        values = load_marked(text)
+        values = load_marked(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: is not UTF-8 text; save the settings file as UTF-8") from None
     except yaml.YAMLError as error:
         line, problem = describe_yaml_error(error)
         raise ConfigError(f"{path}{'' if line is None else f' line {line}'}: {problem}") from None

@@ -50,6 +50,7 @@ _TAG = "tag:yaml.org,2002:"
 _MERGE_TAG = _TAG + "merge"
 #: The safe constructor's tags we build; the rest of its table (binary, set, omap, pairs) is refused.
 _PLAIN_TAGS = {_TAG + name for name in ("null", "bool", "int", "float", "str", "seq", "map", "timestamp")}
+_TOO_DEEP = f"lists and mappings nest deeper than {MAX_YAML_DEPTH} levels; flatten the data"
 
 
 class MarkedDict(dict):
@@ -101,7 +102,7 @@ class BadScalar(YamlProblem):
 def _check_bounds(text: str) -> None:
     """Refuse deep nesting and alias expansion past the budget, from the parser's events alone."""
     loader = _BaseLoader(text)
-    open_nodes: list[list[Any]] = []  # [anchor, nodes so far, aliases expanded] of each open collection
+    open_nodes: list[list[Any]] = []  # [anchor, nodes so far (aliases expanded)] of each open collection
     sizes: dict[str, int] = {}  # nodes an anchor stands for, its own aliases expanded
     alias_nodes = 0
     try:
@@ -109,8 +110,7 @@ def _check_bounds(text: str) -> None:
             event = loader.get_event()
             if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 if len(open_nodes) >= MAX_YAML_DEPTH:
-                    raise YamlProblem(
-                        f"lists and mappings nest deeper than {MAX_YAML_DEPTH} levels; flatten the data", event.start_mark)
+                    raise YamlProblem(_TOO_DEEP, event.start_mark)
                 open_nodes.append([event.anchor, 1])
                 continue
             if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
@@ -268,6 +268,8 @@ def describe_yaml_error(error: yaml.YAMLError) -> tuple[int | None, str]:
     if isinstance(error, yaml.reader.ReaderError):  # no mark: the reader refuses a character before parsing
         return None, (f"character {error.position + 1} is U+{error.character:04X}, which YAML does not allow; "
                       f"remove it, or write it as \\u{error.character:04x} inside double quotes")
+    if "exceeded maximum nesting depth" in problem:  # libyaml's own bound (1 000), met while scanning ahead
+        return line, _TOO_DEEP
     if problem.startswith("mapping values are not allowed"):
         # The usual cause: unquoted text that contains ": " (libyaml and PyYAML word this differently).
         return line, "a ': ' inside unquoted text starts a mapping; put the text in quotes"

@@ -147,6 +147,8 @@ BAD_CONFIG_FILES = [
     ("huge.yaml", "temperature: " + "9" * 999 + "\n", ": temperature: <a 3319-bit integer> must be a number from 0.0 to 10.0"),
     ("deep.yaml", "suites: " + "[" * 900 + "]" * 900 + "\n",
      "line 1: lists and mappings nest deeper than 64 levels; flatten the data"),
+    ("deeper.yaml", "suites: " + "[" * 30_000 + "]" * 30_000 + "\n",  # past libyaml's own 1 000, under 64 KiB
+     "line 1: lists and mappings nest deeper than 64 levels; flatten the data"),
     ("keys.yaml", "{1: a, b: c}\n", ": unknown key 1; known keys are method, device, suites, max_new_tokens, "
      "batch_size, temperature, top_p, seed, spectrum_top_k, exact_spectra, trust_remote_code, reward_hack_weights"),
     ("weights.yaml", "reward_hack_weights: {length_bias: " + "9" * 999 + "}\n",

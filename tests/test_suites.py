@@ -247,6 +247,8 @@ BAD_FILES = [
     ("noprompts.yaml", "name: s\nversion: 1\n",
      "line 1: the suite has no 'prompts:' or 'probes:' list; add one"),
     ("comments.yaml", "# nothing here yet\n", ": the file holds no YAML data (only comments?); add prompts"),
+    ("escape.yaml", "- {id: a, text: x\x1b[2J, category: c}\n",
+     ": character 18 is U+001B, which YAML does not allow; remove it, or write it as \\u001b inside double quotes"),
     ("empty.jsonl", "\n  \n", ": the file is empty; add at least one prompt"),
     ("empty.yaml", "", ": the file is empty; add at least one prompt"),
 ]
@@ -343,6 +345,8 @@ BOUNDED_FILES = [
     ("self.yaml", "- &p {id: a, text: x, category: c, tags: [*p]}\n",
      "line 1: the alias *p sits inside its own anchor, an endless structure; write the data out"),
     ("deep.yaml", f"- {{id: a, text: x, category: c, tags: {DEEP_YAML}}}\n",
+     "line 1: lists and mappings nest deeper than 64 levels; flatten the data"),
+    ("deeper.yaml", "prompts: " + "[" * 100_000 + "]" * 100_000 + "\n",
      "line 1: lists and mappings nest deeper than 64 levels; flatten the data"),
     ("bigint.yaml", "- {id: a, text: x, category: c, expected_answer: " + "9" * 5000 + "}\n",
      "line 1: the value under key 'expected_answer' is an integer of 5000 characters; the limit is 1000, "
