@@ -33,7 +33,7 @@ pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streaml
 
 REWARD_HACKING = "pages/reward_hacking.py"
 TITLES = {"length_bias": "Length bias", "format_gaming": "Format gaming", "strategy_collapse": "Strategy collapse",
-          "sycophancy": "Sycophancy"}
+          "sycophancy": "Sycophancy", "safety_regression": "Safety regression"}
 #: Strings that would become markup, a link or a tag if any element rendered them unescaped.
 HOSTILE = ("<script>alert(1)</script>", "**x**", "[link](http://x)", "<img src=x onerror=alert(2)>")
 HOSTILE_TEXT = " ".join(HOSTILE)

@@ -12,7 +12,8 @@ run through the same store calls the runner uses.
 analyses on the demo pair once per process; ``hostile_generation_results``
 is a copy of them whose one prompt answers with markup, for the escaping tests.
 
-``open_app`` opens the dashboard under Streamlit's AppTest, as the page tests do.
+``open_app`` opens the dashboard under Streamlit's AppTest, as the page tests do;
+``markdown_strings`` lists every string of it that Streamlit renders as markdown.
 
 It fakes the analysis, never the store or the page: the AppTest and browser
 tests read it back through ``afterburn_core.store.load_result``.
@@ -103,6 +104,46 @@ def open_app(page: str | None = None, **query_params: str) -> AppTest:
         app.switch_page(page).run()
     assert not app.exception, [exception.value for exception in app.exception]
     return app
+
+
+#: Proto fields the frontend renders as markdown: bodies (markdown, captions, alerts, headings), labels
+#: (widgets, links, expanders), tooltips, placeholders and progress-bar text.
+MARKDOWN_FIELDS = frozenset({"body", "label", "help", "text", "placeholder"})
+#: Elements whose body is shown verbatim (``st.text``, ``st.code``) or is not the page's (the exception box).
+PLAIN_ELEMENTS = frozenset({"text", "code", "exception", "json"})
+
+
+def markdown_strings(app: AppTest) -> list[str]:
+    """Every string on the page, sidebar included, that Streamlit renders as markdown.
+
+    Read from the element protos, so a new element, label or tooltip a page adds is
+    covered without naming it here; tables, charts and option lists are plain text and
+    are left out.
+    """
+    found: list[str] = []
+
+    def visit(node) -> None:
+        if node.type not in PLAIN_ELEMENTS and node.proto is not None:
+            found.extend(_markdown_fields(node.proto))
+        for child in getattr(node, "children", {}).values():
+            visit(child)
+
+    visit(app.main)
+    visit(app.sidebar)
+    return found
+
+
+def _markdown_fields(message) -> list[str]:
+    strings = []
+    for field, value in message.ListFields():
+        if field.type == field.TYPE_MESSAGE and field.message_type.GetOptions().map_entry:
+            continue  # maps hold settings (a chart's config, a widget's options by id), not shown text
+        values = value if field.is_repeated else (value,)
+        if field.type == field.TYPE_MESSAGE:
+            strings += [text for item in values for text in _markdown_fields(item)]
+        elif field.type == field.TYPE_STRING and field.name in MARKDOWN_FIELDS:
+            strings += list(values)
+    return strings
 
 
 def _diffuse_spectrum(delta_norm: float, size: int) -> tuple[float, ...]:
@@ -343,14 +384,17 @@ def store_result(store: RunStore, result: WeightDiffResult) -> str:
 
 # --- behaviour and prompts: the real demo run, and hostile copies of it ---------------------------
 
+#: What Streamlit's markdown turns into something else (an icon, a colour, LaTeX, bold, a tag,
+#: an emoji, an arrow) when a page renders a model's words as markdown.
+DIRECTIVES = (":material/warning:", ":red[x]", "$x$", "**b**", "<b>", ":smile:", "a -> b")
 #: A model answer that would become markup if any page rendered it as markdown or HTML.
 HOSTILE_OUTPUT = (
     "<script>alert(1)</script> <img src=x onerror=alert(1)> [click](javascript:alert(1)) "
-    ":red[red] **bold** $x^2$ \u202eevil\nnext line"
+    f":red[red] **bold** $x^2$ {' '.join(DIRECTIVES)} \u202eevil\nnext line"
 )
 HOSTILE_BASE_OUTPUT = "<b>base</b> [home](http://example.com) :red[red] **bold**"
-HOSTILE_PROMPT = "Say <img src=x onerror=alert(2)> and [this](javascript:alert(2))"
-HOSTILE_CATEGORY = "<img src=x onerror=alert(3)>"
+HOSTILE_PROMPT = f"Say <img src=x onerror=alert(2)> and [this](javascript:alert(2)) {' '.join(DIRECTIVES)}"
+HOSTILE_CATEGORY = f"<img src=x onerror=alert(3)> {' '.join(DIRECTIVES)}"
 #: The demo prompt whose answers the hostile copy replaces.
 HOSTILE_PROMPT_LINK = "math/math-arith-01"
 DEMO_CONFIG = {"max_new_tokens": 96}
@@ -403,7 +447,8 @@ def hostile_generation_results() -> tuple[GenerationsResult, TokenKLResult, Beha
     """The demo run's results with ``HOSTILE_PROMPT_LINK``'s prompt and answers replaced by markup.
 
     The trained answer's tokens carry rising KLs, so the most divergent token is
-    the last; one category of the math suite is renamed ``HOSTILE_CATEGORY``.
+    the last; the prompt's category is renamed ``HOSTILE_CATEGORY`` (in the
+    statistics and in all its prompts).
     """
     generations, token_kl, behaviour = demo_generation_results()
     suite, prompt_id = HOSTILE_PROMPT_LINK.split("/")
@@ -414,10 +459,17 @@ def hostile_generation_results() -> tuple[GenerationsResult, TokenKLResult, Beha
     trained = replace(generations.trained[index], text=HOSTILE_OUTPUT, output_token_ids=token_ids,
                       n_tokens=len(tokens), token_logprobs=tuple(-0.5 for _ in tokens))
     base = replace(generations.base[index], text=HOSTILE_BASE_OUTPUT)
+    math = behaviour.suites[suite]
+    renamed = generations.prompts[index].category
+
+    def hostile_prompt(i: int, prompt):
+        if prompt.suite == suite and prompt.category == renamed:
+            prompt = replace(prompt, category=HOSTILE_CATEGORY)
+        return replace(prompt, text=HOSTILE_PROMPT) if i == index else prompt
+
     generations = replace(
         generations,
-        prompts=tuple(replace(prompt, text=HOSTILE_PROMPT) if i == index else prompt
-                      for i, prompt in enumerate(generations.prompts)),
+        prompts=tuple(hostile_prompt(i, prompt) for i, prompt in enumerate(generations.prompts)),
         base=tuple(base if i == index else completion for i, completion in enumerate(generations.base)),
         trained=tuple(trained if i == index else completion for i, completion in enumerate(generations.trained)),
     )
@@ -436,10 +488,9 @@ def hostile_generation_results() -> tuple[GenerationsResult, TokenKLResult, Beha
     )
     token_kl = replace(token_kl, scores=replace(token_kl.scores, prompts=tuple(
         scored if prompt.prompt_id == HOSTILE_PROMPT_LINK else prompt for prompt in token_kl.scores.prompts)))
-    math = behaviour.suites[suite]
-    renamed, *rest = math.categories
-    categories = {HOSTILE_CATEGORY: replace(math.categories[renamed], category=HOSTILE_CATEGORY),
-                  **{name: math.categories[name] for name in rest}}
+    categories = {HOSTILE_CATEGORY if name == renamed else name:
+                  replace(group, category=HOSTILE_CATEGORY) if name == renamed else group
+                  for name, group in math.categories.items()}
     behaviour = replace(behaviour, suites={**behaviour.suites, suite: replace(math, categories=categories)})
     return generations, token_kl, behaviour
 
