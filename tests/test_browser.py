@@ -7,8 +7,10 @@ reach done, reload, open the results (checkpoints, weights, behaviour,
 prompts, reward hacking), then download all four reports from the Reports page. A hand-built weight diff with hostile model strings, and a copy of a
 demo run whose answer is markup, check that nothing a checkpoint or a model
 wrote becomes markup in the page.
-No page may show Streamlit's exception box. Screenshots land in
-``test-artifacts/`` for a person to look at.
+No page may show Streamlit's exception box, and no page may load anything
+from outside the local server (every test's browser refuses and lists such
+requests; one test walks every page of a finished run for it). Screenshots
+land in ``test-artifacts/`` for a person to look at.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from ui_helpers import (
+    DEMO_CONFIG,
+    DIRECTIVES,
     HOSTILE_OUTPUT,
     HOSTILE_PROMPT_LINK,
     hostile_generation_results,
@@ -55,12 +60,16 @@ REWARD_HACK_VIEWPORT = {"width": 1400, "height": 2000}
 #: How each downloaded report starts.
 REPORT_MAGIC = {"HTML": b"<!DOCTYPE html>", "JSON": b"{", "Markdown": b"# ", "PDF": b"%PDF-"}
 
-pytestmark = pytest.mark.browser
-
 try:
-    from playwright.sync_api import Page, expect, sync_playwright
+    from playwright.sync_api import Page, Route, expect, sync_playwright
 except ImportError:  # pragma: no cover - depends on the machine
     sync_playwright = None
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}"),
+    pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed"),
+]
 
 
 def _free_port() -> int:
@@ -108,6 +117,47 @@ def server_url(tmp_path: Path, afterburn_home: Path):
             server.wait()
 
 
+@pytest.fixture
+def new_page(server_url: str):
+    """``new_page(viewport)``: a fresh Chromium page that may reach the dashboard's server and nothing else.
+
+    Every other request is refused and noted (the dashboard must work offline: no
+    icon font, favicon, telemetry or script from elsewhere), and so is a web socket
+    to anywhere else; the test fails listing them.
+    """
+    local = urlsplit(server_url).netloc
+    outside: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if urlsplit(route.request.url).netloc == local:
+            route.continue_()
+        else:
+            outside.append(f"{route.request.resource_type} {route.request.url}")
+            route.abort("blockedbyclient")
+
+    def watch_sockets(page: Page) -> None:
+        def on_socket(socket) -> None:
+            if urlsplit(socket.url).netloc != local:
+                outside.append(f"websocket {socket.url}")
+
+        page.on("websocket", on_socket)
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+
+        def open_page(viewport: dict[str, int]) -> Page:
+            context = browser.new_context(viewport=viewport)
+            context.route("**/*", only_local)
+            context.on("page", watch_sockets)
+            return context.new_page()
+
+        try:
+            yield open_page
+        finally:
+            browser.close()
+    assert not outside, "requests that left the local server:\n" + "\n".join(outside)
+
+
 def _settled(page: Page) -> None:
     """Wait until Streamlit has finished running the script for what is on screen."""
     page.wait_for_selector('[data-testid="stApp"]')
@@ -142,189 +192,204 @@ def _shot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, animations="disabled")
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
-@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed")
-def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterburn_home: Path):
+def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterburn_home: Path, new_page):
     with RunStore(afterburn_home) as store:
         linked_run_id = create_run(store, "demo:base", "demo:control", AnalysisConfig())
         assert execute_run(store, linked_run_id) == "done", store.get_run(linked_run_id).error
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            # The server's very first page is a link to a finished run: it must open that run.
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(f"{server_url}/overview?run={linked_run_id}")
-            expect(page.get_by_text("Shared tensors")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text(f"Run {linked_run_id}")).to_be_visible()
-            expect(page.get_by_test_id("stSidebar").get_by_text("demo:base → demo:control")).to_be_visible()
-            _settled(page)
-            _no_exception(page, "checkpoints page opened from a link")
-            _shot(page, "00-link-on-a-fresh-server")
+    # The server's very first page is a link to a finished run: it must open that run.
+    page = new_page(VIEWPORT)
+    page.goto(f"{server_url}/overview?run={linked_run_id}")
+    expect(page.get_by_text("Shared tensors")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"Run {linked_run_id}")).to_be_visible()
+    expect(page.get_by_test_id("stSidebar").get_by_text("demo:base → demo:control")).to_be_visible()
+    _settled(page)
+    _no_exception(page, "checkpoints page opened from a link")
+    _shot(page, "00-link-on-a-fresh-server")
 
-            page.goto(server_url)
-            expect(page.get_by_role("heading", name="New run")).to_be_visible(timeout=30_000)
-            expect(page.get_by_role("textbox", name="Base model")).to_have_value("demo:base")
-            expect(page.get_by_role("textbox", name="Post-trained model")).to_have_value("demo:trained")
-            launch = page.get_by_role("button", name="Launch")
-            expect(launch).to_be_enabled(timeout=30_000)
-            _settled(page)
-            _no_exception(page, "new run page")
-            _shot(page, "01-new-run")
+    page.goto(server_url)
+    expect(page.get_by_role("heading", name="New run")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("textbox", name="Base model")).to_have_value("demo:base")
+    expect(page.get_by_role("textbox", name="Post-trained model")).to_have_value("demo:trained")
+    launch = page.get_by_role("button", name="Launch")
+    expect(launch).to_be_enabled(timeout=30_000)
+    _settled(page)
+    _no_exception(page, "new run page")
+    _shot(page, "01-new-run")
 
-            # A reference that names nothing: one line in red, and no launching.
-            trained_input = page.get_by_role("textbox", name="Post-trained model")
-            trained_input.fill("/no/such/model")
-            trained_input.press("Enter")
-            expect(page.get_by_text("/no/such/model").last).to_be_visible(timeout=30_000)
-            expect(launch).to_be_disabled()
-            _settled(page)
-            _no_exception(page, "invalid reference")
-            _shot(page, "01b-invalid-reference")
-            page.get_by_role("button", name="Demo: fine-tuned").click()
-            expect(trained_input).to_have_value("demo:trained", timeout=30_000)
-            expect(launch).to_be_enabled(timeout=30_000)
+    # A reference that names nothing: one line in red, and no launching.
+    trained_input = page.get_by_role("textbox", name="Post-trained model")
+    trained_input.fill("/no/such/model")
+    trained_input.press("Enter")
+    expect(page.get_by_text("/no/such/model").last).to_be_visible(timeout=30_000)
+    expect(launch).to_be_disabled()
+    _settled(page)
+    _no_exception(page, "invalid reference")
+    _shot(page, "01b-invalid-reference")
+    page.get_by_role("button", name="Demo: fine-tuned").click()
+    expect(trained_input).to_have_value("demo:trained", timeout=30_000)
+    expect(launch).to_be_enabled(timeout=30_000)
 
-            launch.click()
-            expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
-            _settled(page)
-            _no_exception(page, "progress view")
-            _shot(page, "02-run-done")
-            run_id = page.url.split("active=")[1].split("&")[0]
+    launch.click()
+    expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    _settled(page)
+    _no_exception(page, "progress view")
+    _shot(page, "02-run-done")
+    run_id = page.url.split("active=")[1].split("&")[0]
 
-            # A reload keeps following the run: it is read from the store, named in the URL.
-            page.reload()
-            expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=30_000)
-            _no_exception(page, "reloaded progress view")
+    # A reload keeps following the run: it is read from the store, named in the URL.
+    page.reload()
+    expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=30_000)
+    _no_exception(page, "reloaded progress view")
 
-            page.get_by_role("button", name="Open results").click()
-            expect(page.get_by_role("heading", name="Checkpoints")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Shared tensors")).to_be_visible(timeout=30_000)
-            _settled(page)
-            _no_exception(page, "checkpoints page")
-            assert f"run={run_id}" in page.url
-            _shot(page, "03-checkpoints")
+    page.get_by_role("button", name="Open results").click()
+    expect(page.get_by_role("heading", name="Checkpoints")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Shared tensors")).to_be_visible(timeout=30_000)
+    _settled(page)
+    _no_exception(page, "checkpoints page")
+    assert f"run={run_id}" in page.url
+    _shot(page, "03-checkpoints")
 
-            page.set_viewport_size(WEIGHTS_VIEWPORT)
-            page.get_by_role("link", name="Weights").click()
-            expect(page.get_by_role("heading", name="Weights")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Layer × module")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Singular-value spectrum of ΔW")).to_be_visible()
-            _settled(page)
-            _charts_drawn(page, 5)
-            _no_exception(page, "weights page")
-            assert f"run={run_id}" in page.url
-            _shot(page, "04-weights")
+    page.set_viewport_size(WEIGHTS_VIEWPORT)
+    page.get_by_role("link", name="Weights").click()
+    expect(page.get_by_role("heading", name="Weights")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Layer × module")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Singular-value spectrum of ΔW")).to_be_visible()
+    _settled(page)
+    _charts_drawn(page, 5)
+    _no_exception(page, "weights page")
+    assert f"run={run_id}" in page.url
+    _shot(page, "04-weights")
 
-            page.set_viewport_size(BEHAVIOUR_VIEWPORT)
-            page.get_by_role("link", name="Behaviour").click()
-            expect(page.get_by_role("heading", name="Behaviour")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Shifts at a glance")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Post-trained answers are longer").first).to_be_visible()
-            _settled(page)
-            _charts_drawn(page, 6)
-            _no_exception(page, "behaviour page")
-            assert f"run={run_id}" in page.url
-            _shot(page, "05-behaviour")
+    page.set_viewport_size(BEHAVIOUR_VIEWPORT)
+    page.get_by_role("link", name="Behaviour").click()
+    expect(page.get_by_role("heading", name="Behaviour")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Shifts at a glance")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Post-trained answers are longer").first).to_be_visible()
+    _settled(page)
+    _charts_drawn(page, 6)
+    _no_exception(page, "behaviour page")
+    assert f"run={run_id}" in page.url
+    _shot(page, "05-behaviour")
 
-            # The evidence link opens the prompt whose length changed most.
-            page.set_viewport_size(PROMPTS_VIEWPORT)
-            page.get_by_role("link", name="the answer whose length changed most").click()
-            expect(page.get_by_role("heading", name="Prompts")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Where the models disagree")).to_be_visible(timeout=30_000)
-            _settled(page)
-            _charts_drawn(page, 1)
-            _no_exception(page, "prompts page")
-            assert f"run={run_id}" in page.url and "prompt=" in page.url
-            _shot(page, "06-prompts")
+    # The evidence link opens the prompt whose length changed most.
+    page.set_viewport_size(PROMPTS_VIEWPORT)
+    page.get_by_role("link", name="the answer whose length changed most").click()
+    expect(page.get_by_role("heading", name="Prompts")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Where the models disagree")).to_be_visible(timeout=30_000)
+    _settled(page)
+    _charts_drawn(page, 1)
+    _no_exception(page, "prompts page")
+    assert f"run={run_id}" in page.url and "prompt=" in page.url
+    _shot(page, "06-prompts")
 
-            page.set_viewport_size(REWARD_HACK_VIEWPORT)
-            page.get_by_role("link", name="Reward hacking").click()
-            expect(page.get_by_role("heading", name="Reward hacking")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Composite").first).to_be_visible(timeout=30_000)
-            _settled(page)
-            _gauges_drawn(page, 5)  # the composite and one per detector
-            _no_exception(page, "reward hacking page")
-            assert f"run={run_id}" in page.url
-            _shot(page, "07-reward-hacking")
+    page.set_viewport_size(REWARD_HACK_VIEWPORT)
+    page.get_by_role("link", name="Reward hacking").click()
+    expect(page.get_by_role("heading", name="Reward hacking")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Composite").first).to_be_visible(timeout=30_000)
+    _settled(page)
+    _gauges_drawn(page, 5)  # the composite and one per detector
+    _no_exception(page, "reward hacking page")
+    assert f"run={run_id}" in page.url
+    _shot(page, "07-reward-hacking")
 
-            page.set_viewport_size(VIEWPORT)
-            page.get_by_role("link", name="Reports").click()
-            expect(page.get_by_role("heading", name="Reports")).to_be_visible(timeout=30_000)
-            _settled(page)
-            _no_exception(page, "reports page")
-            _shot(page, "08-reports")
-            for label, magic in REPORT_MAGIC.items():
-                with page.expect_download(timeout=120_000) as download_info:
-                    page.get_by_role("button", name=f"Download {label}").click()
-                path = download_info.value.path()
-                assert path is not None and Path(path).read_bytes().lstrip()[:len(magic)] == magic, label
-                _no_exception(page, f"reports page after the {label} download")
-        finally:
-            browser.close()
+    page.set_viewport_size(VIEWPORT)
+    page.get_by_role("link", name="Reports").click()
+    expect(page.get_by_role("heading", name="Reports")).to_be_visible(timeout=30_000)
+    _settled(page)
+    _no_exception(page, "reports page")
+    _shot(page, "08-reports")
+    for label, magic in REPORT_MAGIC.items():
+        with page.expect_download(timeout=120_000) as download_info:
+            page.get_by_role("button", name=f"Download {label}").click()
+        path = download_info.value.path()
+        assert path is not None and Path(path).read_bytes().lstrip()[:len(magic)] == magic, label
+        _no_exception(page, f"reports page after the {label} download")
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
-@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed")
-def test_weights_page_shows_hostile_model_strings_as_text(server_url: str, afterburn_home: Path):
+#: Every view by its URL path, and a line it shows once the run's results are drawn.
+EVERY_PAGE = {"": "Bundled demo pairs", "overview": "Shared tensors", "weights": "Layer × module",
+              "behaviour": "Shifts at a glance", "prompts": "Where the models disagree",
+              "reward_hacking": "Composite", "reports": "Download HTML"}
+#: The menu, in order, as a user walks it without reloading.
+MENU = ("Checkpoints", "Weights", "Behaviour", "Prompts", "Reward hacking", "Reports", "New run")
+
+
+def test_every_page_of_a_finished_run_loads_from_the_local_server_only(server_url: str, afterburn_home: Path,
+                                                                       new_page):
+    # The audit counted 35 requests to fonts.gstatic.com over 15 page views: each page's menu icon as favicon.
+    with RunStore(afterburn_home) as store:
+        run_id = create_run(store, "demo:base", "demo:trained", AnalysisConfig(**DEMO_CONFIG))
+        assert execute_run(store, run_id) == "done", store.get_run(run_id).error
+
+    page = new_page(VIEWPORT)
+    for path, shown in EVERY_PAGE.items():
+        page.goto(f"{server_url}/{path}?run={run_id}")
+        expect(page.get_by_text(shown).first).to_be_visible(timeout=30_000)
+        _settled(page)
+        _no_exception(page, f"/{path}")
+    for title in MENU:
+        page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
+        expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=30_000)
+        _settled(page)
+    page.wait_for_timeout(1000)  # a late favicon or font request would have been made by now
+    _shot(page, "09-new-run-after-every-page")
+    # The fixture fails the test, listing them, if any request went elsewhere.
+
+def test_weights_page_shows_hostile_model_strings_as_text(server_url: str, afterburn_home: Path, new_page):
     hostile_tokens = ("<img src=x onerror=alert(1)>", "[link](javascript:alert(1))", "**bold**\nline", "\u202eevil",
                       ":red[x] $x$", "\x00", " lead", "ok")
     with RunStore(afterburn_home) as store:
         run_id = store_result(store, weight_diff_result(token_strings=hostile_tokens, unpaired=True))
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=WEIGHTS_VIEWPORT)
-            page.goto(f"{server_url}/weights?run={run_id}")
-            expect(page.get_by_text("Not compared one to one")).to_be_visible(timeout=30_000)
-            expect(page.get_by_text("Norm shifts")).to_be_visible()
-            # The reading names the most-moved token quoted, as text, not as an image tag.
-            expect(page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first).to_be_visible()
-            _settled(page)
-            _charts_drawn(page, 5)
-            _no_exception(page, "weights page with hostile strings")
-            assert page.locator('img[src="x"]').count() == 0
-            assert page.locator('a[href^="javascript"]').count() == 0
-            _shot(page, "04b-weights-hand-built")
-        finally:
-            browser.close()
+    page = new_page(WEIGHTS_VIEWPORT)
+    page.goto(f"{server_url}/weights?run={run_id}")
+    expect(page.get_by_text("Not compared one to one")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Norm shifts")).to_be_visible()
+    # The reading names the most-moved token quoted, as text, not as an image tag.
+    expect(page.get_by_text("<img src=x onerror=alert(1)>", exact=False).first).to_be_visible()
+    _settled(page)
+    _charts_drawn(page, 5)
+    _no_exception(page, "weights page with hostile strings")
+    assert page.locator('img[src="x"]').count() == 0
+    assert page.locator('a[href^="javascript"]').count() == 0
+    _shot(page, "04b-weights-hand-built")
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason=f"no Chromium at {CHROMIUM}")
-@pytest.mark.skipif(sync_playwright is None, reason="playwright is not installed")
-def test_prompts_page_shows_a_hostile_answer_as_text(server_url: str, afterburn_home: Path):
+def test_prompts_page_shows_a_hostile_answer_as_text(server_url: str, afterburn_home: Path, new_page):
     with RunStore(afterburn_home) as store:
         run_id = store_generation_results(store, *hostile_generation_results())
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport=PROMPTS_VIEWPORT)
-            dialogs: list[str] = []
-            page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-            page.goto(f"{server_url}/prompts?run={run_id}&prompt={HOSTILE_PROMPT_LINK}")
-            expect(page.get_by_text("Where the models disagree")).to_be_visible(timeout=30_000)
-            _settled(page)
-            _charts_drawn(page, 1)
-            _no_exception(page, "prompts page with a hostile answer")
-            # The answer is shown verbatim, as text: tags, links and directives included.
-            expect(page.get_by_text("<script>alert(1)</script>", exact=False).first).to_be_visible()
-            expect(page.get_by_text(HOSTILE_OUTPUT.split(" ")[3], exact=False).first).to_be_visible()
-            main = page.get_by_test_id("stMain")
-            assert main.locator('img[src="x"]').count() == 0
-            assert main.locator('a[href^="javascript"]').count() == 0
-            assert main.locator("script").count() == 0
-            page.wait_for_timeout(500)  # an onerror handler would have fired by now
-            assert dialogs == []
-            _shot(page, "06b-prompts-hostile")
+    page = new_page(PROMPTS_VIEWPORT)
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{server_url}/prompts?run={run_id}&prompt={HOSTILE_PROMPT_LINK}")
+    expect(page.get_by_text("Where the models disagree")).to_be_visible(timeout=30_000)
+    _settled(page)
+    _charts_drawn(page, 1)
+    _no_exception(page, "prompts page with a hostile answer")
+    # The answer is shown verbatim, as text: tags, links and directives included.
+    expect(page.get_by_text("<script>alert(1)</script>", exact=False).first).to_be_visible()
+    expect(page.get_by_text(HOSTILE_OUTPUT.split(" ")[3], exact=False).first).to_be_visible()
+    main = page.get_by_test_id("stMain")
+    assert main.locator('img[src="x"]').count() == 0
+    assert main.locator('a[href^="javascript"]').count() == 0
+    assert main.locator("script").count() == 0
+    page.wait_for_timeout(500)  # an onerror handler would have fired by now
+    assert dialogs == []
+    # Streamlit's own directives in the answer stay text in the word diff: no icon, emoji or arrow.
+    diff = next(text for text in main.locator('[data-testid="stMarkdownContainer"]').all_inner_texts()
+                if "javascript:alert(1)" in text and "x^2" in text)
+    for directive in DIRECTIVES:
+        assert directive in diff.replace("\u2060", ""), directive
+    assert "\U0001f604" not in diff and "→" not in diff  # :smile: and ->
+    assert main.locator('[aria-label="warning icon"]').count() == 0
+    _shot(page, "06b-prompts-hostile")
 
-            page.set_viewport_size(BEHAVIOUR_VIEWPORT)
-            page.goto(f"{server_url}/behaviour?run={run_id}")
-            expect(page.get_by_text("Shifts at a glance")).to_be_visible(timeout=30_000)
-            _settled(page)
-            _no_exception(page, "behaviour page of the hostile copy")
-            assert page.locator('img[src="x"]').count() == 0
-            assert dialogs == []
-        finally:
-            browser.close()
+    page.set_viewport_size(BEHAVIOUR_VIEWPORT)
+    page.goto(f"{server_url}/behaviour?run={run_id}")
+    expect(page.get_by_text("Shifts at a glance")).to_be_visible(timeout=30_000)
+    _settled(page)
+    _no_exception(page, "behaviour page of the hostile copy")
+    assert page.locator('img[src="x"]').count() == 0
+    assert dialogs == []
