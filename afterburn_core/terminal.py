@@ -22,7 +22,7 @@ from rich.table import Table
 from afterburn_core.types import InventoryResult
 from afterburn_core.views.reward_hack import detectors as ordered_detectors
 from afterburn_core.views.text import plain_text, safe_text
-from afterburn_core.views.weights import ranked_tensors, top_tensors
+from afterburn_core.views.weights import display_names, ranked_tensors, top_tensors
 from afterburn_core.weights.types import WeightDiffResult
 
 
@@ -140,7 +140,7 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
         highlight=False, markup=False,
     )
     for base_entry, trained_entry in inventory.shape_changed:
-        console.print(f"  shape {safe_text(base_entry.name)}: {safe_text(list(base_entry.shape))} → "
+        console.print(f"  shape {safe_text(base_entry.stored_name or base_entry.name)}: {safe_text(list(base_entry.shape))} → "
                       f"{safe_text(list(trained_entry.shape))}", highlight=False)
 
 
@@ -160,17 +160,18 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     for tensor in top_tensors(result):
         rank_90 = "" if tensor.singular_values is None else (str(tensor.rank_90) if tensor.rank_90 is not None else f"> {len(tensor.singular_values)}")
         table.add_row(
-            safe_text(tensor.name), safe_text(tensor.status), safe_text("×".join(map(str, tensor.shape))),
+            safe_text(tensor.display_name), safe_text(tensor.status), safe_text("×".join(map(str, tensor.shape))),
             f"{tensor.relative_change:.4g}", f"{tensor.frob_norm_delta:.4g}",
             f"{tensor.cosine_similarity:.6f}" if tensor.cosine_similarity is not None else "",
             safe_text(rank_90), {True: "yes", False: "no", None: ""}[tensor.low_rank],
         )
     console.print(table)
     one_sided = [t for t in result.tensors if t.status in ("base_only", "trained_only", "resized", "tied")]
+    names = display_names(result.tensors)
     for tensor in one_sided:
         extra = f" (+{tensor.added_rows:,} rows)" if tensor.status == "resized" else (
-            f" (tied to {safe_text(tensor.tied_to)})" if tensor.tied_to else "")
-        console.print(f"  {safe_text(tensor.status)}: {safe_text(tensor.name)}{extra}", highlight=False)
+            f" (tied to {safe_text(names.get(tensor.tied_to, tensor.tied_to))})" if tensor.tied_to else "")
+        console.print(f"  {safe_text(tensor.status)}: {safe_text(tensor.display_name)}{extra}", highlight=False)
 
 
 def _shift(base: float, trained: float, significant: bool, percent: bool = True) -> str:

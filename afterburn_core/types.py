@@ -146,11 +146,19 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class TensorEntry:
-    """One tensor of a checkpoint as its header describes it (no data read)."""
+    """One tensor of a checkpoint as its header describes it (no data read).
+
+    ``name`` is the normalized key two checkpoints pair by
+    (``checkpoints.tensors.normalize_tensor_name``); ``stored_name`` is the
+    name exactly as the file stores it (``model.layers.0.mlp.up_proj.weight``),
+    the one a user finds in the file and in peft's ``target_modules``. None
+    only in an inventory stored before it was recorded.
+    """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
+    stored_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,12 @@ class PlannedPair:
 
     ``tied_to`` names the embedding a tied head reads on the side that stores
     no head of its own; ``both_tied`` marks a head that both sides tie to
-    their embedding (nothing of its own to compare).
+    their embedding (nothing of its own to compare). ``name``, ``base_name``,
+    ``trained_name`` and ``tied_to`` are normalized keys; ``stored_name`` is
+    the record's name as a file stores it — the trained side's when it stores
+    this key, else the base's, None when neither does (a head both sides tie)
+    — and ``base_stored_name`` the base's own name for it when that differs
+    (a ``model.`` prefix saved on one side only).
     """
 
     name: str
@@ -167,6 +180,8 @@ class PlannedPair:
     trained_name: str | None
     tied_to: str | None = None
     both_tied: bool = False
+    stored_name: str | None = None
+    base_stored_name: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 Top to bottom: the diagnosis (profile, concentration, findings), tensors not
 compared one to one, a LoRA view for an adapter, the layer × module heatmap
-and the attention heads, the top changed tensors (CSV download), the
+and the attention heads, the top changed tensors (searchable by the name
+a file stores, or the normalized key; CSV download), the
 singular-value spectrum of any tensor, norm shifts and embedding drift with
 decoded tokens. Each chart carries the view's one-line reading.
 
@@ -21,7 +22,17 @@ import pandas as pd
 import streamlit as st
 
 from afterburn_core.views import weights_detail as detail
-from afterburn_core.views.weights import CELL_METRICS, COMBINED, Grid, WeightsView, tensor_records, tensor_table, weights_view
+from afterburn_core.views.weights import (
+    CELL_METRICS,
+    COMBINED,
+    Grid,
+    WeightsView,
+    display_names,
+    find_tensors,
+    tensor_records,
+    tensor_table,
+    weights_view,
+)
 from afterburn_core.views.wording import count
 from afterburn_core.weights.types import EmbeddingDrift, TensorDiff, TokenDrift, WeightDiffResult
 from pages.charts import bars, heatmap
@@ -120,12 +131,17 @@ def show_top_tensors(result: WeightDiffResult, view: WeightsView) -> tuple[Tenso
         st.caption(escape_markdown(ranked.reading))
         return ()
     reading(ranked.reading)
-    tensors = ranked.tensors
+    query = st.text_input("Find a tensor", key="weights_tensor_search", placeholder="model.layers.5.self_attn.q_proj",
+                          help="Any part of a tensor's name as its checkpoint stores it, or of the normalized key "
+                               "the two sides are paired by (without model. / base_model.model.).")
+    found = find_tensors(ranked.tensors, query)
+    if found.note:
+        st.caption(escape_markdown(found.note))
     st.dataframe(
-        pd.DataFrame(tensor_table(tensors)),
+        pd.DataFrame(tensor_table(found.tensors)),
         hide_index=True,
         width="stretch",
-        height=min(420, 38 + 35 * len(tensors)),
+        height=min(420, 38 + 35 * max(1, len(found.tensors))),
         column_config={
             "Relative change": st.column_config.NumberColumn(format="%.4f"),
             "‖ΔW‖": st.column_config.NumberColumn(format="%.4g"),
@@ -139,14 +155,16 @@ def show_top_tensors(result: WeightDiffResult, view: WeightsView) -> tuple[Tenso
     st.download_button("Download every tensor (CSV)", every_field.to_csv(index=False).encode("utf-8"),
                        file_name="weight-diff-tensors.csv", mime="text/csv", icon=":material/download:",
                        key="weights_csv")
-    st.caption("Sorted by relative change; click a column header to sort by it. The CSV holds every tensor, "
-               "paired or not, with all its fields.")
-    return tensors
+    st.caption("Sorted by relative change; click a column header to sort by it. Tensor: the name as the "
+               "post-trained checkpoint stores it (the base's for a base-only tensor or an adapter); Key: the "
+               "normalized name the sides are paired by. The CSV holds every tensor, paired or not, with all its "
+               "fields.")
+    return ranked.tensors
 
 
 def show_spectrum(ordered: tuple[TensorDiff, ...]) -> None:
     st.subheader("Singular-value spectrum of ΔW")
-    by_name = {tensor.name: tensor for tensor in ordered if tensor.singular_values}
+    by_name = {tensor.display_name: tensor for tensor in ordered if tensor.singular_values}
     if not by_name:
         st.caption("No tensor has a spectrum (1-D tensors and unpaired ones have none).")
         return
@@ -169,7 +187,7 @@ def show_spectrum(ordered: tuple[TensorDiff, ...]) -> None:
 
 def show_norms(result: WeightDiffResult) -> None:
     st.subheader("Norm shifts")
-    view = detail.norms(result.norms)
+    view = detail.norms(result.norms, display_names(result.tensors))
     if view is None:
         st.caption("No normalization weights were compared.")
         return
@@ -177,7 +195,7 @@ def show_norms(result: WeightDiffResult) -> None:
     if not view.shifts:
         return
     shown = view.shifts[:CHART_ROWS]
-    frame = pd.DataFrame({"label": [shift.name for shift in shown], "value": [shift.relative_change for shift in shown]})
+    frame = pd.DataFrame({"label": view.labels[:CHART_ROWS], "value": [shift.relative_change for shift in shown]})
     chart_column, table_column = st.columns(2, gap="large")
     chart_column.altair_chart(bars(frame, label="tensor", title="relative change", rule_at=view.median),
                               width="stretch", alt=view.reading)
@@ -203,7 +221,7 @@ def token_table(tokens: tuple[TokenDrift, ...], median_drift: float | None) -> N
     )
 
 
-def show_embeddings(drift: EmbeddingDrift | None) -> None:
+def show_embeddings(drift: EmbeddingDrift | None, names: dict[str, str]) -> None:
     st.subheader("Embedding drift")
     if drift is None:
         st.caption("No embedding matrix was compared (an adapter that leaves it alone, or none found).")
@@ -213,7 +231,7 @@ def show_embeddings(drift: EmbeddingDrift | None) -> None:
     added.metric("Rows added", count(drift.rows_added))
     unchanged.metric("Rows unchanged", count(drift.rows_unchanged))
     middle.metric("Median drift", f"{drift.median_drift:.3g}")
-    view = detail.embeddings(drift)
+    view = detail.embeddings(drift, names)
     if not view.tokens:
         st.caption(escape_markdown(view.reading))
         return
@@ -223,12 +241,12 @@ def show_embeddings(drift: EmbeddingDrift | None) -> None:
     with chart_column:
         st.altair_chart(bars(frame, label="token", title="drift ‖Δe‖", rule_at=drift.median_drift),
                         width="stretch", alt=view.reading)
-        st.caption(escape_markdown(f"{drift.tensor}: the most-moved rows; the dashed line is the median drift. "
+        st.caption(escape_markdown(f"{view.tensor}: the most-moved rows; the dashed line is the median drift. "
                                    "Tokens are decoded and quoted, invisible characters written out."))
     with table_column:
         token_table(view.tokens, drift.median_drift)
-        if drift.head_tensor is not None and view.head_tokens:
-            st.markdown(f"**Output head** · {escape_markdown(drift.head_tensor)}")
+        if view.head_tensor is not None and view.head_tokens:
+            st.markdown(f"**Output head** · {escape_markdown(view.head_tensor)}")
             # The stored median is the input embedding's; the head's rows have none of their own.
             token_table(view.head_tokens, None)
 
@@ -250,4 +268,4 @@ show_layer_heatmap(view)
 show_heads(view)
 show_spectrum(show_top_tensors(result, view))
 show_norms(result)
-show_embeddings(result.embeddings)
+show_embeddings(result.embeddings, display_names(result.tensors))

@@ -33,8 +33,9 @@ def test_a_head_only_the_base_stores_is_tied_on_both_pages(tmp_path):
     trained_tensors = {name: tensor for name, tensor in add_noise(base_tensors).items() if name != HEAD}
     inventory, tensors = _both_views(tmp_path, base_tensors, trained_tensors)
     assert inventory.base_only == () and inventory.trained_only == ()
+    # The trained file stores no head, so the record is named as the base stores it.
     assert inventory.tied == (PlannedPair("lm_head.weight", "lm_head.weight", "embed_tokens.weight",
-                                          tied_to="embed_tokens.weight"),)
+                                          tied_to="embed_tokens.weight", stored_name="lm_head.weight"),)
     head = next(tensor for tensor in tensors if tensor.name == "lm_head.weight")
     assert (head.status, head.tied_to) == ("changed", "embed_tokens.weight")
     _assert_agree(inventory, tensors)

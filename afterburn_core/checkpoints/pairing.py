@@ -9,7 +9,10 @@ is that side's embedding: both sides tied → one ``both_tied`` record; one
 side tied → the head pairs with that side's embedding and ``tied_to`` says
 so. The weight diff (``weights.engine``) and ``build_inventory`` both read
 this plan, so the Checkpoints and Weights pages call every tensor the same
-thing.
+thing. Each record carries its normalized key (``name``, what pairs) and its
+name as stored (``stored_name``: the trained file's, else the base's; and
+``base_stored_name`` when the base spells it otherwise), the one a user
+searches the files and peft's ``target_modules`` for.
 
 ``build_inventory(base, trained)`` summarizes both sides and lists the
 tensors on one side only, the shape and dtype changes, and the tied heads.
@@ -20,6 +23,8 @@ Cost: one pass over the safetensors headers of each side; no weights read.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 from afterburn_core.checkpoints.summary import summarize
 from afterburn_core.checkpoints.tensors import TensorIndex, open_tensor_index
@@ -68,7 +73,19 @@ def plan_pairs(
     ]
     if tied_record is not None:
         plan.append(tied_record)
-    return tuple(plan)
+    return tuple(with_stored_names(pair, base_entries, trained_entries) for pair in plan)
+
+
+def with_stored_names(
+    pair: PlannedPair, base_entries: dict[str, TensorEntry], trained_entries: dict[str, TensorEntry]
+) -> PlannedPair:
+    """``pair`` with its names as stored: the trained file's, else the base's; the base's again if spelled otherwise."""
+    base_entry, trained_entry = base_entries.get(pair.name), trained_entries.get(pair.name)
+    holder = trained_entry if trained_entry is not None else base_entry
+    stored = holder.stored_name if holder is not None else None
+    base_stored = base_entry.stored_name if base_entry is not None else None
+    return dataclasses.replace(pair, stored_name=stored,
+                               base_stored_name=base_stored if base_stored != stored else None)
 
 
 def build_inventory(base: ResolvedCheckpoint, trained: ResolvedCheckpoint) -> InventoryResult:

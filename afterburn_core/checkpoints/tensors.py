@@ -1,7 +1,7 @@
 """The tensors of a checkpoint: listed from headers, read one at a time.
 
 Contract: ``open_tensor_index(ckpt)`` returns a ``TensorIndex`` (a context
-manager) that lists every tensor as ``TensorEntry(name, shape, dtype)`` and
+manager) that lists every tensor as ``TensorEntry(name, shape, dtype, stored_name)`` and
 reads any one with ``load(name)``. Names are normalized by
 ``normalize_tensor_name`` (a leading ``base_model.model.`` then a leading
 ``model.`` removed) so a checkpoint saved with the prefix pairs up with one
@@ -84,7 +84,7 @@ class TensorIndex:
                 f"{quoted(name)}; "
                 "remove the duplicate or re-save the checkpoint."
             )
-        self._entries[name] = TensorEntry(name=name, shape=shape, dtype=dtype)
+        self._entries[name] = TensorEntry(name=name, shape=shape, dtype=dtype, stored_name=raw_name)
         self._location[name] = (weight_file, raw_name)
         self._raw_to_name[raw_name] = name
         self._nbytes[name] = nbytes

@@ -74,9 +74,9 @@ def spectra(tensors: tuple[TensorDiff, ...]) -> Figure:
     for index, tensor in enumerate(tensors):
         values = [value for value in tensor.singular_values or () if value > 0]  # no room for 0 on a log axis
         data.append(go.Scatter(
-            x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=label(tensor.name),
+            x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=label(tensor.display_name),
             line={"color": theme.SERIES_COLORS[index % len(theme.SERIES_COLORS)], "width": 2}, marker={"size": 4},
-            hovertemplate=f"{label(tensor.name)}<br>σ<sub>%{{x}}</sub> = %{{y:.4g}}<extra></extra>",
+            hovertemplate=f"{label(tensor.display_name)}<br>σ<sub>%{{x}}</sub> = %{{y:.4g}}<extra></extra>",
         ))
     return _figure(data, 360 + 22 * ((len(tensors) + 1) // 2), xaxis=_axis("index i"),
                    yaxis=_axis("σᵢ of ΔW (log scale)", type="log"),

@@ -147,7 +147,7 @@ def spectra(tensors: tuple[TensorDiff, ...], width: float) -> Drawing:
         legend_x = (number % 2) * (width / 2)
         legend_y = bottom - 28 - 12 * (number // 2)
         drawing.add(Rect(legend_x, legend_y + 2, 10, 2.5, fillColor=color, strokeColor=None))
-        drawing.add(_text(legend_x + 14, legend_y, _cut(tensor.name, 52), size=7))
+        drawing.add(_text(legend_x + 14, legend_y, _cut(tensor.display_name, 52), size=7))
     return drawing
 
 

@@ -5,7 +5,10 @@
 layer × module grid of every cell metric and the per-head grid of every
 projection (each with its one-line reading), and the compared tensors
 ranked by relative change with the reading of the ranking. The Weights page,
-the reports and the terminal all rank and read from here. The rest of the
+the reports and the terminal all rank and read from here. Tensors are named
+as their files store them (``TensorDiff.display_name``), the normalized
+pairing key beside them where a table has room; ``find_tensors`` matches
+either. The rest of the
 page (unpaired tensors, the adapter, spectra, norms, embeddings) is
 ``weights_detail``'s.
 
@@ -21,7 +24,7 @@ from statistics import median
 from typing import get_args
 
 from afterburn_core.views.theme import PROFILE_TONES
-from afterburn_core.views.wording import count, duration, shape
+from afterburn_core.views.wording import count, duration, shape, visible
 from afterburn_core.weights.types import Finding, HeadScores, ModuleType, TensorDiff, WeightDiffResult
 
 #: Rows of the "most changed tensors" table of the reports and the terminal, and curves of the spectra chart.
@@ -203,7 +206,7 @@ def ranked_tensors(weights: WeightDiffResult) -> RankedTensors:
     top, rest = compared[0], [tensor.relative_change for tensor in compared[1:]]
     runner_up = (f", {top.relative_change / rest[0]:.1f}× the next one" if rest and rest[0] > 0
                  else ", the only one that changed" if rest else "")
-    return RankedTensors(compared, f"{top.name} changed most: relative change {top.relative_change:.3f}{runner_up}; "
+    return RankedTensors(compared, f"{top.display_name} changed most: relative change {top.relative_change:.3f}{runner_up}; "
                                    f"{weights.concentration.tensors_with_change} of {len(compared)} compared "
                                    "tensors changed.")
 
@@ -220,7 +223,7 @@ TENSOR_NUMERIC = (2, 3, 4, 5)
 
 def tensor_cells(tensor: TensorDiff) -> tuple[str, ...]:
     """One row of the reports' most-changed-tensors table (``TENSOR_COLUMNS``), as text."""
-    return (tensor.name, tensor.module, "–" if tensor.layer is None else str(tensor.layer),
+    return (tensor.display_name, tensor.module, "–" if tensor.layer is None else str(tensor.layer),
             "–" if tensor.relative_change is None else f"{tensor.relative_change:.4f}",
             "–" if tensor.effective_rank is None else f"{tensor.effective_rank:.1f}",
             "–" if tensor.rank_90 is None else str(tensor.rank_90))
@@ -229,7 +232,8 @@ def tensor_cells(tensor: TensorDiff) -> tuple[str, ...]:
 def tensor_table(tensors: tuple[TensorDiff, ...]) -> dict[str, list]:
     """The dashboard's table of tensors: a column per field, in the order given."""
     return {
-        "Tensor": [tensor.name for tensor in tensors],
+        "Tensor": [tensor.display_name for tensor in tensors],
+        "Key": [tensor.name for tensor in tensors],
         "Layer": [tensor.layer for tensor in tensors],
         "Module": [MODULE_LABELS.get(tensor.module, tensor.module) for tensor in tensors],
         "Shape": [shape(tensor.shape) for tensor in tensors],
@@ -242,6 +246,30 @@ def tensor_table(tensors: tuple[TensorDiff, ...]) -> dict[str, list]:
         "Low rank": [tensor.low_rank for tensor in tensors],
         "Unchanged": [tensor.fraction_unchanged for tensor in tensors],
     }
+
+
+def display_names(tensors: tuple[TensorDiff, ...]) -> dict[str, str]:
+    """``{normalized key: name as stored}`` of ``tensors``, for the parts of a result that name a tensor by key
+    (``tied_to``, norm shifts, the embedding drift)."""
+    return {tensor.name: tensor.display_name for tensor in tensors}
+
+
+@dataclass(frozen=True)
+class TensorSearch:
+    """The tensors a search matched, in the order searched, and what to say when none did ("" otherwise)."""
+
+    tensors: tuple[TensorDiff, ...]
+    note: str
+
+
+def find_tensors(tensors: tuple[TensorDiff, ...], query: str) -> TensorSearch:
+    """The tensors whose stored name, base name or normalized key holds ``query`` (any case; blank: all)."""
+    needle = query.strip().casefold()
+    found = tensors if not needle else tuple(
+        tensor for tensor in tensors
+        if any(needle in name.casefold() for name in (tensor.display_name, tensor.name, tensor.base_stored_name or "")))
+    note = "" if found or not tensors else f"No tensor's name holds {visible(query.strip())}."
+    return TensorSearch(found, note)
 
 
 def tensor_records(weights: WeightDiffResult) -> list[dict]:

@@ -3,7 +3,10 @@
 Each function takes the stored part of a ``WeightDiffResult`` and returns a
 frozen view: the rows a table lists, in the order it lists them, and the
 one-line reading made of their numbers. ``weights`` holds the grids and the
-ranking of the tensors. Selects, ranks and words; draws and escapes nothing.
+ranking of the tensors. Tensors are named as their files store them; the
+stored norm shifts and embedding drift name theirs by normalized key, so
+their views take the key → stored name map (``weights.display_names``).
+Selects, ranks and words; draws and escapes nothing.
 Cost: linear in the rows, plus a sort.
 """
 
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
-from afterburn_core.views.weights import MODULE_LABELS, against
+from afterburn_core.views.weights import MODULE_LABELS, against, display_names
 from afterburn_core.views.wording import shape, visible
 from afterburn_core.weights.types import EmbeddingDrift, NormShift, TensorDiff, TokenDrift
 
@@ -65,15 +68,16 @@ class Spectrum:
 
 @dataclass(frozen=True)
 class Norms:
-    """The norm weights, most moved first, their median relative change and the reading."""
+    """The norm weights, most moved first (``labels``: their names as stored), their median relative change and the reading."""
 
     shifts: tuple[NormShift, ...]
+    labels: tuple[str, ...]
     median: float
     reading: str
 
     def table(self) -> dict[str, list]:
         return {
-            "Tensor": [shift.name for shift in self.shifts],
+            "Tensor": list(self.labels),
             "Kind": [shift.kind for shift in self.shifts],
             "Mean base": [shift.mean_base for shift in self.shifts],
             "Mean post-trained": [shift.mean_trained for shift in self.shifts],
@@ -85,25 +89,30 @@ class Norms:
 
 @dataclass(frozen=True)
 class Embeddings:
-    """The most-moved embedding rows (and head rows), most moved first, with the reading."""
+    """The most-moved embedding rows (and head rows), most moved first, with the reading and the tensors' stored names."""
 
     tokens: tuple[TokenDrift, ...]
     labels: tuple[str, ...]
     head_tokens: tuple[TokenDrift, ...]
     reading: str
+    tensor: str
+    head_tensor: str | None
 
 
 def unpaired(tensors: tuple[TensorDiff, ...]) -> Unpaired:
+    names = display_names(tensors)
     listed = tuple(tensor for tensor in tensors if tensor.status in UNPAIRED_STATUSES)
     counts = ", ".join(f"{sum(tensor.status == status for tensor in listed)} {label}"
                        for status, label in UNPAIRED_STATUSES.items() if any(t.status == status for t in listed))
     table = {
-        "Tensor": [tensor.name for tensor in listed],
+        "Tensor": [tensor.display_name for tensor in listed],
+        "Key": [tensor.name for tensor in listed],
         "Status": [UNPAIRED_STATUSES[tensor.status] for tensor in listed],
         "Base shape": [shape(tensor.shape) if tensor.status != "trained_only" else "—" for tensor in listed],
         "Post-trained shape": [shape(tensor.trained_shape or tensor.shape) if tensor.status != "base_only" else "—"
                                for tensor in listed],
-        "Note": [UNPAIRED_NOTES[tensor.status].format(tied_to=tensor.tied_to or "another tensor",
+        "Note": [UNPAIRED_NOTES[tensor.status].format(tied_to=names.get(tensor.tied_to, tensor.tied_to)
+                                                      if tensor.tied_to else "another tensor",
                                                       added_rows=tensor.added_rows) for tensor in listed],
     }
     return Unpaired(listed, counts, table)
@@ -130,7 +139,7 @@ def adapter(tensors: tuple[TensorDiff, ...]) -> Adapter:
     ranks = [lora_rank(tensor) for tensor in factored]
     distinct = sorted(set(ranks))
     table = {
-        "Tensor": [tensor.name for tensor in factored],
+        "Tensor": [tensor.display_name for tensor in factored],
         "Layer": [tensor.layer for tensor in factored],
         "Module": [MODULE_LABELS.get(tensor.module, tensor.module) for tensor in factored],
         "Rank": ranks,
@@ -182,30 +191,33 @@ def spectrum(tensor: TensorDiff) -> Spectrum:
     return Spectrum(values, tuple(markers), reading, f"Method: {method}{bound}. {coverage}{beyond}")
 
 
-def norms(shifts: tuple[NormShift, ...]) -> Norms | None:
-    """The norm shifts ranked (None: no norm weight was compared)."""
+def norms(shifts: tuple[NormShift, ...], names: dict[str, str]) -> Norms | None:
+    """The norm shifts ranked, named by ``names`` (key → stored name; None: no norm weight was compared)."""
     if not shifts:
         return None
     ordered = tuple(sorted(shifts, key=lambda shift: -shift.relative_change))
     top, middle = ordered[0], median(shift.relative_change for shift in ordered)
     if top.relative_change == 0:
-        return Norms((), middle, f"No norm weight changed: the relative change of all {len(ordered)} is 0.")
+        return Norms((), (), middle, f"No norm weight changed: the relative change of all {len(ordered)} is 0.")
+    labels = tuple(names.get(shift.name, shift.name) for shift in ordered)
     ratio = (f"mean ×{top.mean_ratio:.3g}" if top.mean_ratio is not None
              else f"mean {top.mean_base:.3g} → {top.mean_trained:.3g}")
-    return Norms(ordered, middle, f"{top.name} moved most: {ratio}, "
-                                  f"{against(top.relative_change, middle, 'median relative change', '.3f')}.")
+    return Norms(ordered, labels, middle, f"{labels[0]} moved most: {ratio}, "
+                                          f"{against(top.relative_change, middle, 'median relative change', '.3f')}.")
 
 
-def embeddings(drift: EmbeddingDrift) -> Embeddings:
-    """The embedding rows that moved most, labelled ``id  'token'`` (no rows: nothing moved)."""
+def embeddings(drift: EmbeddingDrift, names: dict[str, str]) -> Embeddings:
+    """The embedding rows that moved most, labelled ``id  'token'``, tensors named by ``names`` (no rows: nothing moved)."""
     ordered = tuple(sorted(drift.top_tokens, key=lambda token: -token.drift))
     head = tuple(sorted(drift.head_top_tokens, key=lambda token: -token.drift))
+    tensor = names.get(drift.tensor, drift.tensor)
+    head_tensor = names.get(drift.head_tensor, drift.head_tensor) if drift.head_tensor is not None else None
     if not ordered:
-        return Embeddings((), (), head, "No row moved.")
+        return Embeddings((), (), head, "No row moved.", tensor, head_tensor)
     top = ordered[0]
     return Embeddings(ordered, tuple(f"{token.token_id}  {visible(token.token)}" for token in ordered), head,
                       f"The most-moved row, token {top.token_id} {visible(top.token)}, drifted "
-                      f"{against(top.drift, drift.median_drift, 'median row drift')}.")
+                      f"{against(top.drift, drift.median_drift, 'median row drift')}.", tensor, head_tensor)
 
 
 def token_table(tokens: tuple[TokenDrift, ...], median_drift: float | None) -> dict[str, list]:

@@ -8,7 +8,8 @@ resized vocabulary) compares the shared rows, status ``resized`` with
 ``added_rows`` (negative when rows were removed); any other mismatch raises
 ``ShapeMismatch`` naming the tensor. A pair with one side absent is a
 ``base_only`` / ``trained_only`` record, a head both sides tie is ``tied``;
-neither reads values (no detail).
+neither reads values (no detail). Every record carries the plan's names as
+stored beside its key, and a shape error names the tensor as stored.
 
 It leaves the order of pairs and progress to ``engine``, LoRA factors to
 ``lora``, the metrics to ``metrics`` and the spectra to ``spectrum``.
@@ -24,6 +25,7 @@ import torch
 
 from afterburn_core.checkpoints import TensorIndex
 from afterburn_core.errors import ShapeMismatch
+from afterburn_core.limits import quoted
 from afterburn_core.types import PlannedPair, TensorEntry
 from afterburn_core.weights.metrics import DeltaStats, resolution_eps
 from afterburn_core.checkpoints.naming import classify
@@ -60,13 +62,15 @@ class PairComparer:
         """The record of ``pair``, and its detail vectors when values were read."""
         base_entry = self.base.entry(pair.base_name) if pair.base_name else None
         trained_entry = self.trained.entry(pair.trained_name) if pair.trained_name else None
+        names = {"stored_name": pair.stored_name, "base_stored_name": pair.base_stored_name}
         if pair.both_tied:
             entry = self.base.entry(pair.tied_to) if pair.tied_to else base_entry
-            return tensor_diff(pair.name, entry.shape, "tied", entry.dtype, entry.dtype, tied_to=pair.tied_to), None
+            return tensor_diff(pair.name, entry.shape, "tied", entry.dtype, entry.dtype, tied_to=pair.tied_to,
+                               **names), None
         if trained_entry is None:
-            return tensor_diff(pair.name, base_entry.shape, "base_only", base_entry.dtype, None), None
+            return tensor_diff(pair.name, base_entry.shape, "base_only", base_entry.dtype, None, **names), None
         if base_entry is None:
-            return tensor_diff(pair.name, trained_entry.shape, "trained_only", None, trained_entry.dtype), None
+            return tensor_diff(pair.name, trained_entry.shape, "trained_only", None, trained_entry.dtype, **names), None
         return self._compare_values(pair, base_entry, trained_entry)
 
     def _compare_values(self, pair: PlannedPair, base_entry: TensorEntry, trained_entry: TensorEntry):
@@ -77,9 +81,9 @@ class PairComparer:
             module in RESIZABLE_MODULES and len(shape_b) == len(shape_t) and shape_b[1:] == shape_t[1:] and shape_b
         ):
             raise ShapeMismatch(
-                f"tensor {pair.name!r} has shape {list(shape_b)} in the base but {list(shape_t)} in the trained "
-                "checkpoint; only the rows of an embedding or head (a resized vocabulary) may differ — "
-                "check that both checkpoints are the same architecture."
+                f"tensor {quoted(pair.stored_name or pair.name)} has shape {list(shape_b)} in the base but "
+                f"{list(shape_t)} in the trained checkpoint; only the rows of an embedding or head "
+                "(a resized vocabulary) may differ — check that both checkpoints are the same architecture."
             )
         shared_shape = (min(shape_b[0], shape_t[0]),) + tuple(shape_b[1:]) if shape_b else ()
         vector = len(shared_shape) <= 1
@@ -139,7 +143,7 @@ class PairComparer:
             change=stats.metrics(), spectrum=spectrum, summary=summary,
             trained_shape=shape_t if resized else None,
             added_rows=(shape_t[0] - shape_b[0]) if resized else 0,
-            tied_to=pair.tied_to,
+            tied_to=pair.tied_to, stored_name=pair.stored_name, base_stored_name=pair.base_stored_name,
         )
         return record, detail
 

@@ -5,7 +5,9 @@ returns the same records as a full diff of base vs base + adapter: one
 ``TensorDiff`` per base tensor — targeted ones ``changed`` with
 ``spectrum_method = "lora_factors"``, the others ``unchanged`` — plus a
 ``TensorDetail`` each. A ``modules_to_save`` tensor stored whole in the
-adapter is compared like a full pair (``comparer``, with ``seed``).
+adapter is compared like a full pair (``comparer``, with ``seed``). Every
+record's ``stored_name`` is the base's own tensor name (the module the
+adapter's ``….lora_A`` / ``….lora_B`` factors target), as the base stores it.
 
 Reading the factors (peft's conventions): ΔW = s·L·R with L = B (m × r),
 R = A (r × n); s = α/r, or α/√r with ``use_rslora``; r is the stored factors'
@@ -133,7 +135,8 @@ def compare_adapter(
         names = list(base_entries)
         for done, name in enumerate(names, start=1):
             if name in whole:
-                record, detail = comparer.compare(PlannedPair(name, name, whole[name]))
+                stored = base_entries[name].stored_name
+                record, detail = comparer.compare(PlannedPair(name, name, whole[name], stored_name=stored))
             else:
                 record, detail = _from_factors(base_index, name, base_entries[name], deltas.get(name), top_k, exact)
             records.append(record)
@@ -172,14 +175,16 @@ def _from_factors(
         values = base_rows.numpy()
         detail.base_values, detail.trained_values = values, values.copy()
         unchanged = DeltaMetrics.unchanged(float(np.sqrt((values**2).sum())))
-        return tensor_diff(name, shape, "unchanged", entry.dtype, entry.dtype, change=unchanged), detail
+        return tensor_diff(name, shape, "unchanged", entry.dtype, entry.dtype, change=unchanged,
+                           stored_name=entry.stored_name), detail
     frob_base_sq = float(base_rows.sum())
     detail.row_base_sq = base_rows.numpy()
     if delta is None:
         detail.row_delta_sq = np.zeros(shape[0])
         detail.col_delta_sq = np.zeros(int(np.prod(shape[1:])))
         unchanged = DeltaMetrics.unchanged(math.sqrt(frob_base_sq))
-        return tensor_diff(name, shape, "unchanged", entry.dtype, entry.dtype, change=unchanged), detail
+        return tensor_diff(name, shape, "unchanged", entry.dtype, entry.dtype, change=unchanged,
+                           stored_name=entry.stored_name), detail
     rows, cols = shape
     frob_delta_sq = delta.energy()
     inner = delta.inner(projected)
@@ -202,6 +207,7 @@ def _from_factors(
     )
     return tensor_diff(
         name, shape, "changed" if changed else "unchanged", entry.dtype, entry.dtype, change=change,
+        stored_name=entry.stored_name,
         spectrum=spectrum if changed else None,
         summary=dataclasses.replace(summary, singular_values=summary.singular_values[:length]) if changed else None,
     ), detail

@@ -4,7 +4,9 @@ Contract: ``tensor_diff(pair_name, shape, status, dtype_base, dtype_trained,
 *, change=None, spectrum=None, summary=None, …)`` builds every record the
 weight diff writes — a full pair compared in a pass (``comparer``), a LoRA
 target from its factors (``lora``), a tensor on one side only, a tied head.
-Layer and module type come from the name (``naming.classify``). ``change`` is
+Layer and module type come from the normalized name (``naming.classify``);
+``stored_name`` / ``base_stored_name`` are the names the files store it
+under (``TensorDiff`` says which is shown). ``change`` is
 the pair's ``DeltaMetrics`` (None: nothing to compare, every metric None);
 ``spectrum`` and ``summary`` come together, for a changed matrix.
 
@@ -61,6 +63,8 @@ def tensor_diff(
     trained_shape: tuple[int, ...] | None = None,
     added_rows: int = 0,
     tied_to: str | None = None,
+    stored_name: str | None = None,
+    base_stored_name: str | None = None,
 ) -> TensorDiff:
     """One record (see the module docstring); ``shape`` is the base's, ``trained_shape`` set only when resized."""
     layer, module = classify(name)
@@ -92,4 +96,6 @@ def tensor_diff(
         energy_top_k=summary.energy_top_k if summary else None,
         added_rows=added_rows,
         tied_to=tied_to,
+        stored_name=stored_name,
+        base_stored_name=base_stored_name,
     )

@@ -28,6 +28,17 @@ class TensorDiff:
     rest. ``rank_90`` / ``rank_99`` are None when more than the computed
     singular values are needed ("> k"; ``energy_top_k`` then says how much the
     computed ones hold).
+
+    Names: ``name`` is the normalized key the sides pair by (``model.`` and
+    ``base_model.model.`` dropped; also what ``tied_to``, ``NormShift.name``
+    and ``EmbeddingDrift.tensor`` say). ``stored_name`` is the tensor's name
+    exactly as the trained checkpoint's file stores it, or the base's where
+    the trained file has no tensor under this key (base only, a head only the
+    trained side ties); for a LoRA adapter it is the base model's own tensor
+    name — the module peft's ``target_modules`` matches, whose factors the
+    adapter stores as ``….lora_A`` / ``….lora_B``. ``base_stored_name`` is the
+    base file's name when it spells the tensor otherwise (a prefix saved on
+    one side only). ``display_name`` is what every view shows.
     """
 
     name: str
@@ -58,6 +69,13 @@ class TensorDiff:
     energy_top_k: float | None = None
     added_rows: int = 0
     tied_to: str | None = None
+    stored_name: str | None = None
+    base_stored_name: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        """The name as stored; the key when none is (a head both sides tie, a result from before stored names)."""
+        return self.stored_name or self.name
 
 
 @dataclass(frozen=True)
