@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Literal
 
-CheckpointKind = Literal["local_dir", "safetensors_file", "pickle_file", "hub", "adapter"]
-WeightFormat = Literal["safetensors", "pickle"]
+CheckpointKind = Literal["local_dir", "safetensors_file", "pickle_file", "gguf_file", "hub", "adapter"]
+WeightFormat = Literal["safetensors", "pickle", "gguf"]
 RunStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 StageStatus = Literal["pending", "running", "done", "failed", "skipped"]
 

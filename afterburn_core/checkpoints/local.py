@@ -18,13 +18,23 @@ Folder layouts, first match wins: ``*.safetensors.index.json`` (prefer
 ``model.safetensors.index.json``) → its shards; ``model.safetensors``; any other
 ``*.safetensors``; ``pytorch_model.bin.index.json`` → its shards;
 ``pytorch_model.bin``; any other ``*.bin`` / ``*.pt`` / ``*.pth`` that is not
-a trainer state file (optimizer, scheduler, RNG state, training args).
+a trainer state file (optimizer, scheduler, RNG state, training args); one
+``*.gguf`` file. A GGUF checkpoint (a ``.gguf`` file, or a folder holding one)
+needs no config.json: its description comes from its own metadata
+(``gguf.describe_gguf``) and its header is checked by ``gguf.read_gguf_header``.
+
+Quantized safetensors whose weights are packed integers (GPTQ, AWQ,
+bitsandbytes, …: ``quantization_config.quant_method`` in config.json, or tensor
+names such as ``qweight`` / ``qzeros`` / ``absmax``) are refused in one line
+naming the format: a diff of packed integers against floats would be wrong.
 
 It leaves to others: the adapter's base (``resolution.py``), fingerprints
 (``fingerprint.py``), reading tensors (``tensors.py``).
 
 Cost: reads each JSON file and each safetensors header (a few KiB per shard);
-pickle files are unpickled with mmap (the structure only; see ``pickles.py``).
+pickle files are unpickled with mmap (the structure only; see ``pickles.py``);
+a GGUF file's header is parsed twice (the bounded check, then transformers'
+config reader: about a second for a 150 k-token vocabulary).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from pathlib import Path, PurePath
 
 from afterburn_core.checkpoints.budget import TensorBudget
 from afterburn_core.checkpoints.description import describe_adapter, describe_model
+from afterburn_core.checkpoints.gguf import describe_gguf, read_gguf_header
 from afterburn_core.checkpoints.headers import read_safetensors_header
 from afterburn_core.checkpoints.pickles import load_pickle_state_dict
 from afterburn_core.errors import BadCheckpoint, CheckpointNotFound
@@ -46,6 +57,20 @@ PICKLE_EXTENSIONS = (".bin", ".pt", ".pth")
 #: Files a ``transformers.Trainer`` checkpoint folder holds next to the weights; never weights.
 TRAINER_STATE_FILES = frozenset({"training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"})
 ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+GGUF_EXTENSION = ".gguf"
+#: transformers' ``quant_method`` names (``QuantizationMethod``) of formats that store weights as
+#: packed integers plus scales: no tensor of theirs is the weight itself.
+PACKED_QUANT_METHODS = {
+    "gptq": "GPTQ", "awq": "AWQ", "bitsandbytes": "bitsandbytes", "aqlm": "AQLM", "hqq": "HQQ",
+    "eetq": "EETQ", "vptq": "VPTQ", "higgs": "HIGGS", "spqr": "SpQR", "exl2": "EXL2",
+}
+#: The last component of tensor names each packed format writes next to (or instead of) ``weight``:
+#: AutoGPTQ / GPTQModel (``qweight``, ``qzeros``, ``scales``, ``g_idx``), AutoAWQ (the same without
+#: ``g_idx``), bitsandbytes 4-bit (``absmax``, ``quant_map``, ``quant_state.*``) and 8-bit (``SCB``).
+PACKED_TENSOR_MARKERS = (
+    ("g_idx", "GPTQ"), ("qweight", "GPTQ or AWQ"), ("qzeros", "GPTQ or AWQ"),
+    ("absmax", "bitsandbytes"), ("quant_map", "bitsandbytes"), ("SCB", "bitsandbytes"),
+)
 
 
 @dataclass(frozen=True)
@@ -136,6 +161,17 @@ def _is_trainer_state(path: Path) -> bool:
     return path.name in TRAINER_STATE_FILES or path.name.startswith("rng_state")
 
 
+def _find_gguf(folder: Path) -> tuple[Path, ...]:
+    ggufs = sorted(path for path in folder.glob(f"*{GGUF_EXTENSION}") if path.is_file())
+    if len(ggufs) > 1:
+        names = ", ".join(path.name for path in ggufs[:5])
+        raise BadCheckpoint(
+            f"{folder} holds {len(ggufs)} GGUF files ({names}{', …' if len(ggufs) > 5 else ''}); "
+            "point at the one to compare (split GGUFs: merge them first with llama-gguf-split --merge)."
+        )
+    return tuple(ggufs)
+
+
 def _find_weights(folder: Path) -> tuple[tuple[Path, ...], str]:
     safetensors_indexes = sorted(folder.glob("*.safetensors.index.json"))
     if safetensors_indexes:
@@ -156,7 +192,33 @@ def _find_weights(folder: Path) -> tuple[tuple[Path, ...], str]:
         for path in folder.iterdir()
         if path.is_file() and path.suffix in PICKLE_EXTENSIONS and not _is_trainer_state(path)
     )
-    return tuple(loose_pickles), "pickle"
+    if loose_pickles:
+        return tuple(loose_pickles), "pickle"
+    return _find_gguf(folder), "gguf"
+
+
+def _refuse_packed_config(config: dict, config_path: Path) -> None:
+    """A config.json whose ``quantization_config`` names a packed-integer format is one line."""
+    quantization = config.get("quantization_config")
+    method = quantization.get("quant_method") if isinstance(quantization, dict) else None
+    if isinstance(method, str) and method.lower() in PACKED_QUANT_METHODS:
+        raise _packed(config_path.parent, PACKED_QUANT_METHODS[method.lower()], f"{config_path.name} quantization_config.quant_method {quoted(method)}")
+
+
+def _refuse_packed_tensors(weight_file: Path, names) -> None:
+    """A safetensors file holding a packed format's tensors (``PACKED_TENSOR_MARKERS``) is one line."""
+    markers = dict(PACKED_TENSOR_MARKERS)
+    for name in names:
+        format_name = "bitsandbytes" if ".quant_state." in name else markers.get(name.rsplit(".", 1)[-1])
+        if format_name is not None:
+            raise _packed(weight_file, format_name, f"tensor {quoted(name)}")
+
+
+def _packed(where: Path, format_name: str, evidence: str) -> BadCheckpoint:
+    return BadCheckpoint(
+        f"{where} holds {format_name}-quantized weights ({evidence}): packed integers that cannot be diffed as "
+        "weights; compare the unquantized model, or a GGUF of it."
+    )
 
 
 def _check_weight_files(root: Path, weight_files: tuple[Path, ...], weight_format: str) -> None:
@@ -164,7 +226,11 @@ def _check_weight_files(root: Path, weight_files: tuple[Path, ...], weight_forma
     budget = TensorBudget(root, len(weight_files))
     for weight_file in weight_files:
         if weight_format == "safetensors":
-            budget.add(weight_file, ((entry.raw_name, entry.shape) for entry in read_safetensors_header(weight_file)))
+            header = read_safetensors_header(weight_file)
+            _refuse_packed_tensors(weight_file, (entry.raw_name for entry in header))
+            budget.add(weight_file, ((entry.raw_name, entry.shape) for entry in header))
+        elif weight_format == "gguf":
+            budget.add(weight_file, ((tensor.name, tensor.shape) for tensor in read_gguf_header(weight_file).tensors))
         else:
             tensors = load_pickle_state_dict(weight_file)
             budget.add(weight_file, ((name, tuple(tensor.shape)) for name, tensor in tensors.items()))
@@ -196,15 +262,25 @@ def _inspect_folder(folder: Path) -> LocalLayout:
         hint = f"; it holds checkpoint folders ({', '.join(nested[:5])}): point at one of them" if nested else (
             "; point at the folder that holds model.safetensors or pytorch_model.bin"
         )
-        raise BadCheckpoint(f"no weight files (*.safetensors, *.bin, *.pt) in {folder}{hint}.")
+        raise BadCheckpoint(f"no weight files (*.safetensors, *.bin, *.pt, *.gguf) in {folder}{hint}.")
+    if weight_format == "gguf":
+        return _inspect_gguf(folder, weight_files[0], "local_dir")
     config_path = folder / "config.json"
     if not config_path.is_file():
         raise BadCheckpoint(
             f"{folder} has weights but no config.json; copy the config.json of the model these weights come from."
         )
-    description = describe_model(read_json_object(config_path, "model config"))
+    config = read_json_object(config_path, "model config")
+    _refuse_packed_config(config, config_path)
+    description = describe_model(config)
     _check_weight_files(folder, weight_files, weight_format)
     return LocalLayout("local_dir", folder, weight_files, weight_format, config_path, description)
+
+
+def _inspect_gguf(root: Path, path: Path, kind: str) -> LocalLayout:
+    """A GGUF file: header checked within the tensor budget, description from its own metadata."""
+    _check_weight_files(root, (path,), "gguf")
+    return LocalLayout(kind, root, (path,), "gguf", None, describe_gguf(path))
 
 
 def _inspect_file(path: Path) -> LocalLayout:
@@ -212,6 +288,8 @@ def _inspect_file(path: Path) -> LocalLayout:
     sibling_config = root / "config.json"
     config_path = sibling_config if sibling_config.is_file() else None
     name = path.name.lower()
+    if name.endswith(GGUF_EXTENSION):
+        return _inspect_gguf(root, path, "gguf_file")
     if name.endswith(".safetensors"):
         kind, weight_format = "safetensors_file", "safetensors"
     elif name.endswith(PICKLE_EXTENSIONS):
@@ -220,11 +298,14 @@ def _inspect_file(path: Path) -> LocalLayout:
         raise BadCheckpoint(f"{path} is a JSON file, not weights; point at its folder {root} instead.")
     else:
         raise BadCheckpoint(
-            f"{path} is not a checkpoint file; give a .safetensors, .bin, .pt or .pth file or a folder."
+            f"{path} is not a checkpoint file; give a .safetensors, .bin, .pt, .pth or .gguf file or a folder."
         )
     description = ModelDescription()
     if config_path is not None:
-        description = describe_model(read_json_object(config_path, "model config"))
+        config = read_json_object(config_path, "model config")
+        if weight_format == "safetensors":
+            _refuse_packed_config(config, config_path)
+        description = describe_model(config)
     _check_weight_files(root, (path,), weight_format)
     return LocalLayout(kind, root, (path,), weight_format, config_path, description)
 

@@ -8,7 +8,9 @@ reads any one with ``load(name)``. Names are normalized by
 saved without it, and an adapter's factors line up with its base's tensors.
 ``load`` accepts the normalized or the original name. dtypes are torch-style
 names (``float32``, ``bfloat16``, ``float8_e4m3fn``) for safetensors and pickle
-alike. Entries come file by file in on-disk order, so reading them in that
+alike. A GGUF file (``gguf.py``) lists its tensors under the Hugging Face names
+they map to, with the GGUF name as the stored one, quantized ones by their ggml
+type (``Q4_K``); ``load`` returns them dequantized to fp32 in the HF layout. Entries come file by file in on-disk order, so reading them in that
 order streams each shard front to back.
 
 It leaves to others: pairing two indexes, metrics, what a tensor means
@@ -18,7 +20,8 @@ Building an index checks the headers (``headers.py``) and the tensor count and
 memory bounds (``budget.py``) again, since the files may have changed since
 resolution.
 
-Cost: safetensors — building the index reads each file's JSON header only;
+Cost: safetensors — building the index reads each file's JSON header only; GGUF —
+its header, and ``load`` dequantizes only the blocks of the rows asked for;
 ``load`` reads one tensor (or a row slice of it) through ``safe_open``, mapping the file for
 that read only. Pickle — the
 index unpickles each file once with ``weights_only=True`` and mmap (structure
@@ -32,6 +35,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from afterburn_core.checkpoints.budget import TensorBudget
+from afterburn_core.checkpoints.gguf import GgufTensors
 from afterburn_core.checkpoints.headers import read_safetensors_header
 from afterburn_core.checkpoints.pickles import load_pickle_state_dict
 from afterburn_core.errors import BadCheckpoint
@@ -67,16 +71,22 @@ class TensorIndex:
         self._raw_to_name: dict[str, str] = {}
         self._nbytes: dict[str, int] = {}
         self._open_pickle: tuple[Path, dict] | None = None
+        self._gguf: dict[Path, GgufTensors] = {}
         budget = TensorBudget(Path(checkpoint.root), len(checkpoint.weight_files))
         for weight_file in (Path(path) for path in checkpoint.weight_files):
             if checkpoint.weight_format == "safetensors":
                 self._add_safetensors(weight_file, budget)
+            elif checkpoint.weight_format == "gguf":
+                self._add_gguf(weight_file, budget)
             else:
                 self._add_pickle(weight_file, budget)
 
     # -- building -----------------------------------------------------------------------------
-    def _add(self, weight_file: Path, raw_name: str, shape: tuple[int, ...], dtype: str, nbytes: int) -> None:
-        name = normalize_tensor_name(raw_name)
+    def _add(
+        self, weight_file: Path, raw_name: str, shape: tuple[int, ...], dtype: str, nbytes: int, key: str | None = None
+    ) -> None:
+        """Record one tensor under the normalized ``key`` (default: its own ``raw_name``)."""
+        name = normalize_tensor_name(key if key is not None else raw_name)
         if name in self._entries:
             other_file, other_raw = self._location[name]
             raise BadCheckpoint(
@@ -94,6 +104,13 @@ class TensorIndex:
         budget.add(weight_file, ((entry.raw_name, entry.shape) for entry in header))
         for entry in header:
             self._add(weight_file, entry.raw_name, entry.shape, entry.dtype, entry.end - entry.start)
+
+    def _add_gguf(self, weight_file: Path, budget: TensorBudget) -> None:
+        # Keyed by the HF name the GGUF name maps to (gguf.py), so a GGUF pairs with its safetensors source.
+        tensors = self._gguf[weight_file] = GgufTensors(weight_file)
+        budget.add(weight_file, ((tensor.name, tensor.shape) for tensor in tensors.header.tensors))
+        for gguf_name, hf_name, shape, dtype, nbytes in tensors.entries():
+            self._add(weight_file, gguf_name, shape, dtype, nbytes, key=hf_name)
 
     def _add_pickle(self, weight_file: Path, budget: TensorBudget) -> None:
         tensors = load_pickle_state_dict(weight_file)
@@ -170,6 +187,8 @@ class TensorIndex:
         weight_file, raw_name = self._location[self._name(name)]
         if self.checkpoint.weight_format == "safetensors":
             return self._load_safetensors(weight_file, raw_name, rows)
+        if self.checkpoint.weight_format == "gguf":
+            return self._gguf[weight_file].load(raw_name, rows)
         if self._open_pickle is None or self._open_pickle[0] != weight_file:
             self._open_pickle = None  # drop the previous file's mapping before opening the next
             self._open_pickle = (weight_file, load_pickle_state_dict(weight_file))
