@@ -14,13 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from afterburn_core.weights.structure import (
-    HeadLayout,
-    build_structure,
-    gini,
-    read_head_layout,
-    top_share,
-)
+from afterburn_core.checkpoints.architecture import HeadGeometry, architecture_map
+from afterburn_core.weights.structure import build_structure, gini, top_share
 from afterburn_core.weights.tokens import load_token_decoder
 from afterburn_core.weights.weight_pass import WeightPass
 from weight_pass_helpers import DEMO_BASE, checkpoint_at, make_pass
@@ -56,13 +51,16 @@ def nudged(state: dict[str, torch.Tensor], scale: float = 1e-3, seed: int = 1) -
     return {name: value + scale * torch.randn(value.shape, generator=generator) for name, value in state.items()}
 
 
+def geometry(folder: Path, config: dict | None):
+    return architecture_map(checkpoint_at(folder, config).description).heads
+
+
 def test_head_layout_reads_gqa_and_derives_head_dim(tmp_path: Path) -> None:
-    layout = read_head_layout(checkpoint_at(tmp_path / "a", GQA_CONFIG))
-    assert layout == HeadLayout(num_heads=4, num_kv_heads=2, head_dim=8)
-    explicit = read_head_layout(checkpoint_at(tmp_path / "b", {**GQA_CONFIG, "head_dim": 16}))
+    assert geometry(tmp_path / "a", GQA_CONFIG) == HeadGeometry(num_heads=4, num_kv_heads=2, head_dim=8)
+    explicit = geometry(tmp_path / "b", {**GQA_CONFIG, "head_dim": 16})
     assert explicit is not None and explicit.head_dim == 16
-    assert read_head_layout(checkpoint_at(tmp_path / "c", {"hidden_size": 32})) is None
-    assert read_head_layout(checkpoint_at(tmp_path / "d", None)) is None
+    assert geometry(tmp_path / "c", {"hidden_size": 32}) is None
+    assert geometry(tmp_path / "d", None) is None
 
 
 @pytest.mark.parametrize("projection, expect_heads", [("q", {2}), ("k", {2, 3}), ("v", {0, 1}), ("o", {1})])
@@ -111,9 +109,16 @@ def test_o_head_score_uses_even_share_of_the_whole_norm(tmp_path: Path) -> None:
 def test_no_head_layout_means_no_heads_and_misfit_shapes_are_skipped(tmp_path: Path) -> None:
     base = gqa_model()
     weight_pass = make_pass(base, nudged(base))
-    assert build_structure(weight_pass, checkpoint_at(tmp_path / "none", None)).heads is None
+    none = build_structure(weight_pass, checkpoint_at(tmp_path / "none", None))
+    assert none.heads is None
+    assert none.heads_reason == ("config.json gives no attention head count (num_attention_heads / n_head), "
+                                 "so heads cannot be sliced")
     wrong = {"num_attention_heads": 3, "num_key_value_heads": 3, "hidden_size": 30}  # 3 × 10 fits no tensor
-    assert build_structure(weight_pass, checkpoint_at(tmp_path / "wrong", wrong)).heads is None
+    misfit = build_structure(weight_pass, checkpoint_at(tmp_path / "wrong", wrong))
+    assert misfit.heads is None
+    assert misfit.heads_reason == (
+        "no attention projection's shape fits 3 query heads and 3 key/value heads of width 10 from config.json "
+        "(e.g. model.layers.0.self_attn.q_proj.weight is [32, 32])")
 
 
 def test_cells_combine_norms_root_sum_square_and_weight_ranks_by_energy(tmp_path: Path) -> None:

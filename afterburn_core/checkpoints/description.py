@@ -27,6 +27,9 @@ LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
 HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model")
 VOCAB_KEYS = ("vocab_size",)
 HEAD_KEYS = ("num_attention_heads", "n_head")
+#: Key/value head counts (GQA): Llama ``num_key_value_heads``, Falcon ``num_kv_heads`` (older
+#: Falcon configs ``n_head_kv``).
+KV_HEAD_KEYS = ("num_key_value_heads", "num_kv_heads", "n_head_kv")
 #: The hidden size the head layout derives ``head_dim`` from (transformers' Llama and GPT-2 configs).
 HEAD_HIDDEN_KEYS = ("hidden_size", "n_embd")
 #: Keys naming the stored dtype; newer transformers write ``dtype``, older ``torch_dtype``.
@@ -55,10 +58,22 @@ def _head_fields(config: dict) -> tuple[int | None, int | None, int | None]:
     num_heads = next((config[key] for key in HEAD_KEYS if key in config), None)
     if not _is_int(num_heads) or num_heads <= 0:
         return None, None, None
-    num_kv_heads = config.get("num_key_value_heads") or num_heads
+    num_kv_heads = _kv_heads(config, num_heads)
     hidden = next((config[key] for key in HEAD_HIDDEN_KEYS if key in config), None)
     head_dim = config.get("head_dim") or (hidden // num_heads if _is_int(hidden) else None)
     return num_heads, (num_kv_heads if _is_int(num_kv_heads) else None), (head_dim if _is_int(head_dim) else None)
+
+
+def _kv_heads(config: dict, num_heads: int) -> object:
+    """Key/value heads as the modeling code counts them (transformers' ``modeling_falcon``).
+
+    Falcon's ``new_decoder_architecture`` reads ``num_kv_heads``; otherwise ``multi_query``
+    (Falcon, GPTBigCode) means one key/value head and its absence one per query head, whatever
+    ``num_kv_heads`` says (FalconConfig writes it equal to the head count either way).
+    """
+    if config.get("new_decoder_architecture") is True or "multi_query" not in config:
+        return next((config[key] for key in KV_HEAD_KEYS if config.get(key)), num_heads)
+    return 1 if config.get("multi_query") is True else num_heads
 
 
 def _tie_word_embeddings(config: dict) -> bool | None:

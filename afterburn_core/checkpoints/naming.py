@@ -2,9 +2,11 @@
 
 ``classify(name) -> (layer, module)`` recognises Llama / Qwen / Mistral
 (``layers.3.self_attn.q_proj.weight``), GPT-NeoX (``gpt_neox.layers.3.attention.dense``)
-and GPT-2 (``transformer.h.3.attn.c_proj``) names, biases included. Fused
-projections (``query_key_value``, ``c_attn``, ``qkv_proj``, ``gate_up_proj``)
-are ``other``: they mix module types and no view can split them by name.
+and GPT-2 (``transformer.h.3.attn.c_proj``) and Falcon (``transformer.h.3.self_attention.dense``)
+names, biases included. Fused projections are their own types: ``qkv``
+(``query_key_value``, ``c_attn``, ``qkv_proj``, ``Wqkv``) and ``gate_up``
+(``gate_up_proj``); which of their features are q, k, v (gate, up) depends on
+the architecture and is the architecture map's (``architecture.split``).
 It reads names only (no tensors, no config) and costs nothing. It sits with
 the checkpoints because pairing two checkpoints' tensors (``pairing``) needs
 to tell heads and embeddings apart; the weight diff reads it too.
@@ -16,7 +18,9 @@ import re
 from typing import Literal
 
 #: What a tensor does in the model, as the weight views group it (``TensorDiff.module``).
-ModuleType = Literal["q", "k", "v", "o", "gate", "up", "down", "norm", "embed", "head", "other"]
+ModuleType = Literal[
+    "q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up", "norm", "embed", "head", "other"
+]
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|layer|h|blocks|block)\.(\d+)(?:\.|$)")
 
@@ -32,7 +36,14 @@ _BY_COMPONENT: dict[str, ModuleType] = {
     "embed_tokens": "embed", "wte": "embed", "wpe": "embed", "embed_in": "embed",
     "word_embeddings": "embed", "tok_embeddings": "embed", "embed_positions": "embed",
     "lm_head": "head", "embed_out": "head", "output": "head",
+    "query_key_value": "qkv", "c_attn": "qkv", "qkv_proj": "qkv", "Wqkv": "qkv",
+    "gate_up_proj": "gate_up",
 }
+#: Names of the attention block a bare ``dense`` sits in to be its output projection
+#: (GPT-NeoX ``attention``, Falcon ``self_attention``, Llama-style ``self_attn``).
+_ATTENTION_BLOCKS = ("attention", "self_attention", "self_attn", "attn")
+#: Position embeddings: rows are positions, not tokens (GPT-2 ``wpe``, OPT ``embed_positions``).
+_POSITION = re.compile(r"wpe|pos", re.IGNORECASE)
 
 _NORM = re.compile(r"(?:^|[._])(?:norm|layernorm|layer_norm|ln|ln_\d+|ln_f|rms_norm)(?:$|[._])|norm", re.IGNORECASE)
 
@@ -56,10 +67,15 @@ def classify(name: str) -> tuple[int | None, ModuleType]:
     if component == "c_proj":
         return layer, "down" if "mlp" in parts else "o"
     module = _BY_COMPONENT.get(component)
-    if module == "o" and component == "dense" and not any(p in ("attention", "self_attn", "attn") for p in parts):
+    if module == "o" and component == "dense" and not any(p in _ATTENTION_BLOCKS for p in parts):
         module = None  # a bare "dense" outside attention (e.g. a pooler) says nothing
     if module in ("q", "k", "v") and len(component) == 1 and layer is None:
         module = None
     if module == "head" and component == "output" and layer is not None:
         module = None  # BERT-style "layer.3.output.dense" is not a head
     return layer, module or "other"
+
+
+def is_position_embedding(name: str) -> bool:
+    """True for an embedding whose rows are positions (``wpe``, ``embed_positions``), not tokens."""
+    return classify(name)[1] == "embed" and bool(_POSITION.search(name))

@@ -35,7 +35,7 @@ MODULE_ORDER: tuple[str, ...] = get_args(ModuleType)
 #: How the dashboard labels the module types (Llama names, the common case).
 MODULE_LABELS = {
     "q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj",
-    "gate": "gate_proj", "up": "up_proj", "down": "down_proj",
+    "gate": "gate_proj", "up": "up_proj", "down": "down_proj", "qkv": "fused qkv", "gate_up": "fused gate_up",
     "norm": "norm", "embed": "embedding", "head": "lm_head", "other": "other",
 }
 #: The grid row of the tensors outside the decoder stack (embeddings, final norm, head).
@@ -301,7 +301,8 @@ def weights_view(result: WeightDiffResult) -> WeightsView:
                "0: the change is spread evenly over the tensors; 1: it sits in one tensor."),
     )
     heads = result.heads
-    heads_note = ("No per-head scores: the checkpoint's attention layout was not recognized." if heads is None else
+    heads_note = (f"No per-head scores: {result.heads_reason or 'the attention layout was not recognized'}."
+                  if heads is None else
                   f"{heads.num_heads} query heads over {heads.num_kv_heads} key/value heads: a k or v head's change "
                   "counts in every query head of its group.")
     return WeightsView(

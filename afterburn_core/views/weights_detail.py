@@ -202,6 +202,8 @@ def norms(shifts: tuple[NormShift, ...], names: dict[str, str]) -> Norms | None:
     labels = tuple(names.get(shift.name, shift.name) for shift in ordered)
     ratio = (f"mean ×{top.mean_ratio:.3g}" if top.mean_ratio is not None
              else f"mean {top.mean_base:.3g} → {top.mean_trained:.3g}")
+    if top.offset:
+        ratio += " of its effective scale 1 + w"
     return Norms(ordered, labels, middle, f"{labels[0]} moved most: {ratio}, "
                                           f"{against(top.relative_change, middle, 'median relative change', '.3f')}.")
 

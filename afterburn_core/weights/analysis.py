@@ -50,4 +50,5 @@ def analyze_weights(
         device=weight_pass.device,
         seconds=weight_pass.seconds,
         is_adapter=weight_pass.is_adapter,
+        heads_reason=structure.heads_reason,
     )

@@ -37,6 +37,9 @@ from afterburn_core.weights.weight_pass import TensorDetail
 
 #: Module types whose row count may differ between the sides (a resized vocabulary).
 RESIZABLE_MODULES = ("embed", "head")
+#: Module types whose column energies the structure reads: an output projection's heads are input
+#: columns, and a fused projection stored as Conv1D (in × out) has its q|k|v features as columns.
+COLUMN_MODULES = ("o", "qkv", "gate_up")
 
 
 def matrix_shape(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -90,7 +93,7 @@ class PairComparer:
         rows, cols = matrix_shape(shared_shape)
         matrix = len(shared_shape) == 2 and rows > 0 and cols > 0
         stats = DeltaStats(resolution_eps(base_entry.dtype, trained_entry.dtype), keep_rows=not vector,
-                           keep_cols=module == "o" and not vector)
+                           keep_cols=module in COLUMN_MODULES and not vector)
         worker = None
         if matrix:
             if self.exact or min(rows, cols) <= self.top_k + OVERSAMPLE:
@@ -136,6 +139,7 @@ class PairComparer:
         if not vector:
             detail.row_delta_sq = stats.row_delta_sq()
             detail.col_delta_sq = stats.col_delta_sq()
+            detail.col_base_sq = stats.col_base_sq()
             detail.row_base_sq = stats.row_base_sq()
         status = "resized" if resized else ("changed" if stats.changed else "unchanged")
         record = tensor_diff(

@@ -24,7 +24,15 @@ import numpy as np
 
 from afterburn_core.weights.types import Diagnosis, Finding, TensorDiff
 from afterburn_core.weights.spectrum import LOW_RANK_MAX_ABSOLUTE, LOW_RANK_MAX_FRACTION, LOW_RANK_MIN_DIM
-from afterburn_core.weights.structure import Structure, is_compared, moved_median, row_drifts
+from afterburn_core.weights.structure import (
+    FUSED_MODULES,
+    Structure,
+    effective_norm_values,
+    fused_roles,
+    is_compared,
+    moved_median,
+    row_drifts,
+)
 from afterburn_core.weights.weight_pass import WeightPass
 
 # --- profile bands --------------------------------------------------------------------------------
@@ -147,7 +155,20 @@ def _summary(weight_pass: WeightPass, profile: str) -> list[Finding]:
     ]
 
 
-def _peer_outliers(weight_pass: WeightPass) -> list[Finding]:
+def _roles(weight_pass: WeightPass, structure: Structure, tensor: TensorDiff) -> str:
+    """`` — q holds 97.0 % of it, k 2.0 %, v 1.0 %`` for a fused tensor the map splits; "" otherwise."""
+    if tensor.module not in FUSED_MODULES:
+        return ""
+    roles = fused_roles(tensor, weight_pass.details.get(tensor.name), structure.architecture)
+    total = sum(float(delta.sum()) for delta, _ in roles.values()) if roles else 0.0
+    if total <= 0:
+        return ""
+    shares = sorted(((float(delta.sum()) / total, role) for role, (delta, _) in roles.items()), reverse=True)
+    listed = ", ".join(f"{role} {_pct(share)}" for share, role in shares[1:])
+    return f" — {shares[0][1]} holds {_pct(shares[0][0])} of it, {listed}"
+
+
+def _peer_outliers(weight_pass: WeightPass, structure: Structure) -> list[Finding]:
     groups: dict[str, list[TensorDiff]] = defaultdict(list)
     for tensor in weight_pass.tensors:
         key = peer_key(tensor)
@@ -169,7 +190,7 @@ def _peer_outliers(weight_pass: WeightPass) -> list[Finding]:
         Finding(
             f"Outlier tensor: {tensor.name}",
             f"‖ΔW‖/‖W‖ = {tensor.relative_change:.4g}, {ratio:.1f}× the median {median:.4g} of the "
-            f"{count} tensors {key} (threshold {PEER_OUTLIER_RATIO}×).",
+            f"{count} tensors {key} (threshold {PEER_OUTLIER_RATIO}×){_roles(weight_pass, structure, tensor)}.",
             ratio,
             "notable",
         )
@@ -303,13 +324,12 @@ def _rank(weight_pass: WeightPass) -> list[Finding]:
     return findings
 
 
-def _gamma_ratio(weight_pass: WeightPass, name: str) -> tuple[float, float] | None:
-    """(median, median absolute deviation) of trained/base over a gamma's entries."""
-    detail = weight_pass.details.get(name)
-    if detail is None or detail.base_values is None or detail.trained_values is None:
+def _gamma_ratio(weight_pass: WeightPass, structure: Structure, name: str) -> tuple[float, float] | None:
+    """(median, median absolute deviation) of trained/base over a gamma's entries, at its effective scale."""
+    values = effective_norm_values(weight_pass, structure.architecture, name)
+    if values is None:
         return None
-    base = np.asarray(detail.base_values, dtype=np.float64).ravel()
-    trained = np.asarray(detail.trained_values, dtype=np.float64).ravel()
+    base, trained = values
     keep = np.abs(base) >= NORM_RATIO_MIN_ABS_BASE
     if not keep.any():
         return None
@@ -334,7 +354,7 @@ def _norms(weight_pass: WeightPass, structure: Structure) -> list[Finding]:
     for shift in norms:
         if shift.kind != "gamma":
             continue
-        ratio = _gamma_ratio(weight_pass, shift.name)
+        ratio = _gamma_ratio(weight_pass, structure, shift.name)
         if ratio is None or abs(ratio[0] - 1) < NORM_RESCALE_MIN_DEVIATION:
             continue
         median_ratio, spread = ratio
@@ -347,7 +367,8 @@ def _norms(weight_pass: WeightPass, structure: Structure) -> list[Finding]:
             Finding(
                 f"Norm rescaled: {shift.name}",
                 f"{shift.name} {how} while the median norm moved {_pct(median_move)} "
-                f"(‖Δγ‖/‖γ‖ = {shift.relative_change:.4g}).",
+                f"({'‖Δγ‖/‖1 + γ‖, the layer scales by 1 + γ' if shift.offset else '‖Δγ‖/‖γ‖'} = "
+                f"{shift.relative_change:.4g}).",
                 median_ratio,
                 "notable",
             )
@@ -476,7 +497,7 @@ def diagnose(weight_pass: WeightPass, structure: Structure) -> Diagnosis:
     profile = profile_of(weight_pass)
     findings = _summary(weight_pass, profile)
     if profile != "identical":
-        findings += _peer_outliers(weight_pass)
+        findings += _peer_outliers(weight_pass, structure)
         findings += _rank(weight_pass)
         findings += _norms(weight_pass, structure)
         findings += _embeddings(weight_pass, structure)

@@ -47,9 +47,10 @@ class DeltaStats:
 
     eps: float
     keep_rows: bool = True
-    #: Column sums of ΔW² are only read for output projections (per-head scores of their input
-    #: columns); elsewhere the fp64 reduction down the columns would cost more than the rest of the
-    #: tensor's metrics (30 ms for a 4864 × 896 matrix on one core).
+    #: Column sums of ΔW² and W_base² are only read for output projections (per-head scores of their
+    #: input columns) and fused projections (a Conv1D one stores its q|k|v features as columns);
+    #: elsewhere the fp64 reduction down the columns would cost more than the rest of the tensor's
+    #: metrics (30 ms for a 4864 × 896 matrix on one core).
     keep_cols: bool = False
     frob_base_sq: float = 0.0
     frob_trained_sq: float = 0.0
@@ -63,6 +64,7 @@ class DeltaStats:
         self._row_delta: list[torch.Tensor] = []
         self._row_base: list[torch.Tensor] = []
         self._col_delta: torch.Tensor | None = None
+        self._col_base: torch.Tensor | None = None
 
     def update(self, base: torch.Tensor, trained: torch.Tensor, delta: torch.Tensor) -> None:
         """Add one (rows, cols) fp32 block; ``delta`` is ``trained - base``."""
@@ -89,6 +91,8 @@ class DeltaStats:
                 self._col_delta = col if self._col_delta is None else self._col_delta + col
             elif self._col_delta is None:
                 self._col_delta = torch.zeros(delta.shape[1], dtype=torch.float64, device=delta.device)
+            col_base = base.square().sum(dim=0, dtype=torch.float64)
+            self._col_base = col_base if self._col_base is None else self._col_base + col_base
 
     def _count_beyond_resolution(self, base: torch.Tensor, trained: torch.Tensor, delta: torch.Tensor) -> int:
         if self.eps == 0.0:
@@ -159,6 +163,9 @@ class DeltaStats:
 
     def col_delta_sq(self) -> np.ndarray | None:
         return None if self._col_delta is None else self._col_delta.cpu().numpy()
+
+    def col_base_sq(self) -> np.ndarray | None:
+        return None if self._col_base is None else self._col_base.cpu().numpy()
 
 
 def _numpy(parts: list[torch.Tensor]) -> np.ndarray:

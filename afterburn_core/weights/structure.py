@@ -1,7 +1,9 @@
 """Where in the model the change sits: layer × module cells, heads, norms, embeddings, concentration.
 
 Input: one ``WeightPass`` (the per-tensor records and their small vectors) and
-the base checkpoint (its ``description`` gives the head layout; its folder the tokenizer).
+the base checkpoint (its ``description`` gives the architecture map —
+``checkpoints.architecture``: head geometry, fused layouts, Conv1D
+orientation, offset norms; its folder the tokenizer).
 Output: a ``Structure``: the aggregates the heatmaps, head matrix, norm table
 and embedding-drift table show, and the concentration numbers the diagnosis
 reads. It does not read weights (the engine did, once) and does not judge
@@ -15,19 +17,28 @@ Definitions (what each number means):
   group), ``relative_change`` = delta / base of the group; ``effective_rank``
   and ``energy_top_k`` are the ‖ΔW‖²-weighted means of the members that have
   one. Only tensors compared on both sides count (not one-sided, not tied).
-- **Heads**: head ``h`` of a q/k/v projection owns the output rows
-  ``h·d … (h+1)·d`` (d = head_dim); head ``h`` of ``o_proj`` owns the input
-  columns ``h·d … (h+1)·d``. A q/k/v head's relative change is
-  ‖ΔW[rows]‖ / ‖W[rows]‖. For o only ‖ΔW[:, cols]‖ is kept by the pass, so the
-  denominator is the share of ‖W_o‖ an evenly spread head would hold:
-  ‖ΔW_o[:, cols]‖ / (‖W_o‖ · sqrt(d / in_features)). k/v have
+  A fused tensor (``qkv``, ``gate_up``) counts as its roles: the q, k, v (gate,
+  up) output features the map assigns, each a member of its own cell with
+  no rank fields (the spectrum is the stored tensor's, on its own row). An
+  offset norm's base is its effective scale 1 + w.
+- **Heads**: head ``h`` of a q/k/v projection owns the output features
+  ``h·d … (h+1)·d`` (d = head_dim) — of the q, k or v role for a fused
+  tensor — and head ``h`` of the output projection owns the input features
+  ``h·d … (h+1)·d``. Output features are rows of a Linear weight and columns of
+  a Conv1D one (stored in × out, GPT-2), input features the other axis. A
+  head's relative change is ‖ΔW[features]‖ / ‖W[features]‖; where the pass has
+  no per-feature base energy (an o projection from LoRA factors), the
+  denominator is the share of ‖W‖ an evenly spread head would hold:
+  ‖ΔW[:, cols]‖ / (‖W‖ · sqrt(d / in_features)). k/v have
   ``num_key_value_heads`` heads; query head ``h`` reads kv head
   ``h // (num_heads / num_kv_heads)`` and takes its score (GQA). The combined
   score of query head ``h`` is sqrt(Σ_p ΔE_p) / sqrt(Σ_p E_p) over the
   projections p present (its q rows, its kv group's k and v rows, its o
   columns): the relative change of every weight that head reads or writes.
-  A projection a layer does not have is NaN in ``per_projection``.
-- **Norms**: one ``NormShift`` per 1-D norm tensor; ``mean_ratio`` is
+  A projection a layer does not have is NaN in ``per_projection``. No heads
+  (no geometry in the config, no projection fits it): ``heads_reason`` says why.
+- **Norms**: one ``NormShift`` per 1-D norm tensor, read at the scale the
+  layer applies (1 + w for an offset norm: Gemma); ``mean_ratio`` is
   mean(trained) / mean(base) for gammas (None for betas, whose mean sits near 0).
 - **Embeddings**: drift of row i = ‖ΔE[i]‖, relative drift = drift / ‖E_base[i]‖.
   ``median_drift`` is the median over the rows that moved: a fine-tune leaves
@@ -54,6 +65,8 @@ from afterburn_core.weights.types import (
     TensorDiff,
     TokenDrift,
 )
+from afterburn_core.checkpoints.architecture import ArchitectureMap, HeadGeometry, architecture_map
+from afterburn_core.checkpoints.naming import is_position_embedding
 from afterburn_core.types import ResolvedCheckpoint
 from afterburn_core.weights.tokens import TokenDecoder, load_token_decoder
 from afterburn_core.weights.weight_pass import TensorDetail, WeightPass
@@ -63,18 +76,13 @@ TOP_DRIFTED_TOKENS = 20
 #: Share of tensors whose ‖ΔW‖² ``Concentration.top_decile_share`` sums (a decile, by convention).
 TOP_SHARE_FRACTION = 0.10
 #: Order of module types in the heatmap (rows of the stack, then the ends).
-MODULE_ORDER = ("q", "k", "v", "o", "gate", "up", "down", "norm", "embed", "head", "other")
+MODULE_ORDER = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up", "norm", "embed", "head", "other")
 ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
+#: Module types a fused tensor carries; the architecture map splits them into their roles.
+FUSED_MODULES = ("qkv", "gate_up")
+#: Module types heads are sliced from.
+HEAD_MODULES = ("q", "k", "v", "o", "qkv")
 _COMPARED = ("changed", "unchanged", "resized")
-
-
-@dataclass(frozen=True)
-class HeadLayout:
-    """Attention head layout from the base's ``ModelDescription``."""
-
-    num_heads: int
-    num_kv_heads: int
-    head_dim: int
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,8 @@ class Structure:
     norms: tuple[NormShift, ...]
     embeddings: EmbeddingDrift | None
     concentration: Concentration
+    architecture: ArchitectureMap
+    heads_reason: str | None = None
 
 
 def is_compared(tensor: TensorDiff) -> bool:
@@ -104,19 +114,109 @@ def _ratio(numerator: float, denominator: float) -> float:
     return 0.0 if numerator == 0 else math.inf
 
 
+# --- parts: what each tensor contributes to a (layer, module) cell ----------------------------------
+
+
+@dataclass(frozen=True)
+class Part:
+    """One module role's share of a compared tensor: the whole tensor, or one role of a fused one.
+
+    ``base_sq`` / ``delta_sq`` are ‖W‖² / ‖ΔW‖² of the share (an offset norm's base is its
+    effective scale 1 + w); the rank fields are the tensor's own, None for a fused role (the
+    spectrum belongs to the stored tensor, whose row shows it).
+    """
+
+    layer: int | None
+    module: str
+    base_sq: float
+    delta_sq: float
+    effective_rank: float | None = None
+    energy_top_k: float | None = None
+
+
+def _vectors(detail: TensorDetail | None, axis: str) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """(‖ΔW‖², ‖W‖²) per row or per column of a 2-D tensor, per entry of a 1-D one (None: not kept)."""
+    if detail is None:
+        return None
+    if detail.base_values is not None and detail.trained_values is not None:
+        base = np.asarray(detail.base_values, dtype=np.float64).ravel()
+        delta = np.asarray(detail.trained_values, dtype=np.float64).ravel() - base
+        return delta**2, base**2
+    delta = detail.row_delta_sq if axis == "rows" else detail.col_delta_sq
+    base = detail.row_base_sq if axis == "rows" else detail.col_base_sq
+    if delta is None:
+        return None
+    return np.asarray(delta, dtype=np.float64), None if base is None else np.asarray(base, dtype=np.float64)
+
+
+def output_vectors(tensor: TensorDiff, detail: TensorDetail | None, architecture: ArchitectureMap):
+    """Per output feature (‖ΔW‖², ‖W‖²): rows of a Linear weight, columns of a Conv1D one (stored in × out)."""
+    return _vectors(detail, "cols" if architecture.is_conv1d(tensor.name) and len(tensor.shape) == 2 else "rows")
+
+
+def input_vectors(tensor: TensorDiff, detail: TensorDetail | None, architecture: ArchitectureMap):
+    """Per input feature (‖ΔW‖², ‖W‖² or None): columns of a Linear weight, rows of a Conv1D one."""
+    return _vectors(detail, "rows" if architecture.is_conv1d(tensor.name) else "cols")
+
+
+def fused_roles(
+    tensor: TensorDiff, detail: TensorDetail | None, architecture: ArchitectureMap
+) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
+    """Each role's per-feature (‖ΔW‖², ‖W‖²) of a fused tensor, in the map's order; None when it cannot split."""
+    vectors = output_vectors(tensor, detail, architecture)
+    if vectors is None or vectors[1] is None:
+        return None
+    delta, base = vectors
+    split = architecture.split(tensor.name, len(delta))
+    if split is None:
+        return None
+    return {role: (delta[indices], base[indices]) for role, indices in split.items()}
+
+
+def effective_norm_values(
+    weight_pass: WeightPass, architecture: ArchitectureMap, name: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(base, trained) scale of a 1-D norm as the layer applies it: 1 + w for an offset norm, w otherwise."""
+    detail = weight_pass.details.get(name)
+    if detail is None or detail.base_values is None or detail.trained_values is None:
+        return None
+    base = np.asarray(detail.base_values, dtype=np.float64).ravel()
+    trained = np.asarray(detail.trained_values, dtype=np.float64).ravel()
+    if base.size == 0 or base.shape != trained.shape:
+        return None
+    offset = 1.0 if architecture.is_offset_norm(name) else 0.0
+    return base + offset, trained + offset
+
+
+def tensor_parts(weight_pass: WeightPass, architecture: ArchitectureMap, tensor: TensorDiff) -> list[Part]:
+    """What a compared tensor adds to the cells: its fused roles, or itself (an offset norm at its effective scale)."""
+    detail = weight_pass.details.get(tensor.name)
+    if tensor.module in FUSED_MODULES:
+        roles = fused_roles(tensor, detail, architecture)
+        if roles is not None:
+            return [Part(tensor.layer, role, float(base.sum()), float(delta.sum())) for role, (delta, base) in roles.items()]
+    base_sq = tensor.frob_norm_base**2
+    if tensor.module == "norm" and architecture.is_offset_norm(tensor.name):
+        values = effective_norm_values(weight_pass, architecture, tensor.name)
+        base_sq = float((values[0] ** 2).sum()) if values is not None else base_sq
+    return [Part(tensor.layer, tensor.module, base_sq, tensor.frob_norm_delta**2,
+                 tensor.effective_rank, tensor.energy_top_k)]
+
+
 # --- layer × module -----------------------------------------------------------------------------
 
 
-def build_cells(tensors: tuple[TensorDiff, ...]) -> tuple[LayerModuleCell, ...]:
-    """One heatmap cell per (layer, module type) present among the compared tensors."""
-    groups: dict[tuple[int | None, str], list[TensorDiff]] = defaultdict(list)
-    for tensor in tensors:
+def build_cells(weight_pass: WeightPass, architecture: ArchitectureMap) -> tuple[LayerModuleCell, ...]:
+    """One heatmap cell per (layer, module type) present among the compared tensors' parts."""
+    groups: dict[tuple[int | None, str], list[Part]] = defaultdict(list)
+    for tensor in weight_pass.tensors:
         if is_compared(tensor):
-            groups[(tensor.layer, tensor.module)].append(tensor)
+            for part in tensor_parts(weight_pass, architecture, tensor):
+                groups[(part.layer, part.module)].append(part)
     cells = []
     for (layer, module), members in groups.items():
-        base = math.sqrt(sum(t.frob_norm_base**2 for t in members))
-        delta = math.sqrt(sum(t.frob_norm_delta**2 for t in members))
+        base = math.sqrt(sum(part.base_sq for part in members))
+        delta = math.sqrt(sum(part.delta_sq for part in members))
         cells.append(
             LayerModuleCell(
                 layer=layer,
@@ -134,9 +234,9 @@ def build_cells(tensors: tuple[TensorDiff, ...]) -> tuple[LayerModuleCell, ...]:
     return tuple(cells)
 
 
-def _energy_weighted(members: list[TensorDiff], attribute: str) -> float | None:
+def _energy_weighted(members: list[Part], attribute: str) -> float | None:
     """‖ΔW‖²-weighted mean of ``attribute`` over the members that have it (None if none does)."""
-    pairs = [(t.frob_norm_delta**2, getattr(t, attribute)) for t in members]
+    pairs = [(part.delta_sq, getattr(part, attribute)) for part in members]
     pairs = [(weight, value) for weight, value in pairs if value is not None and math.isfinite(value)]
     total = sum(weight for weight, _ in pairs)
     if not pairs or total <= 0:
@@ -147,73 +247,63 @@ def _energy_weighted(members: list[TensorDiff], attribute: str) -> float | None:
 # --- heads --------------------------------------------------------------------------------------
 
 
-def read_head_layout(base: ResolvedCheckpoint) -> HeadLayout | None:
-    """Head counts and head_dim from the base's description; None when its config does not give a usable one."""
-    description = base.description
-    num_heads, num_kv_heads, head_dim = description.num_heads, description.num_kv_heads, description.head_dim
-    if num_heads is None or num_kv_heads is None or head_dim is None or head_dim <= 0:
-        return None
-    if num_kv_heads <= 0 or num_heads % num_kv_heads:
-        return None
-    return HeadLayout(num_heads=num_heads, num_kv_heads=num_kv_heads, head_dim=head_dim)
-
-
-def _head_energies(
-    tensor: TensorDiff, detail: TensorDetail | None, heads: int, head_dim: int
+def _per_head(
+    delta: np.ndarray, base: np.ndarray | None, heads: int, head_dim: int, base_total: float
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per-head (‖ΔW slice‖², ‖W slice‖²) of one projection; None when its shape does not fit the layout."""
-    if len(tensor.shape) != 2:
+    """Sum per-feature energies into ``heads`` blocks of ``head_dim``; None when the length does not fit.
+
+    Without per-feature base energies (an o projection's input columns from a LoRA adapter) the
+    base is the share an evenly spread head would hold: ‖W‖² · head_dim / features.
+    """
+    if len(delta) != heads * head_dim:
         return None
-    rows, cols = tensor.shape
-    base_total = (tensor.frob_norm_base or 0.0) ** 2
-    if tensor.module == "o":
-        if cols != heads * head_dim:
-            return None
-        base = np.full(heads, base_total * head_dim / cols)
-        vector = detail.col_delta_sq if detail is not None else None
-    else:
-        if rows != heads * head_dim:
-            return None
-        vector = detail.row_delta_sq if detail is not None else None
-        if detail is not None and detail.row_base_sq is not None and len(detail.row_base_sq) == rows:
-            base = np.asarray(detail.row_base_sq, dtype=np.float64).reshape(heads, head_dim).sum(axis=1)
-        else:
-            base = np.full(heads, base_total * head_dim / rows)
-    if vector is not None and len(vector) == heads * head_dim:
-        delta = np.asarray(vector, dtype=np.float64).reshape(heads, head_dim).sum(axis=1)
-    elif tensor.frob_norm_delta == 0:
-        delta = np.zeros(heads)
-    else:
-        # No per-row vector (should not happen for a 2-D tensor): spread the change evenly.
-        delta = np.full(heads, (tensor.frob_norm_delta or 0.0) ** 2 / heads)
-    return delta, base
+    per_head_delta = delta.reshape(heads, head_dim).sum(axis=1)
+    if base is not None and len(base) == len(delta):
+        return per_head_delta, base.reshape(heads, head_dim).sum(axis=1)
+    return per_head_delta, np.full(heads, base_total * head_dim / len(delta))
 
 
-def build_heads(weight_pass: WeightPass, layout: HeadLayout | None) -> HeadScores | None:
-    """The layer × head matrix (see the module docstring); None without a layout or projections."""
-    if layout is None:
-        return None
-    group = layout.num_heads // layout.num_kv_heads
+def _projection_vectors(
+    weight_pass: WeightPass, architecture: ArchitectureMap, tensor: TensorDiff
+) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """Per-feature energies of each attention projection a weight holds: q/k/v output features, o input features."""
+    detail = weight_pass.details.get(tensor.name)
+    if tensor.module == "qkv":
+        return fused_roles(tensor, detail, architecture) or {}
+    vectors = (input_vectors if tensor.module == "o" else output_vectors)(tensor, detail, architecture)
+    return {tensor.module: vectors} if vectors is not None else {}
+
+
+def build_heads(weight_pass: WeightPass, architecture: ArchitectureMap) -> tuple[HeadScores | None, str | None]:
+    """The layer × head matrix (see the module docstring), or None and the sentence saying why not."""
+    geometry = architecture.heads
+    if geometry is None:
+        return None, architecture.heads_reason
+    group = geometry.num_heads // geometry.num_kv_heads
     # energies[layer][projection] = (delta per query head, base per query head)
     energies: dict[int, dict[str, tuple[np.ndarray, np.ndarray]]] = defaultdict(dict)
+    seen = []
     for tensor in weight_pass.tensors:
-        if tensor.module not in ATTENTION_PROJECTIONS or tensor.layer is None or not is_compared(tensor):
+        if tensor.module not in HEAD_MODULES or tensor.layer is None or not is_compared(tensor):
             continue
-        if not tensor.name.endswith("weight"):
+        if len(tensor.shape) != 2:
             continue  # biases follow their weight; the matrix is what heads are sliced from
-        heads = layout.num_kv_heads if tensor.module in ("k", "v") else layout.num_heads
-        found = _head_energies(tensor, weight_pass.details.get(tensor.name), heads, layout.head_dim)
-        if found is None:
-            continue
-        delta, base = found
-        if heads != layout.num_heads:  # a kv head's energy is read by each query head of its group
-            delta, base = np.repeat(delta, group), np.repeat(base, group)
-        energies[tensor.layer][tensor.module] = (delta, base)
+        seen.append(tensor)
+        for projection, (delta, base) in _projection_vectors(weight_pass, architecture, tensor).items():
+            heads = geometry.num_kv_heads if projection in ("k", "v") else geometry.num_heads
+            base_total = tensor.frob_norm_base**2
+            found = _per_head(delta, base, heads, geometry.head_dim, base_total)
+            if found is None:
+                continue
+            delta_heads, base_heads = found
+            if heads != geometry.num_heads:  # a kv head's energy is read by each query head of its group
+                delta_heads, base_heads = np.repeat(delta_heads, group), np.repeat(base_heads, group)
+            energies[tensor.layer][projection] = (delta_heads, base_heads)
     if not energies:
-        return None
+        return None, _no_heads_reason(seen, geometry)
     layers = tuple(sorted(energies))
     projections = [p for p in ATTENTION_PROJECTIONS if any(p in energies[layer] for layer in layers)]
-    nan_row = tuple(math.nan for _ in range(layout.num_heads))
+    nan_row = tuple(math.nan for _ in range(geometry.num_heads))
     per_projection: dict[str, tuple[tuple[float, ...], ...]] = {}
     for projection in projections:
         matrix = []
@@ -231,30 +321,36 @@ def build_heads(weight_pass: WeightPass, layout: HeadLayout | None) -> HeadScore
         scores.append(tuple(_ratio(math.sqrt(d), math.sqrt(b)) for d, b in zip(delta, base)))
     return HeadScores(
         num_layers=len(layers),
-        num_heads=layout.num_heads,
-        num_kv_heads=layout.num_kv_heads,
+        num_heads=geometry.num_heads,
+        num_kv_heads=geometry.num_kv_heads,
         layers=layers,
         scores=tuple(scores),
         per_projection=per_projection,
-    )
+    ), None
+
+
+def _no_heads_reason(seen: list[TensorDiff], geometry: HeadGeometry) -> str:
+    heads, kv, width = geometry.num_heads, geometry.num_kv_heads, geometry.head_dim
+    if not seen:
+        return ("no tensor in the decoder stack is named as an attention projection "
+                "(q / k / v / o, or a fused query_key_value / c_attn / qkv_proj)")
+    return (f"no attention projection's shape fits {heads} query heads and {kv} key/value heads of width "
+            f"{width} from config.json (e.g. {seen[0].name} is {list(seen[0].shape)})")
 
 
 # --- norms --------------------------------------------------------------------------------------
 
 
-def build_norms(weight_pass: WeightPass) -> tuple[NormShift, ...]:
-    """One ``NormShift`` per 1-D norm tensor whose values the pass kept."""
+def build_norms(weight_pass: WeightPass, architecture: ArchitectureMap) -> tuple[NormShift, ...]:
+    """One ``NormShift`` per 1-D norm tensor whose values the pass kept, read at its effective scale."""
     shifts = []
     for tensor in weight_pass.tensors:
         if tensor.module != "norm" or not is_compared(tensor):
             continue
-        detail = weight_pass.details.get(tensor.name)
-        if detail is None or detail.base_values is None or detail.trained_values is None:
+        values = effective_norm_values(weight_pass, architecture, tensor.name)
+        if values is None:
             continue
-        base = np.asarray(detail.base_values, dtype=np.float64).ravel()
-        trained = np.asarray(detail.trained_values, dtype=np.float64).ravel()
-        if base.size == 0 or base.shape != trained.shape:
-            continue
+        base, trained = values
         kind = "beta" if tensor.name.endswith("bias") else "gamma"
         delta = trained - base
         mean_base, mean_trained = float(base.mean()), float(trained.mean())
@@ -268,6 +364,7 @@ def build_norms(weight_pass: WeightPass) -> tuple[NormShift, ...]:
                 mean_ratio=mean_trained / mean_base if kind == "gamma" and mean_base != 0 else None,
                 relative_change=_ratio(float(np.linalg.norm(delta)), float(np.linalg.norm(base))),
                 max_abs_delta=float(np.abs(delta).max()),
+                offset=architecture.is_offset_norm(tensor.name),
             )
         )
     return tuple(shifts)
@@ -321,7 +418,8 @@ def _pick(tensors: list[TensorDiff], details: dict[str, TensorDetail]) -> Tensor
 
 def build_embeddings(weight_pass: WeightPass, decoder: TokenDecoder | None) -> EmbeddingDrift | None:
     """Per-token drift of the input embedding and of an untied head; None without an embedding."""
-    embed = _pick([t for t in weight_pass.tensors if t.module == "embed"], weight_pass.details)
+    tokens = [t for t in weight_pass.tensors if t.module == "embed" and not is_position_embedding(t.name)]
+    embed = _pick(tokens, weight_pass.details)
     if embed is None:
         return None
     decoder = decoder or TokenDecoder()
@@ -386,10 +484,14 @@ def build_structure(
             root = base.adapter_base.root if base.kind == "adapter" and base.adapter_base else base.root
             decoder = load_token_decoder(root)
         embeddings = build_embeddings(weight_pass, decoder)
+    architecture = architecture_map(base.description)
+    heads, heads_reason = build_heads(weight_pass, architecture)
     return Structure(
-        layers=build_cells(weight_pass.tensors),
-        heads=build_heads(weight_pass, read_head_layout(base)),
-        norms=build_norms(weight_pass),
+        layers=build_cells(weight_pass, architecture),
+        heads=heads,
+        norms=build_norms(weight_pass, architecture),
         embeddings=embeddings,
         concentration=build_concentration(weight_pass.tensors),
+        architecture=architecture,
+        heads_reason=heads_reason,
     )

@@ -116,6 +116,8 @@ class NormShift:
     mean_ratio: float | None
     relative_change: float
     max_abs_delta: float
+    #: The layer multiplies by 1 + weight (Gemma-style): every number above reads that effective scale.
+    offset: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,3 +193,5 @@ class WeightDiffResult:
     seconds: float
     is_adapter: bool = False
     schema_version: int = field(default=SCHEMA_VERSION)
+    #: Why ``heads`` is None (the config gives no head count, no projection fits it); None when heads exist.
+    heads_reason: str | None = None

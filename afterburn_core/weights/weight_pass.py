@@ -24,7 +24,10 @@ class TensorDetail:
     For a 2-D tensor of shape (rows, cols) — rows are output features — over
     the rows both sides share (a grown vocabulary compares the shared rows):
     ``row_delta_sq[i] = ‖ΔW[i, :]‖²``, ``col_delta_sq[j] = ‖ΔW[:, j]‖²``,
-    ``row_base_sq[i] = ‖W_base[i, :]‖²``. For a 1-D tensor: both sides' values.
+    ``row_base_sq[i] = ‖W_base[i, :]‖²`` and, where the column sums are kept,
+    ``col_base_sq[j] = ‖W_base[:, j]‖²``. For a 1-D tensor: both sides' values.
+    A Conv1D tensor (stored in × out) keeps its stored orientation here; the
+    structure reads its output features from the column vectors.
     A LoRA adapter fills the 2-D fields from its factors without forming B·A.
     """
 
@@ -32,6 +35,7 @@ class TensorDetail:
     row_delta_sq: np.ndarray | None = None
     col_delta_sq: np.ndarray | None = None
     row_base_sq: np.ndarray | None = None
+    col_base_sq: np.ndarray | None = None
     base_values: np.ndarray | None = None
     trained_values: np.ndarray | None = None
 
