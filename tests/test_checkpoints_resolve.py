@@ -122,7 +122,7 @@ def test_folder_without_weights_points_at_checkpoint_subfolders(world, tmp_path)
     with pytest.raises(BadCheckpoint) as error:
         resolve(str(run_folder))
     assert one_line(error) == (
-        f"no weight files (*.safetensors, *.bin, *.pt) in {run_folder}; it holds checkpoint folders "
+        f"no weight files (*.safetensors, *.bin, *.pt, *.gguf) in {run_folder}; it holds checkpoint folders "
         "(checkpoint-500): point at one of them."
     )
 

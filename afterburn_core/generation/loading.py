@@ -20,6 +20,12 @@ project's one ``torch.load`` door, ``weights_only=True``; a hostile file is
 as a state dict; a folder's safetensors load with ``use_safetensors=True``. peft
 reads an ``adapter_model.bin`` with ``weights_only=True`` (``peft.utils.torch_load``).
 
+A GGUF checkpoint loads through transformers' own GGUF support
+(``from_pretrained(folder, gguf_file=…)``): config and tokenizer from the file's
+metadata, every tensor dequantized to torch in the dtype above (``GgufConfig(dequantize=True)``
+where transformers can instead keep blocks packed: scores must come from the
+dense dequantized weights, the same the weight diff reads).
+
 The checkpoint's ``generation_config.json`` sampling defaults (temperature,
 top-k, repetition penalty, …) are NOT used: generation settings come from
 ``GenerationSettings`` only, so "greedy" means greedy for every model. Only its
@@ -133,6 +139,20 @@ def _load_tokenizer(folder: Path, trust_remote_code: bool):
         raise BadCheckpoint(f"the tokenizer in {folder} cannot be loaded: {str(error).splitlines()[0]}") from None
 
 
+def _load_gguf_tokenizer(checkpoint: ResolvedCheckpoint):
+    """The tokenizer a GGUF file carries in its metadata (llama.cpp's converter writes it)."""
+    from transformers import AutoTokenizer
+
+    gguf_path = Path(checkpoint.weight_files[0])
+    try:
+        return AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    except (OSError, ValueError, KeyError) as error:
+        raise BadCheckpoint(
+            f"the tokenizer in the metadata of {gguf_path} cannot be loaded ({str(error).splitlines()[0] if str(error) else type(error).__name__}); "
+            "convert the model again with llama.cpp's convert_hf_to_gguf.py, which writes it."
+        ) from None
+
+
 def _state_dict(checkpoint: ResolvedCheckpoint) -> dict:
     """All tensors of the weight files, read safely (safetensors, or pickles with weights_only)."""
     state_dict: dict = {}
@@ -162,27 +182,56 @@ def _assign_weights(model, state_dict: dict, reference: str) -> None:
         )
 
 
+def _gguf_options(checkpoint: ResolvedCheckpoint) -> dict:
+    """``from_pretrained`` arguments that read the checkpoint's GGUF file, dequantized to dense torch weights."""
+    gguf_path = Path(checkpoint.weight_files[0])
+    options = {"gguf_file": gguf_path.name}
+    try:  # transformers ≥ 5 may keep GGUF blocks packed behind kernels; 4.x always dequantizes
+        from transformers.utils.quantization_config import GgufConfig
+    except ImportError:
+        return options
+    return {**options, "quantization_config": GgufConfig(dequantize=True)}
+
+
 def _load_full_model(checkpoint: ResolvedCheckpoint, device, trust_remote_code: bool):
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    if checkpoint.weight_format == "gguf":
+        return _load(
+            checkpoint,
+            lambda dtype: AutoModelForCausalLM.from_pretrained(
+                str(Path(checkpoint.weight_files[0]).parent), dtype=dtype,
+                trust_remote_code=trust_remote_code, **_gguf_options(checkpoint),
+            ),
+            device,
+        )
     config_path = _model_config_path(checkpoint)
-    dtype = model_dtype(checkpoint.description.torch_dtype, device)
     # Pickles go through checkpoints.pickles, the project's one torch.load door (weights_only).
     standard = checkpoint.weight_format == "safetensors" and checkpoint.kind in ("local_dir", "hub") and all(
         Path(name).name.startswith(STANDARD_WEIGHT_PREFIXES) for name in checkpoint.weight_files
     )
-    try:
+
+    def build(dtype):
         if standard:
-            model = AutoModelForCausalLM.from_pretrained(
+            return AutoModelForCausalLM.from_pretrained(
                 checkpoint.root,
                 dtype=dtype,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
             )
-        else:
-            config = AutoConfig.from_pretrained(str(config_path.parent), trust_remote_code=trust_remote_code)
-            model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
-            _assign_weights(model, _state_dict(checkpoint), checkpoint.reference)
+        config = AutoConfig.from_pretrained(str(config_path.parent), trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
+        _assign_weights(model, _state_dict(checkpoint), checkpoint.reference)
+        return model
+
+    return _load(checkpoint, build, device)
+
+
+def _load(checkpoint: ResolvedCheckpoint, build, device):
+    """``build(dtype)`` in the dtype for ``device``, moved there in eval mode; its errors as one line."""
+    dtype = model_dtype(checkpoint.description.torch_dtype, device)
+    try:
+        model = build(dtype)
     except ValueError as error:
         if "trust_remote_code" in str(error):
             raise BadInput(
@@ -234,7 +283,10 @@ def load_model(checkpoint: ResolvedCheckpoint, device, *, trust_remote_code: boo
     else:
         model, dtype = _load_full_model(checkpoint, device, trust_remote_code)
         tokenizer_folder, is_adapter = Path(checkpoint.root), False
-    tokenizer = _load_tokenizer(tokenizer_folder, trust_remote_code)
+    if checkpoint.weight_format == "gguf":
+        tokenizer = _load_gguf_tokenizer(checkpoint)
+    else:
+        tokenizer = _load_tokenizer(tokenizer_folder, trust_remote_code)
     eos_ids = _eos_ids(model, tokenizer)
     if not eos_ids:
         raise BadCheckpoint(

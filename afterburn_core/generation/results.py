@@ -45,15 +45,31 @@ class PromptDivergence:
     mean_kl: float
     top_tokens: tuple[TokenDivergence, ...]  # the TOP_N_TOKENS largest KLs, largest first
     kl_error_bound: float  # max over tokens of |stored-method KL − exact KL| (0.0 when exact)
+    # Per output token: the two models' most likely next tokens differ (argmax of each fp32
+    # distribution). Empty in results stored before it was recorded.
+    top_token_differs: tuple[bool, ...] = ()
 
 
 @dataclass(frozen=True)
 class DivergenceScores:
-    """All prompts' divergences and how they were computed."""
+    """All prompts' divergences and how they were computed.
+
+    The summary over every scored output position of every prompt is what
+    llama.cpp's ``llama-perplexity --kl-divergence`` prints for a quantized model
+    against its base: mean, median and 99th-percentile KL (nats; numpy's linear
+    percentile) and the share of positions whose top token differs (1 − its
+    "Same top p"). None in results stored before they were recorded, and when
+    no position was scored.
+    """
 
     method: str
     prompts: tuple[PromptDivergence, ...]
     kl_error_bound: float  # max of the prompts' bounds
+    n_positions: int | None = None
+    mean_kl: float | None = None
+    median_kl: float | None = None
+    p99_kl: float | None = None
+    top_token_disagreement: float | None = None
 
 
 @dataclass(frozen=True)

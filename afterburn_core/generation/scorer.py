@@ -10,7 +10,11 @@ token the trained model generated at step i, EOS included) it returns:
 - ``logprob_base[i]`` / ``logprob_trained[i]``: the log-prob of the chosen token
   under each model, and ``logprob_shift[i]`` = trained − base;
 - per prompt the ``top_tokens`` where KL is largest; ``aggregate_suite`` then finds
-  the tokens that most often carry high divergence across a suite.
+  the tokens that most often carry high divergence across a suite;
+- ``top_token_differs[i]``: the two models' argmax next tokens differ (each from its
+  own fp32 log-softmax, the base's taken before fp16 storage), and over all positions
+  the statistics of llama.cpp's ``llama-perplexity --kl-divergence`` (``kl_summary``):
+  mean, median, p99 KL and the share of positions whose top token differs.
 
 How both distributions meet with one model in memory — ``method``:
 
@@ -210,6 +214,8 @@ def score_divergence(
     bound = {index: torch.zeros(0) for index in range(total)}
     lp_base = dict(kl)
     lp_trained = dict(kl)
+    top_base = dict(kl)
+    top_trained = dict(kl)
     batches = [[scored[i] for i in batch] for batch in _batches(len(scored), batch_size)]
 
     def report(done: int, steps: int, message: str) -> None:
@@ -236,6 +242,7 @@ def score_divergence(
                     bound[index] = torch.zeros_like(kl[index])
                     lp_base[index] = _chosen(base_lp, output_token_ids[index])
                     lp_trained[index] = _chosen(trained_lp, output_token_ids[index])
+                    top_base[index], top_trained[index] = base_lp.argmax(-1), trained_lp.argmax(-1)
                 report(batch[-1] + 1, total, f"scored {batch[-1] + 1}/{total} prompts ({method})")
     else:
         offsets, cursor = {}, 0
@@ -255,6 +262,7 @@ def score_divergence(
                         start = offsets[index]
                         stored[start : start + len(base_lp)] = base_lp.clamp(min=FP16_MIN).numpy().astype(np.float16)
                         lp_base[index] = _chosen(base_lp, output_token_ids[index])
+                        top_base[index] = base_lp.argmax(-1)
                     report(batch[-1] + 1, 2 * total, f"scored {batch[-1] + 1}/{total} prompts with the base")
             stored.flush()
             with _Held(trained) as trained_model:
@@ -272,22 +280,46 @@ def score_divergence(
                         kl[index] = _kl(trained_lp, base_lp)
                         bound[index] = _storage_bound(trained_lp, base_lp)
                         lp_trained[index] = _chosen(trained_lp, output_token_ids[index])
+                        top_trained[index] = trained_lp.argmax(-1)
                     report(total + batch[-1] + 1, 2 * total, f"scored {batch[-1] + 1}/{total} prompts with the trained model")
             del stored
     prompts = tuple(
-        _prompt_divergence(names[index], output_token_ids[index], kl[index], lp_base[index], lp_trained[index], bound[index], tokenizer, top_n)
+        _prompt_divergence(
+            names[index], output_token_ids[index], kl[index], lp_base[index], lp_trained[index], bound[index],
+            tokenizer, top_n, top_base[index] != top_trained[index],
+        )
         for index in range(total)
     )
     return DivergenceScores(
-        method=method, prompts=prompts, kl_error_bound=max((p.kl_error_bound for p in prompts), default=0.0)
+        method=method, prompts=prompts, kl_error_bound=max((p.kl_error_bound for p in prompts), default=0.0),
+        **kl_summary(prompts),
     )
+
+
+def kl_summary(prompts: Sequence[PromptDivergence]) -> dict:
+    """``llama-perplexity --kl-divergence``'s statistics over every output position of ``prompts``:
+    ``n_positions``, ``mean_kl``, ``median_kl``, ``p99_kl`` (numpy's linear percentile) and
+    ``top_token_disagreement``; the values are None when no position was scored."""
+    import numpy as np
+
+    values = np.array([value for prompt in prompts for value in prompt.kl_per_token], dtype=np.float64)
+    differs = [flag for prompt in prompts for flag in prompt.top_token_differs]
+    if not values.size:
+        return {"n_positions": 0}
+    return {
+        "n_positions": int(values.size),
+        "mean_kl": float(values.mean()),
+        "median_kl": float(np.median(values)),
+        "p99_kl": float(np.percentile(values, 99)),
+        "top_token_disagreement": sum(differs) / len(differs) if differs else None,
+    }
 
 
 def _token_text(tokenizer, token_id: int) -> str:
     return tokenizer.decode([int(token_id)], skip_special_tokens=False) if tokenizer is not None else str(token_id)
 
 
-def _prompt_divergence(prompt_id, token_ids, kl, lp_base, lp_trained, bound, tokenizer, top_n) -> PromptDivergence:
+def _prompt_divergence(prompt_id, token_ids, kl, lp_base, lp_trained, bound, tokenizer, top_n, differs) -> PromptDivergence:
     token_ids = tuple(int(token) for token in token_ids)
     tokens = tuple(_token_text(tokenizer, token) for token in token_ids)
     kl_values = tuple(float(value) for value in kl)
@@ -309,6 +341,7 @@ def _prompt_divergence(prompt_id, token_ids, kl, lp_base, lp_trained, bound, tok
         mean_kl=sum(kl_values) / len(kl_values) if kl_values else 0.0,
         top_tokens=top,
         kl_error_bound=float(bound.max()) if len(bound) else 0.0,
+        top_token_differs=tuple(bool(flag) for flag in differs),
     )
 
 
