@@ -222,6 +222,48 @@ def test_unpaired_resized_and_tied_tensors_are_listed(afterburn_home):
     assert rows["base only"][1] == "—"
 
 
+def as_stored(result):
+    """``result`` named as the engine writes it: the normalized key in ``name`` (and in ``tied_to``, the norm
+    shifts, the embedding drift), the name its file stores in ``stored_name``."""
+    def key(name):
+        return name.removeprefix("model.")
+
+    return replace(
+        result,
+        tensors=tuple(replace(tensor, name=key(tensor.name), stored_name=tensor.name,
+                              tied_to=key(tensor.tied_to) if tensor.tied_to else None) for tensor in result.tensors),
+        norms=tuple(replace(shift, name=key(shift.name)) for shift in result.norms),
+        embeddings=replace(result.embeddings, tensor=key(result.embeddings.tensor)),
+    )
+
+
+def test_tensors_are_named_as_stored_and_the_search_finds_either_name(afterburn_home):
+    app = open_weights(afterburn_home, as_stored(weight_diff_result(unpaired=True)))
+
+    assert not app.exception
+    table = frame_with(app, "Effective rank")
+    assert (table["Tensor"].iloc[0], table["Key"].iloc[0]) == (EDITED_PROJECTION, "layers.1.self_attn.q_proj.weight")
+    assert app.selectbox(key="weights_spectrum_tensor").value == EDITED_PROJECTION
+    assert reading_of(
+        f"{RESCALED_NORM} moved most: mean ×1.25, 2.9× the median relative change (0.250 against 0.085)."
+    ) in readings(app)
+    unpaired = frame_with(app, "Note")
+    assert dict(zip(unpaired["Status"], unpaired["Note"]))["tied"] == (
+        f"shares its storage with {EMBEDDING}; its change is that tensor's")
+    assert escape_markdown(f"{EMBEDDING}: the most-moved rows; the dashed line is the median drift. Tokens are "
+                           "decoded and quoted, invisible characters written out.") in [c.value for c in app.caption]
+
+    search = app.text_input(key="weights_tensor_search")
+    search.input("model.layers.3.mlp.up").run()
+    assert list(frame_with(app, "Effective rank")["Tensor"]) == ["model.layers.3.mlp.up_proj.weight"]
+    search.input("LAYERS.1.SELF_ATTN.Q_PROJ.WEIGHT").run()
+    assert list(frame_with(app, "Effective rank")["Key"]) == ["layers.1.self_attn.q_proj.weight"]
+    search.input("lora_A").run()
+    assert frame_with(app, "Effective rank").empty
+    assert escape_markdown("No tensor's name holds 'lora_A'.") in [caption.value for caption in app.caption]
+    assert not app.exception
+
+
 def test_model_strings_render_as_plain_text(afterburn_home):
     hostile_tokens = (
         "<img src=x onerror=alert(1)>", "[click](javascript:alert(1))", "**bold**\nnext line",
@@ -287,9 +329,13 @@ def test_the_demo_pair_through_the_real_analysis_shows_what_was_planted(afterbur
     assert not app.exception
     [heatmap, heads, spectrum, norms, drift_bars] = charts(app)
     assert heatmap.proto.alt.startswith("Change peaks in layer 1 q_proj:")
-    assert app.selectbox(key="weights_spectrum_tensor").value == "layers.1.self_attn.q_proj.weight"
+    # Named as the demo's safetensors store them (model.…), not by the normalized key the sides pair by.
+    assert planted["projection"] == "model.layers.1.self_attn.q_proj.weight"
+    assert app.selectbox(key="weights_spectrum_tensor").value == planted["projection"]
     assert f"90% of it lies in {planted['projection_rank']} of 128 possible directions" in spectrum.proto.alt
-    assert norms.proto.alt.startswith("layers.2.post_attention_layernorm.weight moved most: mean ×1.2")
+    assert norms.proto.alt.startswith(f"{planted['norm_tensor']} moved most: mean ×1.2")
+    table = frame_with(app, "Effective rank")
+    assert (table["Tensor"].iloc[0], table["Key"].iloc[0]) == (planted["projection"], "layers.1.self_attn.q_proj.weight")
     tokens = frame_with(app, "Token id")
     assert set(tokens["Token id"][:8]) == set(planted["moved_token_ids"])
     assert "LoRA adapter" not in [subheader.value for subheader in app.subheader]

@@ -19,6 +19,7 @@ from plotly.offline import get_plotlyjs
 from report_helpers import ARTIFACTS, hostile_report
 
 from afterburn_core.reports import render
+from afterburn_core.views import weights as weights_view
 from afterburn_core.views.run import SECTIONS, absence
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -56,6 +57,15 @@ def test_every_model_string_is_escaped(page_html: str) -> None:
     assert html.escape("<script>window.__pwned = 'script'; alert(1)</script>") in body
     assert html.escape("<img src=x onerror=") in body
     assert "\\u202e" in body and "\u202e" not in body  # a direction override is spelled, not obeyed
+
+
+def test_tensors_are_named_as_their_checkpoint_stores_them(page_html: str) -> None:
+    top = weights_view.top_tensors(hostile_report().weights)[0]
+    assert top.stored_name == "model." + top.name  # the demo's safetensors keep the model. prefix
+    assert f'<span class="mono">{html.escape(top.stored_name)}</span>' in page_html
+    assert f'<span class="mono">{html.escape(top.name)}</span>' not in page_html
+    # The spectra chart's legend names the same tensor.
+    assert f'"name":"{top.stored_name}"' in page_html
 
 
 def test_every_section_is_present_and_absent_ones_say_why() -> None:

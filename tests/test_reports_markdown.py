@@ -8,6 +8,7 @@ import pytest
 from report_helpers import ARTIFACTS, hostile_report
 
 from afterburn_core.reports import render
+from afterburn_core.views import weights as weights_view
 from afterburn_core.views.run import SECTIONS, absence
 from afterburn_core.reports.markdown import escape
 
@@ -46,6 +47,13 @@ def test_every_section_in_order(document: str) -> None:
     positions = [document.index(f"\n## {title}\n") for title in SECTIONS.values()]
     assert positions == sorted(positions)
     assert document.startswith("# Afterburn report: demo:base → demo:trained\n")
+
+
+def test_tensors_are_named_as_their_checkpoint_stores_them(document: str) -> None:
+    top = weights_view.top_tensors(hostile_report().weights)[0]
+    assert top.stored_name == "model." + top.name  # the demo's safetensors keep the model. prefix
+    assert f"| {escape(top.stored_name)} | {top.module} |" in document
+    assert f"| {escape(top.name)} |" not in document
 
 
 def test_absent_sections_say_why() -> None:

@@ -20,6 +20,7 @@ from pypdf import PdfReader
 from report_helpers import ARTIFACTS, hostile_report
 
 from afterburn_core.reports import pdf_fonts, render
+from afterburn_core.views import weights as weights_view
 from afterburn_core.views.run import SECTIONS, absence
 
 #: Standard deviation of a page's grey levels below which it counts as blank (text pages measure > 20).
@@ -46,6 +47,12 @@ def test_every_section_title_and_the_hostile_text_are_in_the_text(document: byte
 
 
 @pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="pdftoppm (poppler-utils) is not installed")
+def test_tensors_are_named_as_their_checkpoint_stores_them(document: bytes) -> None:
+    top = weights_view.top_tensors(hostile_report().weights)[0]
+    assert top.stored_name == "model." + top.name  # the demo's safetensors keep the model. prefix
+    assert top.stored_name in _text(document).replace("\n", "")
+
+
 def test_every_page_renders_and_none_is_blank(document: bytes, tmp_path: Path) -> None:
     source = tmp_path / "report.pdf"
     source.write_bytes(document)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -44,6 +45,8 @@ def test_planted_projection_ranks_first_and_reads_low_rank(demo_json: dict) -> N
     two_d = [t for t in demo_json["tensors"] if t["singular_values"]]
     ranked = sorted(two_d, key=lambda t: t["relative_change"], reverse=True)
     assert ranked[0]["name"] == PLANTED_PROJECTION
+    # Beside the key, the name as the demo's model.safetensors stores it (both sides spell it alike).
+    assert (ranked[0]["stored_name"], ranked[0]["base_stored_name"]) == ("model." + PLANTED_PROJECTION, None)
     assert ranked[0]["low_rank"] is True and ranked[0]["rank_90"] <= 3
     assert ranked[0]["spectrum_method"] == "randomized" and ranked[0]["spectrum_error_bound"] >= 0
 
@@ -53,5 +56,7 @@ def test_summary_without_output_and_bad_output_name(tmp_path: Path) -> None:
     summary = afterburn("weight-diff", "--base", "demo", "--trained", "demo:control", "--home", home)
     assert summary.returncode == 0, summary.stderr
     assert "Weight profile:" in summary.stdout and "Most changed tensors" in summary.stdout
+    # Rows are named as the checkpoint stores them, never by the normalized key.
+    assert re.search(r"│ model\.layers\.\d+\.", summary.stdout) and not re.search(r"│ layers\.", summary.stdout)
     bad = afterburn("weight-diff", "--base", "demo", "--trained", "demo", "--home", home, "-o", str(tmp_path / "x.txt"))
     assert bad.returncode == 2 and "name the file *.json" in bad.stderr

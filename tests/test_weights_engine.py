@@ -217,8 +217,14 @@ def test_shape_mismatch_names_the_tensor(tmp_path):
     trained_tensors = dict(base_tensors)
     trained_tensors["model.layers.0.mlp.up_proj.weight"] = torch.zeros(100, 128)
     base, trained = _pair(tmp_path, base_tensors, trained_tensors)
-    with pytest.raises(ShapeMismatch, match=r"'layers\.0\.mlp\.up_proj\.weight' has shape \[256, 128\] in the base"):
+    with pytest.raises(ShapeMismatch) as raised:
         compare_weights(base, trained, device="cpu")
+    # Named as both files store it, so a user can find it there.
+    assert str(raised.value) == (
+        "tensor 'model.layers.0.mlp.up_proj.weight' has shape [256, 128] in the base but [100, 128] in the trained "
+        "checkpoint; only the rows of an embedding or head (a resized vocabulary) may differ — check that both "
+        "checkpoints are the same architecture."
+    )
 
 
 def test_vocab_growth_is_resized_with_added_rows(tmp_path):

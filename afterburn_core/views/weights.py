@@ -206,9 +206,9 @@ def ranked_tensors(weights: WeightDiffResult) -> RankedTensors:
     top, rest = compared[0], [tensor.relative_change for tensor in compared[1:]]
     runner_up = (f", {top.relative_change / rest[0]:.1f}× the next one" if rest and rest[0] > 0
                  else ", the only one that changed" if rest else "")
-    return RankedTensors(compared, f"{top.display_name} changed most: relative change {top.relative_change:.3f}{runner_up}; "
-                                   f"{weights.concentration.tensors_with_change} of {len(compared)} compared "
-                                   "tensors changed.")
+    return RankedTensors(compared, f"{top.display_name} changed most: relative change {top.relative_change:.3f}"
+                                   f"{runner_up}; {weights.concentration.tensors_with_change} of {len(compared)} "
+                                   "compared tensors changed.")
 
 
 def top_tensors(weights: WeightDiffResult, limit: int = TOP_TENSORS) -> tuple[TensorDiff, ...]:

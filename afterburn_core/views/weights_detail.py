@@ -68,7 +68,7 @@ class Spectrum:
 
 @dataclass(frozen=True)
 class Norms:
-    """The norm weights, most moved first (``labels``: their names as stored), their median relative change and the reading."""
+    """The norm weights, most moved first, their names as stored (``labels``), median relative change and reading."""
 
     shifts: tuple[NormShift, ...]
     labels: tuple[str, ...]
@@ -89,7 +89,7 @@ class Norms:
 
 @dataclass(frozen=True)
 class Embeddings:
-    """The most-moved embedding rows (and head rows), most moved first, with the reading and the tensors' stored names."""
+    """The most-moved embedding rows (and head rows), most moved first, the reading, the tensors' stored names."""
 
     tokens: tuple[TokenDrift, ...]
     labels: tuple[str, ...]
@@ -209,7 +209,7 @@ def norms(shifts: tuple[NormShift, ...], names: dict[str, str]) -> Norms | None:
 
 
 def embeddings(drift: EmbeddingDrift, names: dict[str, str]) -> Embeddings:
-    """The embedding rows that moved most, labelled ``id  'token'``, tensors named by ``names`` (no rows: nothing moved)."""
+    """The embedding rows that moved most, labelled ``id  'token'``; tensors named by ``names`` (key → stored)."""
     ordered = tuple(sorted(drift.top_tokens, key=lambda token: -token.drift))
     head = tuple(sorted(drift.head_top_tokens, key=lambda token: -token.drift))
     tensor = names.get(drift.tensor, drift.tensor)
