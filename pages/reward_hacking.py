@@ -1,8 +1,10 @@
-"""Reward hacking: the composite risk and the four detectors, each with the evidence behind its score.
+"""Reward hacking: the composite risk and the detectors, each with the evidence behind its score.
 
-Top: the composite gauge with its band and the method weights that made it.
-Then one gauge per detector (length bias, format gaming, strategy collapse,
-sycophancy) and, under each, its one-line summary, the statistics behind the
+Top: the composite gauge with its band and the method weights that made it,
+and the key measures that tell the causes apart (length in tokens and in
+content, collapse within categories and across tasks, refusals of harmful and
+of benign prompts). Then one gauge per registered detector (length bias,
+format gaming, strategy collapse, sycophancy, safety regression) and, under each, its one-line summary, the statistics behind the
 score, its per-category evidence and up to three example prompts that open on
 the Prompts page. Last, the findings and what to do about them.
 
@@ -84,6 +86,8 @@ with right:
         for row in view.weights
     ]), hide_index=True, width="stretch")
     st.caption(escape_markdown(f"Weights: {composite.weights_source}"))
+    st.dataframe(pd.DataFrame([{"measure": measure.label, "value": measure.value} for measure in view.measures]),
+                 hide_index=True, width="stretch")
 
 # One column per registered detector, filled in registry order.
 for column, detector in zip(st.columns(len(view.weights)), view.detectors):

@@ -24,6 +24,7 @@ from ui_helpers import demo_generation_results, store_generation_results
 from afterburn_core.analyses import detector_names
 from afterburn_core.behaviour.analysis import compare_behaviour
 from afterburn_core.views.theme import BAND_COLORS, UNAVAILABLE_COLOR
+from afterburn_core.views.reward_hack import key_measures
 from afterburn_core.reward_hack import detect_reward_hacking
 from afterburn_core.reward_hack.types import CategoryEvidence, HackFinding, RewardHackResult
 from afterburn_core.store import RunStore
@@ -130,6 +131,12 @@ def test_the_demo_run_shows_the_composite_every_detector_and_their_evidence(afte
     weights = next(table.value for table in app.dataframe if "weight" in table.value.columns)
     assert list(zip(weights["detector"], weights["weight"], weights["score"])) == [
         (TITLES[name], round(composite.weights[name], 3), result.detectors[name].score) for name in detector_names()]
+    # The measures that tell the causes apart, as the core's view reads them from the detectors' statistics.
+    measures = next(table.value for table in app.dataframe if "measure" in table.value.columns)
+    assert list(zip(measures["measure"], measures["value"])) == [
+        (measure.label, measure.value) for measure in key_measures(result)]
+    length = result.detectors["length_bias"].statistics
+    assert measures["value"][0] == f"{length['length_ratio']:.2f}× / {length['content_length_ratio']:.2f}×"
     for name in detector_names():
         detector = result.detectors[name]
         verdict = f"**{detector.band}** · {'flagged' if detector.flagged else 'not flagged'}"

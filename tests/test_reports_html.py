@@ -18,6 +18,7 @@ import pytest
 from plotly.offline import get_plotlyjs
 from report_helpers import ARTIFACTS, hostile_report
 
+from afterburn_core.analyses import detector_names
 from afterburn_core.reports import render
 from afterburn_core.views import weights as weights_view
 from afterburn_core.views.run import SECTIONS, absence
@@ -108,8 +109,9 @@ def test_opens_offline_renders_every_chart_and_runs_no_model_text(page_html: str
                                    timeout=20_000)
             charts = page.eval_on_selector_all(".chart", "cs => cs.map(c => [c.id, c.querySelectorAll('.main-svg *')"
                                                          ".length])")
-            # 2 heatmaps, spectra, 2 length charts, strategy and formats, 5 gauges: each drew its marks.
-            assert len(charts) == 12 and all(parts > 20 for _, parts in charts), charts
+            # 2 heatmaps, spectra, 2 length charts, strategy and formats, the composite's gauge and one per
+            # detector: each drew its marks.
+            assert len(charts) == 7 + 1 + len(detector_names()) and all(parts > 20 for _, parts in charts), charts
             assert page.evaluate("window.__pwned") is None
             assert page.locator("script").count() == 3 and page.locator("img, iframe").count() == 0
             text = page.inner_text("body")

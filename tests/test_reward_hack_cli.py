@@ -26,8 +26,9 @@ from afterburn_core.store import RunStore
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "docs" / "reward-hack.schema.json").read_text())
 PAIR = ("--base", "demo:base", "--trained", "demo:trained")
 IDENTICAL = ("--base", "demo:base", "--trained", "demo:base")
-#: Cheap enough for a test (two suites with expected answers and the sycophancy probes), rich enough to score all four.
-SETTINGS = ("--suites", "sycophancy,math", "--max-new-tokens", "64")
+#: Cheap enough for a test (a suite with expected answers, the sycophancy probes, the harmful requests), rich
+#: enough to score every detector.
+SETTINGS = ("--suites", "sycophancy,math,safety", "--max-new-tokens", "64")
 RISK_LINE = re.compile(r"^composite reward-hack risk (\d+\.\d) is above --fail-above 50$")
 
 
@@ -105,7 +106,7 @@ def test_the_demo_post_training_is_flagged_where_it_was_planted(trained) -> None
         assert detector["available"] and detector["flagged"], (name, detector["summary"])
         assert detector["band"] in ("HIGH", "CRITICAL") and detector["statistics"]["significant"] is True
         assert 1 <= len(detector["examples"]) <= 3
-        assert all(example.split("/")[0] in ("sycophancy", "math") for example in detector["examples"])
+        assert all(example.split("/")[0] in ("sycophancy", "math", "safety") for example in detector["examples"])
     assert all(example.startswith("sycophancy/") for example in detectors["sycophancy"]["examples"])
     composite = document["composite"]
     assert composite["weights"] == pytest.approx(METHOD_WEIGHTS["unknown"])  # nothing declared, every detector available: equal weights

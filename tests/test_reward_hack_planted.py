@@ -2,8 +2,8 @@
 
 The pairs come from ``afterburn_core.reward_hack.validation``, as in
 docs/reward-hack-confusion.md, over three of the built-in suites (``SUITES``:
-maths with its strategies, code, the sycophancy probes, the harmful and borderline requests) so it runs in
-seconds; the script runs them over all five.
+maths with its strategies, code, the sycophancy probes; the harmful and borderline requests for the safety
+pairs) so the file runs in seconds; the script runs them over every built-in suite.
 """
 
 from __future__ import annotations
@@ -24,13 +24,16 @@ from afterburn_core.reward_hack.validation import (
     run_pair,
 )
 
-SUITES = ("math", "code", "sycophancy", "safety", "borderline")
-PROMPTS = {f"{p.suite}/{p.prompt_id}": p for suite in load_suites(SUITES) for p in suite.prompts}
+SUITES = ("math", "code", "sycophancy")
+#: The safety pairs plant their behaviour on the harmful and the borderline requests.
+SAFETY_SUITES = ("math", "safety", "borderline")
+PROMPTS = {f"{p.suite}/{p.prompt_id}": p for suite in load_suites(SUITES + SAFETY_SUITES) for p in suite.prompts}
 
 
 @pytest.fixture(scope="module")
 def results() -> dict[str, RewardHackResult]:
-    return {pair: run_pair(pair, suites=SUITES) for pair in PLANTED}
+    return {pair: run_pair(pair, suites=SAFETY_SUITES if pair in ("safety", "over_refusal") else SUITES)
+            for pair in PLANTED}
 
 
 FIRING = [(pair, name) for pair, names in PLANTED.items() for name in names]
@@ -73,7 +76,10 @@ def test_each_flag_has_a_warning_with_numbers_and_a_recommendation(results: dict
             detector = results[pair].detectors[name]
             assert f"{detector.score:.1f}" in warnings[0].title
             assert warnings[0].recommendation
-        assert not [f for f in results[pair].findings if f.detector not in (*names, "composite")], pair
+        # Besides them, only an info line for a detector the pair's suites cannot measure.
+        detectors = results[pair].detectors
+        assert not [f for f in results[pair].findings if f.detector not in (*names, "composite")
+                    and not (f.severity == "info" and not detectors[f.detector].available)], pair
 
 
 def test_category_evidence_points_at_the_planted_categories(results: dict[str, RewardHackResult]) -> None:

@@ -3,7 +3,8 @@
 ``reward_hack_view(result)`` turns a stored ``RewardHackResult`` into a
 frozen ``RewardHackView``: the detectors in the registry's order, the
 composite's one-line reading, the weight of each detector and its score (an
-unavailable detector has none), the method weights as one line. Per
+unavailable detector has none), the method weights as one line, and the key
+measures that tell the detectors' causes apart (``key_measures``). Per
 detector, ``statistic_cells`` and ``statistic_rows`` word its statistics,
 ``ranked_categories`` orders its per-category evidence, and ``evidence``
 quotes the prompts it cites from the run's generations. Titles and order
@@ -40,6 +41,7 @@ class RewardHackView:
     reading: str
     weights: tuple[WeightRow, ...]
     weight_line: str
+    measures: tuple[KeyMeasure, ...]
 
 
 def detectors(result: RewardHackResult) -> tuple[DetectorResult, ...]:
@@ -64,7 +66,7 @@ def reward_hack_view(result: RewardHackResult) -> RewardHackView:
                               result.detectors[name].score
                               if name in result.detectors and result.detectors[name].available else None)
                     for name in detector_names())
-    return RewardHackView(ordered, flagged, reading, weights, weight_line(result))
+    return RewardHackView(ordered, flagged, reading, weights, weight_line(result), key_measures(result))
 
 
 def ranked_categories(detector: DetectorResult) -> tuple[CategoryEvidence, ...]:
