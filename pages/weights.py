@@ -5,7 +5,8 @@ compared one to one, a LoRA view for an adapter, the layer × module heatmap
 and the attention heads, the top changed tensors (searchable by the name
 a file stores, or the normalized key; CSV download), the
 singular-value spectrum of any tensor, norm shifts and embedding drift with
-decoded tokens. Each chart carries the view's one-line reading.
+decoded tokens, and for a mixture-of-experts model each layer's experts
+table. Each chart carries the view's one-line reading.
 
 It computes nothing: the grids, rankings and readings are the view's
 (``weights_view`` and ``weights_detail``); this page lays them out. Every
@@ -164,12 +165,13 @@ def show_top_tensors(result: WeightDiffResult, view: WeightsView) -> tuple[Tenso
 
 def show_spectrum(ordered: tuple[TensorDiff, ...]) -> None:
     st.subheader("Singular-value spectrum of ΔW")
-    by_name = {tensor.display_name: tensor for tensor in ordered if tensor.singular_values}
+    by_name = detail.spectrum_tensors(ordered)
     if not by_name:
         st.caption("No tensor has a spectrum (1-D tensors and unpaired ones have none).")
         return
     view = detail.spectrum(by_name[st.selectbox("Tensor", list(by_name), key="weights_spectrum_tensor",
-                                                help="Tensors with a spectrum, most changed first.")])
+                                                help="Tensors with a spectrum, most changed first; a stacked "
+                                                     "expert tensor as one matrix per expert, name[e].")])
     reading(view.reading)
     points = pd.DataFrame({"i": range(1, len(view.values) + 1), "sigma": view.values})
     chart = alt.Chart(points).mark_line(point=True).encode(
@@ -183,6 +185,28 @@ def show_spectrum(ordered: tuple[TensorDiff, ...]) -> None:
                                                                         legend=alt.Legend(orient="top")))
     st.altair_chart(chart.properties(width="container", height=300), width="stretch", alt=view.reading)
     st.caption(escape_markdown(view.note))
+
+
+def show_experts(result: WeightDiffResult) -> None:
+    view = detail.experts(result.experts)
+    if view is None:
+        return
+    st.subheader("Experts")
+    reading(view.reading)
+    labels = [f"layer {layer.layer}" for layer in view.layers]
+    chosen = st.selectbox("MoE layer", labels, index=view.default, key="weights_moe_layer")
+    layer = view.layers[labels.index(chosen)]
+    reading(layer.reading)
+    st.dataframe(
+        layer.table,
+        hide_index=True,
+        width="stretch",
+        column_config={"Relative change": st.column_config.NumberColumn(format="%.4g"),
+                       "‖ΔW‖": st.column_config.NumberColumn(format="%.4g"),
+                       "Share of layer": st.column_config.NumberColumn(format="percent")},
+    )
+    st.caption("Experts most changed first, the shared expert last; share: of the layer's routed-expert ‖ΔW‖². "
+               "A stacked expert tensor's matrix is named name[e].")
 
 
 def show_norms(result: WeightDiffResult) -> None:
@@ -266,6 +290,7 @@ if result.is_adapter:
     show_adapter(result.tensors)
 show_layer_heatmap(view)
 show_heads(view)
+show_experts(result)
 show_spectrum(show_top_tensors(result, view))
 show_norms(result)
 show_embeddings(result.embeddings, display_names(result.tensors))

@@ -19,9 +19,21 @@ Contract: ``architecture_map(description) -> ArchitectureMap`` for a checkpoint'
   (GPT-2 family) are stored in × out, so their output features are columns;
 - **norm convention**: a norm whose class multiplies by ``1 + weight`` (Gemma
   1/2/3, Qwen3-Next, …) stores an offset from 1; ``is_offset_norm`` says which;
-- **decoder-block path** (``model.layers``, ``transformer.h``) and **head
+- **decoder-block path** (``model.layers``, ``transformer.h``, OPT's ``model.decoder.layers``) and **head
   geometry** (from the description, which reads ``n_head``, ``num_kv_heads``,
   ``multi_query`` … under their various names);
+- **stacked expert layouts**: a mixture-of-experts tensor holding every expert
+  along its first axis (``mlp.experts.gate_up_proj`` [E, …], transformers 5's
+  Mixtral / Qwen-MoE / DeepSeek / OLMoE / gpt-oss / Llama 4 ``*Experts``
+  classes) is read one expert slice at a time; ``expert_split`` says which
+  axis of a gate|up slice holds its output features and which of them are
+  gate and up. Both come from the experts class's code: the axis built as
+  ``2 * intermediate`` in ``nn.Parameter(torch.empty(E, …))`` is the output
+  (Mixtral ``(E, 2 * I, H)``: out × in; gpt-oss / Llama 4 ``(E, H, 2 * I)``:
+  in × out), and a class that slices ``gate_up[..., ::2]`` interleaves gate
+  and up (gpt-oss), else they are halves (``chunk(2, dim=-1)``). Without the
+  code a slice is read as out × in halves (the nn.Linear convention). Routers
+  and expert indices are read from names (``naming``);
 - the **reasons** a part could not be derived, in one sentence each.
 
 Conv1D, offset norms and the block path are read from the model's code: the
@@ -56,11 +68,13 @@ import numpy as np
 from afterburn_core.checkpoints.naming import ModuleType, classify, layer_index
 from afterburn_core.types import ModelDescription
 
-FusedKind = Literal["contiguous_qkv", "grouped_qkv", "halves"]
+FusedKind = Literal["contiguous_qkv", "grouped_qkv", "halves", "interleaved"]
 
 #: A norm class's source multiplies by ``1 + weight``: the stored weight is an offset from 1.
 #: transformers writes it ``(1.0 + self.weight.float())`` (Gemma, Qwen3-Next) or ``(1.0 + self.weight)``.
 _OFFSET_SOURCE = re.compile(r"\(\s*1(?:\.0)?\s*\+\s*self\.weight\b|self\.weight(?:\.float\(\))?\s*\+\s*1(?:\.0)?\b")
+#: An experts class interleaves gate and up features (gpt-oss ``gate_up[..., ::2], gate_up[..., 1::2]``).
+_INTERLEAVED_SOURCE = re.compile(r"\[\s*\.\.\.\s*,\s*::\s*2\s*\]")
 #: What transformers calls the layer that stores in × out (GPT-2 family).
 _CONV1D = "Conv1D"
 
@@ -83,6 +97,19 @@ FUSED_LAYOUTS: dict[str, FusedLayout] = {
                                    "GPT-NeoX / Bloom / Falcon view(..., num_kv_heads, -1, head_dim)"),
     "gate_up_proj": FusedLayout("halves", ("gate", "up"), "Phi-3 gate_up_proj(...).chunk(2, dim=-1)"),
 }
+
+
+@dataclass(frozen=True)
+class StackedLayout:
+    """One stacked expert tensor's slice: which of its two axes holds the output features, and how gate|up split."""
+
+    output_axis: int
+    kind: FusedKind
+    source: str
+
+
+#: A gate|up slice read without the model code: out × in (nn.Linear), gate and up halves.
+DEFAULT_STACKED_LAYOUT = StackedLayout(0, "halves", "read as out × in halves (no model code)")
 
 
 @dataclass(frozen=True)
@@ -109,6 +136,8 @@ class ModelCode:
     offset_classes: frozenset[str]
     decoder_path: str | None
     top_classes: frozenset[str] = frozenset()
+    #: Stacked expert tensors by attribute (``gate_up_proj``): their slice layout (module docstring).
+    stacked: dict[str, StackedLayout] = field(default_factory=dict)
 
     def constructors(self, parent: str | None, attr: str) -> frozenset[str]:
         """The classes that build ``<parent>.<attr>``: narrowed to holders stored as ``parent`` when any is."""
@@ -159,6 +188,30 @@ class ArchitectureMap:
     def fused_layout(self, name: str) -> FusedLayout | None:
         parts = name.split(".")
         return FUSED_LAYOUTS.get(parts[-2]) if len(parts) >= 2 else None
+
+    def stacked_layout(self, name: str) -> StackedLayout:
+        """How a slice of the stacked expert tensor ``name`` reads (the default where the code says nothing)."""
+        parts = name.split(".")
+        attr = parts[-2] if parts[-1] in ("weight", "bias") and len(parts) >= 2 else parts[-1]
+        found = self.code.stacked.get(attr) if self.code is not None else None
+        return found or DEFAULT_STACKED_LAYOUT
+
+    def expert_split(self, name: str, slice_shape: tuple[int, ...]) -> tuple[int, dict[ModuleType, np.ndarray]] | None:
+        """(output axis, gate / up feature indices) of one slice of a stacked gate|up tensor; None if it does not fit.
+
+        A 1-D slice (gpt-oss's stacked bias) is its output features (axis 0).
+        """
+        if not slice_shape or len(slice_shape) > 2:
+            return None
+        layout = self.stacked_layout(name)
+        axis = layout.output_axis if len(slice_shape) == 2 else 0
+        features = slice_shape[axis]
+        if features % 2:
+            return None
+        if layout.kind == "interleaved":
+            return axis, {"gate": np.arange(0, features, 2), "up": np.arange(1, features, 2)}
+        half = features // 2
+        return axis, {"gate": np.arange(half), "up": np.arange(half, features)}
 
     def split(self, name: str, out_features: int) -> dict[ModuleType, np.ndarray] | None:
         """Output-feature indices of each role of a fused tensor (q indices in head order); None if it does not fit."""
@@ -231,6 +284,48 @@ def _builders(tree: ast.Module) -> dict[str, dict[str, frozenset[str]]]:
     return {cls: {attr: frozenset(names) for attr, names in attrs.items()} for cls, attrs in builders.items()}
 
 
+def _stacked_layouts(tree: ast.Module, source: str) -> dict[str, StackedLayout]:
+    """Each ``self.<attr> = nn.Parameter(torch.empty(E, a[, b]))`` whose a or b is ``2 * …``: its gate|up layout."""
+    layouts = {}
+    for cls in (node for node in tree.body if isinstance(node, ast.ClassDef)):
+        interleaved = bool(_INTERLEAVED_SOURCE.search(ast.get_source_segment(source, cls) or ""))
+        for node in ast.walk(cls):
+            if not isinstance(node, ast.Assign) or len(node.targets) != 1:
+                continue
+            target = node.targets[0]
+            if not (isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"):
+                continue
+            shape = _parameter_shape(node.value)
+            if shape is None or len(shape) not in (2, 3):  # [E, a, b] weights, [E, a] stacked biases
+                continue
+            doubled = [axis for axis, size in enumerate(shape[1:]) if _is_doubled(size)]
+            if len(doubled) == 1:
+                kind = "interleaved" if interleaved else "halves"
+                layouts[target.attr] = StackedLayout(
+                    doubled[0], kind, f"{cls.name}.{target.attr}: {ast.unparse(shape[doubled[0] + 1])} on slice axis "
+                                      f"{doubled[0]}, gate|up {kind}")
+    return layouts
+
+
+def _parameter_shape(value: ast.AST) -> list[ast.AST] | None:
+    """The size arguments of ``nn.Parameter(torch.empty(a, b, c))`` (or ``((a, b, c))``), else None."""
+    func = value.func if isinstance(value, ast.Call) else None
+    if func is None or getattr(func, "attr", getattr(func, "id", None)) != "Parameter" or not value.args:
+        return None
+    inner = value.args[0]
+    if not isinstance(inner, ast.Call) or not inner.args:
+        return None
+    if len(inner.args) == 1 and isinstance(inner.args[0], ast.Tuple):
+        return list(inner.args[0].elts)
+    return list(inner.args)
+
+
+def _is_doubled(size: ast.AST) -> bool:
+    """``2 * x`` or ``x * 2``."""
+    return (isinstance(size, ast.BinOp) and isinstance(size.op, ast.Mult)
+            and any(isinstance(side, ast.Constant) and side.value == 2 for side in (size.left, size.right)))
+
+
 def _is_offset_class(cls: object) -> bool:
     """A norm class (or a transformers base of it) whose source multiplies by ``1 + self.weight``."""
     if not inspect.isclass(cls):
@@ -260,14 +355,31 @@ def _top_classes(base_name: str | None, builders: dict) -> frozenset[str]:
     return frozenset({base_name, *holding})
 
 
+def _module_lists(cls: str | None, builders: dict) -> list[str]:
+    return [attr for attr, names in builders.get(cls, {}).items() if "ModuleList" in names]
+
+
+def _block_stack(base_name: str | None, builders: dict) -> str | None:
+    """The base model's one ModuleList attribute, or ``<child>.<list>`` when the base model holds none
+    itself and exactly one child class holds one (OPT: ``OPTModel.decoder`` → ``OPTDecoder.layers``)."""
+    stacks = _module_lists(base_name, builders)
+    if stacks:
+        return stacks[0] if len(stacks) == 1 else None
+    nested = {f"{attr}.{_module_lists(built, builders)[0]}"
+              for attr, names in builders.get(base_name, {}).items() for built in names
+              if built != base_name and len(_module_lists(built, builders)) == 1}
+    return nested.pop() if len(nested) == 1 else None
+
+
 def _decoder_path(module: object, base_name: str | None, builders: dict) -> str | None:
-    """``<base_model_prefix>.<ModuleList attribute of the base model>`` (``model.layers``, ``transformer.h``)."""
+    """``<base_model_prefix>.<block stack of the base model>`` (``model.layers``, ``transformer.h``,
+    ``model.decoder.layers``)."""
     base_class = getattr(module, base_name, None) if base_name is not None else None
     prefix = getattr(base_class, "base_model_prefix", None)
-    stacks = [attr for attr, names in builders.get(base_name, {}).items() if "ModuleList" in names]
-    if not isinstance(prefix, str) or len(stacks) != 1:
+    stack = _block_stack(base_name, builders)
+    if not isinstance(prefix, str) or stack is None:
         return None
-    return f"{prefix}.{stacks[0]}" if prefix else stacks[0]
+    return f"{prefix}.{stack}" if prefix else stack
 
 
 @lru_cache(maxsize=64)
@@ -282,7 +394,8 @@ def model_code(model_type: str) -> ModelCode | str:
     name = model_type_to_module_name(model_type)
     try:
         module = importlib.import_module(f"transformers.models.{name}.modeling_{name}")
-        tree = ast.parse(inspect.getsource(module))
+        source = inspect.getsource(module)
+        tree = ast.parse(source)
     except (ImportError, OSError, SyntaxError) as error:
         return f"the transformers code of {model_type!r} could not be read ({type(error).__name__})"
     builders = _builders(tree)
@@ -290,7 +403,7 @@ def model_code(model_type: str) -> ModelCode | str:
     offsets = frozenset(norm for norm in norms if _is_offset_class(getattr(module, norm, None)))
     base_name = _base_model_name(model_type)
     return ModelCode(module.__name__, builders, offsets, _decoder_path(module, base_name, builders),
-                     _top_classes(base_name, builders))
+                     _top_classes(base_name, builders), _stacked_layouts(tree, source))
 
 
 @lru_cache(maxsize=256)

@@ -1,4 +1,5 @@
-"""The weight diff's details as the doors show them: unpaired tensors, the LoRA adapter, a spectrum, norms, embeddings.
+"""The weight diff's details as the doors show them: unpaired tensors, the LoRA adapter, a spectrum, norms, embeddings,
+mixture-of-experts layers.
 
 Each function takes the stored part of a ``WeightDiffResult`` and returns a
 frozen view: the rows a table lists, in the order it lists them, and the
@@ -17,7 +18,7 @@ from statistics import median
 
 from afterburn_core.views.weights import MODULE_LABELS, against, display_names
 from afterburn_core.views.wording import shape, visible
-from afterburn_core.weights.types import EmbeddingDrift, NormShift, TensorDiff, TokenDrift
+from afterburn_core.weights.types import EmbeddingDrift, ExpertChange, MoeLayer, NormShift, TensorDiff, TokenDrift
 
 #: How a tensor that was not compared one to one is listed, and what its note says.
 UNPAIRED_STATUSES = {
@@ -233,3 +234,72 @@ def token_table(tokens: tuple[TokenDrift, ...], median_drift: float | None) -> d
         columns["× median"] = [token.drift / median_drift for token in tokens]
     columns["Relative drift"] = [token.relative_drift for token in tokens]
     return columns
+
+
+@dataclass(frozen=True)
+class ExpertLayer:
+    """One MoE layer's experts table (most changed first, the shared expert last) and its reading."""
+
+    layer: int
+    reading: str
+    table: dict[str, list]
+
+
+@dataclass(frozen=True)
+class Experts:
+    """Every MoE layer's experts table, in layer order; ``default`` is the index of the layer whose expert moved most."""
+
+    layers: tuple[ExpertLayer, ...]
+    default: int
+    reading: str
+
+
+def _expert_label(change: ExpertChange) -> str:
+    return "shared" if change.shared else str(change.expert)
+
+
+def _expert_layer(moe: MoeLayer) -> ExpertLayer:
+    routed = sorted((change for change in moe.experts if not change.shared), key=lambda change: -change.relative_change)
+    ordered = routed + [change for change in moe.experts if change.shared]
+    table = {
+        "Expert": [_expert_label(change) for change in ordered],
+        "Relative change": [change.relative_change for change in ordered],
+        "‖ΔW‖": [change.frob_norm_delta for change in ordered],
+        "Share of layer": [change.share for change in ordered],
+        "Matrices": [change.tensors for change in ordered],
+        "Most changed matrix": [change.top_matrix or "—" for change in ordered],
+        "rank₉₀": [change.rank_90 for change in ordered],
+        "Low rank": [change.low_rank for change in ordered],
+    }
+    router = ("" if moe.router_relative_change is None
+              else f" Its router moved by {moe.router_relative_change:.4g} (‖ΔW‖/‖W‖).")
+    if not routed or routed[0].frob_norm_delta == 0:
+        reading = f"No routed expert of layer {moe.layer} changed.{router}"
+    else:
+        top = routed[0]
+        reading = (f"Expert {top.expert} changed most in layer {moe.layer}: relative change "
+                   f"{top.relative_change:.4g}, {top.share:.0%} of the layer's routed-expert ‖ΔW‖² "
+                   f"(Gini {moe.gini:.2f} over {len(routed)} experts).{router}")
+    return ExpertLayer(moe.layer, reading, table)
+
+
+def experts(layers: tuple[MoeLayer, ...]) -> Experts | None:
+    """The MoE layers' experts tables (None: a dense model, no expert tensors)."""
+    if not layers:
+        return None
+    views = tuple(_expert_layer(moe) for moe in layers)
+    peaks = [max((change.relative_change for change in moe.experts if not change.shared), default=0.0)
+             for moe in layers]
+    default = max(range(len(layers)), key=lambda index: peaks[index])
+    count = max(len(moe.experts) for moe in layers)
+    shared = any(change.shared for moe in layers for change in moe.experts)
+    reading = (f"{len(layers)} MoE layers of up to {count} expert groups{' (a shared expert included)' if shared else ''}; "
+               f"layer {layers[default].layer} holds the most-changed expert." if peaks[default] > 0
+               else f"{len(layers)} MoE layers; no routed expert changed.")
+    return Experts(views, default, reading)
+
+
+def spectrum_tensors(ordered: tuple[TensorDiff, ...]) -> dict[str, TensorDiff]:
+    """Every matrix with a spectrum by its name as stored, in the order given: a stacked expert tensor as its slices."""
+    return {matrix.display_name: matrix for tensor in ordered for matrix in (tensor.slices() or (tensor,))
+            if matrix.singular_values}

@@ -51,4 +51,5 @@ def analyze_weights(
         seconds=weight_pass.seconds,
         is_adapter=weight_pass.is_adapter,
         heads_reason=structure.heads_reason,
+        experts=structure.experts,
     )

@@ -11,6 +11,14 @@ resized vocabulary) compares the shared rows, status ``resized`` with
 neither reads values (no detail). Every record carries the plan's names as
 stored beside its key, and a shape error names the tensor as stored.
 
+A stacked expert tensor (``naming.is_expert_stack``: ``mlp.experts.gate_up_proj``
+[E, a, b]) is E separate matrices: it is read expert by expert (row blocks of
+whole experts), its own metrics cover the whole tensor, and each slice
+``W[e]`` gets its own metrics and, where 2-D and changed, its own spectrum
+(``TensorDiff.expert_slices``); the stacked tensor gets none of its own. The
+detail keeps each slice's row and column energies for the structure's
+gate / up split.
+
 It leaves the order of pairs and progress to ``engine``, LoRA factors to
 ``lora``, the metrics to ``metrics`` and the spectra to ``spectrum``.
 Cost: one read of the pair (matrices above ``stream.LARGE_MATRIX_BYTES`` in
@@ -21,6 +29,7 @@ spectrum: 5 more for randomized, 0 for exact Gram); peak memory ≈ the pair
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from afterburn_core.checkpoints import TensorIndex
@@ -28,11 +37,11 @@ from afterburn_core.errors import ShapeMismatch
 from afterburn_core.limits import quoted
 from afterburn_core.types import PlannedPair, TensorEntry
 from afterburn_core.weights.metrics import DeltaStats, resolution_eps
-from afterburn_core.checkpoints.naming import classify
-from afterburn_core.weights.records import tensor_diff
+from afterburn_core.checkpoints.naming import classify, is_expert_stack
+from afterburn_core.weights.records import expert_slice, tensor_diff
 from afterburn_core.weights.spectrum import OVERSAMPLE, ExactSpectrum, RandomizedSpectrum, summarize, tensor_seed
 from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, row_blocks
-from afterburn_core.weights.types import TensorDiff
+from afterburn_core.weights.types import ExpertSlice, TensorDiff
 from afterburn_core.weights.weight_pass import TensorDetail
 
 #: Module types whose row count may differ between the sides (a resized vocabulary).
@@ -89,17 +98,14 @@ class PairComparer:
                 "(a resized vocabulary) may differ — check that both checkpoints are the same architecture."
             )
         shared_shape = (min(shape_b[0], shape_t[0]),) + tuple(shape_b[1:]) if shape_b else ()
+        if is_expert_stack(pair.name) and len(shared_shape) >= 2 and not resized:
+            return self._compare_stack(pair, base_entry, trained_entry)
         vector = len(shared_shape) <= 1
         rows, cols = matrix_shape(shared_shape)
         matrix = len(shared_shape) == 2 and rows > 0 and cols > 0
         stats = DeltaStats(resolution_eps(base_entry.dtype, trained_entry.dtype), keep_rows=not vector,
                            keep_cols=module in COLUMN_MODULES and not vector)
-        worker = None
-        if matrix:
-            if self.exact or min(rows, cols) <= self.top_k + OVERSAMPLE:
-                worker = ExactSpectrum(rows, cols, self.device)
-            else:
-                worker = RandomizedSpectrum(rows, cols, self.top_k, tensor_seed(self.seed, pair.name), self.device)
+        worker = self._new_spectrum(rows, cols, pair.name) if matrix else None
         detail = TensorDetail(name=pair.name)
         blocked = not vector and rows * cols * 4 > LARGE_MATRIX_BYTES
 
@@ -148,6 +154,61 @@ class PairComparer:
             trained_shape=shape_t if resized else None,
             added_rows=(shape_t[0] - shape_b[0]) if resized else 0,
             tied_to=pair.tied_to, stored_name=pair.stored_name, base_stored_name=pair.base_stored_name,
+        )
+        return record, detail
+
+    def _new_spectrum(self, rows: int, cols: int, name: str):
+        """The spectrum worker of one (rows × cols) ΔW: exact when asked or when k + OVERSAMPLE covers it."""
+        if self.exact or min(rows, cols) <= self.top_k + OVERSAMPLE:
+            return ExactSpectrum(rows, cols, self.device)
+        return RandomizedSpectrum(rows, cols, self.top_k, tensor_seed(self.seed, name), self.device)
+
+    def _compare_slice(self, pair: PlannedPair, expert: int, slice_shape: tuple[int, ...], eps: float,
+                       base: torch.Tensor, trained: torch.Tensor) -> tuple[ExpertSlice, DeltaStats]:
+        """One expert's slice (``slice_shape``; base / trained fp32, viewed as rows × cols): metrics and spectrum."""
+        rows, cols = matrix_shape(slice_shape)
+        base, trained = base.reshape(rows, cols), trained.reshape(rows, cols)
+        delta = trained - base
+        stats = DeltaStats(eps, keep_rows=True, keep_cols=True)
+        stats.update(base, trained, delta)
+        spectrum = summary = None
+        if len(slice_shape) == 2 and stats.changed:
+            worker = self._new_spectrum(rows, cols, f"{pair.name}[{expert}]")
+            worker.consume(0, rows, delta)
+
+            def blocks():
+                yield 0, rows, delta
+            spectrum = worker.finish(blocks, stats.frob_delta_sq)
+            summary = summarize(spectrum, stats.frob_delta_sq, rows, cols, self.top_k, self.exact)
+        return expert_slice(expert, slice_shape, stats.metrics(), spectrum, summary), stats
+
+    def _compare_stack(self, pair: PlannedPair, base_entry: TensorEntry, trained_entry: TensorEntry):
+        """A stacked expert tensor [E, …], read a block of whole experts at a time (module docstring)."""
+        shape = base_entry.shape
+        experts, cols = matrix_shape(shape)
+        slice_shape = tuple(shape[1:])
+        eps = resolution_eps(base_entry.dtype, trained_entry.dtype)
+        stats = DeltaStats(eps, keep_rows=True)
+        slices: list[ExpertSlice] = []
+        per_slice: list[DeltaStats] = []
+        for start, stop in row_blocks(experts, cols):
+            base_block, trained_block = self._read_rows(pair, start, stop, cols)
+            stats.update(base_block, trained_block, trained_block - base_block)
+            for offset in range(stop - start):
+                record, slice_stats = self._compare_slice(pair, start + offset, slice_shape, eps,
+                                                          base_block[offset], trained_block[offset])
+                slices.append(record)
+                per_slice.append(slice_stats)
+            del base_block, trained_block
+        detail = TensorDetail(name=pair.name, row_delta_sq=stats.row_delta_sq(), row_base_sq=stats.row_base_sq(),
+                              slice_row_delta_sq=np.stack([s.row_delta_sq() for s in per_slice]),
+                              slice_row_base_sq=np.stack([s.row_base_sq() for s in per_slice]),
+                              slice_col_delta_sq=np.stack([s.col_delta_sq() for s in per_slice]),
+                              slice_col_base_sq=np.stack([s.col_base_sq() for s in per_slice]))
+        record = tensor_diff(
+            pair.name, shape, "changed" if stats.changed else "unchanged", base_entry.dtype, trained_entry.dtype,
+            change=stats.metrics(), tied_to=pair.tied_to, stored_name=pair.stored_name,
+            base_stored_name=pair.base_stored_name, expert_slices=tuple(slices),
         )
         return record, detail
 

@@ -90,6 +90,16 @@ EMBED_OUTLIER_FACTOR = 6.0
 #: Outlier tokens written out in a finding.
 TOKENS_NAMED = 8
 
+# --- mixture of experts ---------------------------------------------------------------------------
+
+#: A router stands out ("notable") when its ‖ΔW‖/‖W‖ is this many times the median router's: the
+#: peer-outlier ratio above (a router is one small matrix per layer, compared with its peers).
+ROUTER_OUTLIER_RATIO = PEER_OUTLIER_RATIO
+#: A layer's expert change "concentrates" when its most-changed routed expert holds at least this share
+#: of the layer's routed-expert ‖ΔW‖² (a majority, as for the tensor concentration above). Experts
+#: changed evenly hold 1/E each (≤ 1/8 in every released MoE: Mixtral 8, Qwen3-MoE 128, DeepSeek 256).
+EXPERT_CONCENTRATED_SHARE = 0.5
+
 
 def _median(values: list[float]) -> float:
     return float(np.median(values)) if values else 0.0
@@ -274,9 +284,14 @@ def is_low_rank(tensor: TensorDiff) -> bool:
     return bool(tensor.low_rank) and _changed(tensor)
 
 
+def _matrices(weight_pass: WeightPass) -> list[TensorDiff]:
+    """The tensors, with a stacked expert tensor replaced by its expert slices (each one matrix)."""
+    return [matrix for tensor in weight_pass.tensors for matrix in (tensor.slices() or (tensor,))]
+
+
 def _rank(weight_pass: WeightPass) -> list[Finding]:
     judged = [
-        t for t in weight_pass.tensors
+        t for t in _matrices(weight_pass)
         if len(t.shape) == 2 and _changed(t) and min(t.shape) >= LOW_RANK_MIN_DIM
         and (t.rank_90 is not None or t.singular_values)
     ]
@@ -492,12 +507,88 @@ def _one_sided(weight_pass: WeightPass) -> list[Finding]:
     return findings
 
 
+def _routers(weight_pass: WeightPass) -> list[Finding]:
+    """Routing moved: the layers whose router tensors changed, most changed first."""
+    base_sq: dict[int, float] = defaultdict(float)
+    delta_sq: dict[int, float] = defaultdict(float)
+    for tensor in weight_pass.tensors:
+        if tensor.module == "router" and tensor.layer is not None and is_compared(tensor):
+            base_sq[tensor.layer] += tensor.frob_norm_base**2
+            delta_sq[tensor.layer] += tensor.frob_norm_delta**2
+    relative = {layer: math.sqrt(delta_sq[layer]) / math.sqrt(base_sq[layer]) for layer in base_sq if base_sq[layer] > 0}
+    moved = sorted((layer for layer in relative if relative[layer] > 0), key=lambda layer: -relative[layer])
+    if not moved:
+        return []
+    top = moved[0]
+    listed = _names([f"layer {layer} {relative[layer]:.4g}" for layer in moved])
+    # Fewer than MIN_PEERS routers give no median worth comparing against: any move is notable.
+    notable, versus = True, ""
+    if len(relative) >= MIN_PEERS:
+        median = _median(list(relative.values()))
+        ratio = relative[top] / median if median > 0 else math.inf
+        notable = ratio >= ROUTER_OUTLIER_RATIO
+        versus = (f", {ratio:.1f}× the median router's {median:.4g} (threshold {ROUTER_OUTLIER_RATIO}×)"
+                  if median > 0 else ", while the median router is unchanged")
+    return [
+        Finding(
+            f"Routing moved: layer {top}'s router changed most",
+            f"{len(moved)} of {len(relative)} routers changed; ‖ΔW‖/‖W‖ by layer: {listed}. Layer {top}'s reads "
+            f"{relative[top]:.4g}{versus}: which experts its tokens reach has moved.",
+            relative[top],
+            "notable" if notable else "info",
+        )
+    ]
+
+
+def _expert_name(change) -> str:
+    return "the shared expert" if change.shared else f"expert {change.expert}"
+
+
+def _experts(structure: Structure) -> list[Finding]:
+    """Per MoE layer whose routed-expert change concentrates: the expert holding it, its rank; else the top experts."""
+    findings = []
+    ranked = []
+    for moe in structure.experts:
+        routed = [change for change in moe.experts if not change.shared]
+        changed = [change for change in routed if change.frob_norm_delta > 0]
+        ranked += [(change.relative_change, moe.layer, change) for change in moe.experts if change.frob_norm_delta > 0]
+        if len(routed) < 2 or not changed or moe.top_share < EXPERT_CONCENTRATED_SHARE:
+            continue
+        top = max(routed, key=lambda change: change.frob_norm_delta)
+        rank = (f"; its most-changed matrix {top.top_matrix} puts 90 % of ‖ΔW‖² in {top.rank_90} directions"
+                f"{' (low-rank)' if top.low_rank else ''}" if top.rank_90 is not None else "")
+        findings.append(
+            Finding(
+                f"Expert change concentrates: layer {moe.layer} expert {top.expert}",
+                f"Expert {top.expert} holds {_pct(moe.top_share)} of the ‖ΔW‖² of layer {moe.layer}'s {len(routed)} "
+                f"routed experts (Gini {moe.gini:.2f}; threshold {_pct(EXPERT_CONCENTRATED_SHARE)}), ‖ΔW‖/‖W‖ = "
+                f"{top.relative_change:.4g}; {len(changed)} of {len(routed)} experts changed{rank}.",
+                moe.top_share,
+                "notable",
+            )
+        )
+    if ranked and not findings:
+        ranked.sort(key=lambda item: -item[0])
+        listed = _names([f"layer {layer} {_expert_name(change)} {value:.4g}" for value, layer, change in ranked])
+        findings.append(
+            Finding(
+                "Experts: most changed",
+                f"{len(ranked)} experts changed; ‖ΔW‖/‖W‖, most changed first: {listed}. No layer's change sits "
+                f"mostly in one expert (largest share {_pct(max(m.top_share for m in structure.experts))}).",
+                ranked[0][0],
+            )
+        )
+    return findings
+
+
 def diagnose(weight_pass: WeightPass, structure: Structure) -> Diagnosis:
     """The profile and every finding whose condition holds, most specific first."""
     profile = profile_of(weight_pass)
     findings = _summary(weight_pass, profile)
     if profile != "identical":
         findings += _peer_outliers(weight_pass, structure)
+        findings += _routers(weight_pass)
+        findings += _experts(structure)
         findings += _rank(weight_pass)
         findings += _norms(weight_pass, structure)
         findings += _embeddings(weight_pass, structure)

@@ -8,7 +8,10 @@ Layer and module type come from the normalized name (``naming.classify``);
 ``stored_name`` / ``base_stored_name`` are the names the files store it
 under (``TensorDiff`` says which is shown). ``change`` is
 the pair's ``DeltaMetrics`` (None: nothing to compare, every metric None);
-``spectrum`` and ``summary`` come together, for a changed matrix.
+``spectrum`` and ``summary`` come together, for a changed matrix. The expert
+a tensor belongs to (``expert``, ``shared_expert``) comes from the name too;
+a stacked expert tensor carries ``expert_slices``, each built by
+``expert_slice`` from the slice's metrics and spectrum.
 
 It computes nothing: the metrics come from ``metrics.DeltaStats`` or from
 ``lora_delta.LoraDelta``, the spectra from ``spectrum``. Cost: nothing.
@@ -18,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from afterburn_core.checkpoints.naming import classify
+from afterburn_core.checkpoints.naming import classify, expert_index, is_shared_expert
 from afterburn_core.weights.spectrum import Spectrum, SpectrumSummary
-from afterburn_core.weights.types import TensorDiff, TensorStatus
+from afterburn_core.weights.types import ExpertSlice, TensorDiff, TensorStatus
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,7 @@ def tensor_diff(
     tied_to: str | None = None,
     stored_name: str | None = None,
     base_stored_name: str | None = None,
+    expert_slices: tuple[ExpertSlice, ...] = (),
 ) -> TensorDiff:
     """One record (see the module docstring); ``shape`` is the base's, ``trained_shape`` set only when resized."""
     layer, module = classify(name)
@@ -98,4 +102,29 @@ def tensor_diff(
         tied_to=tied_to,
         stored_name=stored_name,
         base_stored_name=base_stored_name,
+        expert=expert_index(name),
+        shared_expert=is_shared_expert(name),
+        expert_slices=expert_slices,
+    )
+
+
+def expert_slice(
+    expert: int, shape: tuple[int, ...], change: DeltaMetrics, spectrum: Spectrum | None, summary: SpectrumSummary | None
+) -> ExpertSlice:
+    """One expert's slice of a stacked tensor: its metrics and, for a changed 2-D slice, its spectrum."""
+    return ExpertSlice(
+        expert=expert,
+        shape=tuple(shape),
+        frob_norm_base=change.frob_norm_base,
+        frob_norm_delta=change.frob_norm_delta,
+        relative_change=change.relative_change,
+        singular_values=summary.singular_values if summary else None,
+        spectrum_method=spectrum.method if spectrum else None,
+        spectrum_error_bound=spectrum.error_bound if spectrum else None,
+        effective_rank=summary.effective_rank if summary else None,
+        stable_rank=summary.stable_rank if summary else None,
+        rank_90=summary.rank_90 if summary else None,
+        rank_99=summary.rank_99 if summary else None,
+        energy_top_k=summary.energy_top_k if summary else None,
+        low_rank=summary.low_rank if summary else None,
     )

@@ -46,6 +46,17 @@ Definitions (what each number means):
   is often exactly 0 and would make every moved row look infinite.
 - **Concentration**: over the ‖ΔW‖² of the compared tensors, the share the top
   10 % (ceil) hold, and the Gini coefficient (0 = even, → 1 = one tensor).
+- **Stacked experts** (``mlp.experts.gate_up_proj`` [E, …]): each expert slice
+  is a member of its cell, with the slice's own rank fields; a gate|up slice
+  counts as its gate and up features (``architecture.expert_split``, read
+  on the slice's output axis), without rank fields like any fused role.
+- **Experts** (``MoeLayer``): per MoE layer, per routed expert (per-expert
+  tensors by their index, stacked tensors by slice) and for the shared
+  expert as one group: ‖W‖ and ‖ΔW‖ as root-sum-of-squares over the
+  expert's matrices, their ratio, the routed expert's share of the layer's
+  routed-expert ‖ΔW‖², its most-changed matrix with that matrix's rank_90;
+  the layer's ``top_share`` and ``gini`` over its routed experts' ‖ΔW‖², and
+  the relative change of its router tensors (module ``router``).
 """
 
 from __future__ import annotations
@@ -59,8 +70,10 @@ import numpy as np
 from afterburn_core.weights.types import (
     Concentration,
     EmbeddingDrift,
+    ExpertChange,
     HeadScores,
     LayerModuleCell,
+    MoeLayer,
     NormShift,
     TensorDiff,
     TokenDrift,
@@ -76,7 +89,7 @@ TOP_DRIFTED_TOKENS = 20
 #: Share of tensors whose ‖ΔW‖² ``Concentration.top_decile_share`` sums (a decile, by convention).
 TOP_SHARE_FRACTION = 0.10
 #: Order of module types in the heatmap (rows of the stack, then the ends).
-MODULE_ORDER = ("q", "k", "v", "o", "gate", "up", "down", "qkv", "gate_up", "norm", "embed", "head", "other")
+MODULE_ORDER = ("q", "k", "v", "o", "router", "gate", "up", "down", "qkv", "gate_up", "norm", "embed", "head", "other")
 ATTENTION_PROJECTIONS = ("q", "k", "v", "o")
 #: Module types a fused tensor carries; the architecture map splits them into their roles.
 FUSED_MODULES = ("qkv", "gate_up")
@@ -96,6 +109,7 @@ class Structure:
     concentration: Concentration
     architecture: ArchitectureMap
     heads_reason: str | None = None
+    experts: tuple[MoeLayer, ...] = ()
 
 
 def is_compared(tensor: TensorDiff) -> bool:
@@ -188,8 +202,40 @@ def effective_norm_values(
     return base + offset, trained + offset
 
 
+def stacked_roles(
+    tensor: TensorDiff, detail: TensorDetail | None, architecture: ArchitectureMap
+) -> list[dict[str, tuple[float, float]]] | None:
+    """Per expert slice of a stacked gate|up tensor, each role's (‖ΔW‖², ‖W‖²); None when it cannot split."""
+    if detail is None or detail.slice_row_delta_sq is None or not tensor.expert_slices:
+        return None
+    found = architecture.expert_split(tensor.name, tensor.expert_slices[0].shape)
+    if found is None:
+        return None
+    axis, split = found
+    # A 2-D slice's output features are its rows (axis 0) or columns (axis 1); a 1-D slice's are its entries,
+    # which the comparer keeps as the columns of one row.
+    use_rows = axis == 0 and len(tensor.expert_slices[0].shape) == 2
+    delta = detail.slice_row_delta_sq if use_rows else detail.slice_col_delta_sq
+    base = detail.slice_row_base_sq if use_rows else detail.slice_col_base_sq
+    return [{role: (float(delta[e, indices].sum()), float(base[e, indices].sum())) for role, indices in split.items()}
+            for e in range(delta.shape[0])]
+
+
+def _stacked_parts(weight_pass: WeightPass, architecture: ArchitectureMap, tensor: TensorDiff) -> list[Part]:
+    """A stacked expert tensor's members: each slice (or each slice's gate and up) with the slice's rank fields."""
+    if tensor.module in FUSED_MODULES:
+        roles = stacked_roles(tensor, weight_pass.details.get(tensor.name), architecture)
+        if roles is not None:
+            return [Part(tensor.layer, role, base, delta) for by_role in roles
+                    for role, (delta, base) in by_role.items()]
+    return [Part(tensor.layer, tensor.module, part.frob_norm_base**2, part.frob_norm_delta**2,
+                 part.effective_rank, part.energy_top_k) for part in tensor.expert_slices]
+
+
 def tensor_parts(weight_pass: WeightPass, architecture: ArchitectureMap, tensor: TensorDiff) -> list[Part]:
     """What a compared tensor adds to the cells: its fused roles, or itself (an offset norm at its effective scale)."""
+    if tensor.expert_slices:
+        return _stacked_parts(weight_pass, architecture, tensor)
     detail = weight_pass.details.get(tensor.name)
     if tensor.module in FUSED_MODULES:
         roles = fused_roles(tensor, detail, architecture)
@@ -438,6 +484,81 @@ def build_embeddings(weight_pass: WeightPass, decoder: TokenDecoder | None) -> E
     )
 
 
+# --- experts ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _ExpertSum:
+    """Running sums of one expert's matrices while ``build_experts`` walks the tensors."""
+
+    base_sq: float = 0.0
+    delta_sq: float = 0.0
+    tensors: int = 0
+    top: tuple[float, str, int | None, bool | None] | None = None  # (‖ΔW‖², name, rank_90, low_rank)
+
+    def add(self, base_sq: float, delta_sq: float, name: str, rank_90: int | None, low_rank: bool | None) -> None:
+        self.base_sq += base_sq
+        self.delta_sq += delta_sq
+        self.tensors += 1
+        if self.top is None or delta_sq > self.top[0]:
+            self.top = (delta_sq, name, rank_90, low_rank)
+
+
+def build_experts(tensors: tuple[TensorDiff, ...]) -> tuple[MoeLayer, ...]:
+    """One ``MoeLayer`` per layer holding expert tensors (see the module docstring); empty for a dense model."""
+    sums: dict[int, dict[int | None, _ExpertSum]] = defaultdict(lambda: defaultdict(_ExpertSum))
+    routers: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    for tensor in tensors:
+        if tensor.layer is None or not is_compared(tensor):
+            continue
+        if tensor.module == "router":
+            routers[tensor.layer][0] += tensor.frob_norm_base**2
+            routers[tensor.layer][1] += tensor.frob_norm_delta**2
+        elif tensor.expert_slices:
+            for part in tensor.expert_slices:
+                sums[tensor.layer][part.expert].add(part.frob_norm_base**2, part.frob_norm_delta**2,
+                                                    f"{tensor.display_name}[{part.expert}]", part.rank_90,
+                                                    part.low_rank)
+        elif tensor.expert is not None or tensor.shared_expert:
+            key = None if tensor.shared_expert else tensor.expert
+            sums[tensor.layer][key].add(tensor.frob_norm_base**2, tensor.frob_norm_delta**2, tensor.display_name,
+                                        tensor.rank_90, tensor.low_rank)
+    layers = []
+    for layer in sorted(sums):
+        routed = {expert: total for expert, total in sums[layer].items() if expert is not None}
+        routed_sq = [total.delta_sq for total in routed.values()]
+        routed_total = sum(routed_sq)
+        changes = [_expert_change(expert, total, routed_total) for expert, total in sorted(routed.items())]
+        if None in sums[layer]:
+            changes.append(_expert_change(None, sums[layer][None], routed_total))
+        router = routers.get(layer)
+        layers.append(MoeLayer(
+            layer=layer,
+            experts=tuple(changes),
+            top_share=max(routed_sq) / routed_total if routed_total > 0 else 0.0,
+            gini=gini(routed_sq),
+            router_relative_change=_ratio(math.sqrt(router[1]), math.sqrt(router[0])) if router else None,
+        ))
+    return tuple(layers)
+
+
+def _expert_change(expert: int | None, total: _ExpertSum, routed_total: float) -> ExpertChange:
+    _, top_name, rank_90, low_rank = total.top if total.top else (0.0, None, None, None)
+    changed = total.delta_sq > 0
+    return ExpertChange(
+        expert=expert,
+        shared=expert is None,
+        tensors=total.tensors,
+        frob_norm_base=math.sqrt(total.base_sq),
+        frob_norm_delta=math.sqrt(total.delta_sq),
+        relative_change=_ratio(math.sqrt(total.delta_sq), math.sqrt(total.base_sq)),
+        share=(total.delta_sq / routed_total if routed_total > 0 else 0.0) if expert is not None else None,
+        top_matrix=top_name if changed else None,
+        rank_90=rank_90 if changed else None,
+        low_rank=low_rank if changed else None,
+    )
+
+
 # --- concentration ------------------------------------------------------------------------------
 
 
@@ -494,4 +615,5 @@ def build_structure(
         concentration=build_concentration(weight_pass.tensors),
         architecture=architecture,
         heads_reason=heads_reason,
+        experts=build_experts(weight_pass.tensors),
     )

@@ -8,7 +8,7 @@ what every door shows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import ClassVar, Literal
 
 from afterburn_core.checkpoints.naming import ModuleType
@@ -16,6 +16,30 @@ from afterburn_core.types import CheckpointRef
 
 TensorStatus = Literal["changed", "unchanged", "base_only", "trained_only", "resized", "tied"]
 SpectrumMethod = Literal["randomized", "exact_gram_fp64", "exact_svdvals", "lora_factors"]
+
+
+@dataclass(frozen=True)
+class ExpertSlice:
+    """One expert's slice ``W[e]`` of a stacked expert tensor (``mlp.experts.gate_up_proj`` [E, …]).
+
+    The metrics and spectrum fields mean what ``TensorDiff``'s do, for the slice alone: a stacked
+    tensor has no spectrum of its own (its experts are separate matrices), each 2-D slice has one.
+    """
+
+    expert: int
+    shape: tuple[int, ...]
+    frob_norm_base: float
+    frob_norm_delta: float
+    relative_change: float | None
+    singular_values: tuple[float, ...] | None = None
+    spectrum_method: SpectrumMethod | None = None
+    spectrum_error_bound: float | None = None
+    effective_rank: float | None = None
+    stable_rank: float | None = None
+    rank_90: int | None = None
+    rank_99: int | None = None
+    energy_top_k: float | None = None
+    low_rank: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -71,11 +95,32 @@ class TensorDiff:
     tied_to: str | None = None
     stored_name: str | None = None
     base_stored_name: str | None = None
+    #: The routed expert a per-expert tensor belongs to (``experts.3.w1`` → 3); None elsewhere.
+    expert: int | None = None
+    #: The tensor belongs to a shared expert (``shared_expert`` / ``shared_experts``).
+    shared_expert: bool = False
+    #: A stacked expert tensor's per-expert slices, in expert order (empty for any other tensor).
+    expert_slices: tuple[ExpertSlice, ...] = ()
 
     @property
     def display_name(self) -> str:
         """The name as stored; the key when none is (a head both sides tie, a result from before stored names)."""
         return self.stored_name or self.name
+
+    def slices(self) -> tuple[TensorDiff, ...]:
+        """Each expert slice of a stacked tensor as a record of its own (``name[e]``), for what ranks matrices."""
+        return tuple(
+            replace(self, name=f"{self.name}[{part.expert}]", shape=part.shape,
+                    stored_name=f"{self.display_name}[{part.expert}]",
+                    base_stored_name=f"{self.base_stored_name}[{part.expert}]" if self.base_stored_name else None,
+                    frob_norm_base=part.frob_norm_base, frob_norm_delta=part.frob_norm_delta,
+                    relative_change=part.relative_change, cosine_similarity=None, fraction_unchanged=None,
+                    singular_values=part.singular_values, spectrum_method=part.spectrum_method,
+                    spectrum_error_bound=part.spectrum_error_bound, effective_rank=part.effective_rank,
+                    stable_rank=part.stable_rank, rank_90=part.rank_90, low_rank=part.low_rank,
+                    frob_norm_trained=None, max_abs_delta=None, fraction_unchanged_within_resolution=None,
+                    rank_99=part.rank_99, energy_top_k=part.energy_top_k, expert=part.expert, expert_slices=())
+            for part in self.expert_slices)
 
 
 @dataclass(frozen=True)
@@ -154,6 +199,44 @@ class Concentration:
 
 
 @dataclass(frozen=True)
+class ExpertChange:
+    """How one expert of one MoE layer changed, over every matrix it owns (per-expert tensors or stacked slices).
+
+    ``expert`` is None for the layer's shared expert (``shared``). ``share`` is this routed expert's
+    part of the ‖ΔW‖² of all the layer's routed experts (None for the shared expert). ``top_matrix``
+    names its most-changed matrix as stored (a stacked slice as ``name[e]``), whose ``rank_90`` and
+    ``low_rank`` verdict are given.
+    """
+
+    expert: int | None
+    shared: bool
+    tensors: int
+    frob_norm_base: float
+    frob_norm_delta: float
+    relative_change: float
+    share: float | None
+    top_matrix: str | None = None
+    rank_90: int | None = None
+    low_rank: bool | None = None
+
+
+@dataclass(frozen=True)
+class MoeLayer:
+    """The experts of one MoE layer, in expert order (the shared expert last), and how concentrated their change is.
+
+    ``top_share`` = the most-changed routed expert's share of the layer's routed-expert ‖ΔW‖²;
+    ``gini`` = the Gini coefficient of that ‖ΔW‖² over the routed experts (0 = even, → 1 = one
+    expert); ``router_relative_change`` = ‖ΔW‖/‖W‖ of the layer's router tensors (None: none found).
+    """
+
+    layer: int
+    experts: tuple[ExpertChange, ...]
+    top_share: float
+    gini: float
+    router_relative_change: float | None = None
+
+
+@dataclass(frozen=True)
 class Finding:
     """One plain-English finding, with the number behind it."""
 
@@ -195,3 +278,5 @@ class WeightDiffResult:
     schema_version: int = field(default=SCHEMA_VERSION)
     #: Why ``heads`` is None (the config gives no head count, no projection fits it); None when heads exist.
     heads_reason: str | None = None
+    #: Mixture-of-experts layers, in layer order (empty for a dense model).
+    experts: tuple[MoeLayer, ...] = ()

@@ -29,6 +29,9 @@ class TensorDetail:
     A Conv1D tensor (stored in × out) keeps its stored orientation here; the
     structure reads its output features from the column vectors.
     A LoRA adapter fills the 2-D fields from its factors without forming B·A.
+    A stacked expert tensor [E, …] is E rows here (``row_*`` per expert), and
+    ``slice_row_*`` [E, a] / ``slice_col_*`` [E, b] hold each slice's row and
+    column energies (a 1-D slice of n entries is one row of n columns).
     """
 
     name: str
@@ -38,6 +41,10 @@ class TensorDetail:
     col_base_sq: np.ndarray | None = None
     base_values: np.ndarray | None = None
     trained_values: np.ndarray | None = None
+    slice_row_delta_sq: np.ndarray | None = None
+    slice_row_base_sq: np.ndarray | None = None
+    slice_col_delta_sq: np.ndarray | None = None
+    slice_col_base_sq: np.ndarray | None = None
 
 
 @dataclass
