@@ -14,6 +14,11 @@ on every matrix, the planted edits:
 - one norm's effective scale × ``NORM_FACTOR`` (1 + w for an offset norm);
 - ``MOVED_ROWS`` of the token embedding moved far.
 
+Each folder also holds a tiny byte-level BPE tokenizer of exactly ``VOCAB``
+tokens (``write_tokenizer``: ids 0, 1, 2 are pad, bos, eos as in the configs)
+with a plain chat template, so generation and token KL load every folder as
+they load a real checkpoint.
+
 Every index is written here by hand from the modeling code (cited per
 spec), not taken from the code under test. Base norms get a random spread so
 a rescale is not read off constant weights. Use from a test module:
@@ -22,6 +27,7 @@ a rescale is not read off constant weights. Use from a test module:
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from collections.abc import Callable
@@ -57,6 +63,7 @@ class Spec:
     embed: str
     conv1d: bool = False
     offset_norm: bool = False
+    note: str = ""  # what else of the layout the row exercises, for the README table
 
 
 def _contiguous(h: int) -> np.ndarray:
@@ -99,12 +106,24 @@ def _configs():
                                              bos_token_id=1, eos_token_id=2),
         "gemma2": lambda: tf.Gemma2Config(num_key_value_heads=2, head_dim=HEAD_DIM, **llama_like),
         "llama": lambda: tf.LlamaConfig(num_key_value_heads=2, tie_word_embeddings=False, **llama_like),
+        "llama_tied": lambda: tf.LlamaConfig(num_key_value_heads=2, tie_word_embeddings=True, **llama_like),
+        "mistral": lambda: tf.MistralConfig(num_key_value_heads=2, **llama_like),
+        "qwen2": lambda: tf.Qwen2Config(num_key_value_heads=2, **llama_like),
+        # Qwen3, Gemma and Gemma 3 default to head_dim 128 / 256 whatever the hidden size: set it.
+        "qwen3": lambda: tf.Qwen3Config(num_key_value_heads=2, head_dim=HEAD_DIM, **llama_like),
+        "gemma": lambda: tf.GemmaConfig(num_key_value_heads=2, head_dim=HEAD_DIM, **llama_like),
+        "gemma3_text": lambda: tf.Gemma3TextConfig(num_key_value_heads=2, head_dim=HEAD_DIM, **llama_like),
+        "olmo2": lambda: tf.Olmo2Config(num_key_value_heads=2, **llama_like),
+        "opt": lambda: tf.OPTConfig(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+                                    ffn_dim=INTERMEDIATE, word_embed_proj_dim=HIDDEN, pad_token_id=0, bos_token_id=1,
+                                    eos_token_id=2, **small),
     }
 
 
 def _specs() -> tuple[Spec, ...]:
     configs = _configs()
     llama_q = "model.layers.{}.self_attn.q_proj.weight"
+    llama_o, llama_embed = "model.layers.{}.self_attn.o_proj.weight", "model.embed_tokens.weight"
     return (
         # modeling_gpt2: Conv1D(3 * embed_dim, embed_dim), query, key, value = c_attn(x).split(embed_dim, dim=2).
         Spec("gpt2", configs["gpt2"], "transformer.h.{}.attn.c_attn.weight", _contiguous,
@@ -112,27 +131,54 @@ def _specs() -> tuple[Spec, ...]:
              conv1d=True),
         Spec("gpt_neox", configs["gpt_neox"], "gpt_neox.layers.{}.attention.query_key_value.weight", _neox,
              "gpt_neox.layers.{}.attention.dense.weight", "gpt_neox.layers.0.input_layernorm.weight",
-             "gpt_neox.embed_in.weight"),
+             "gpt_neox.embed_in.weight", note="q, k, v interleaved per head"),
         # modeling_phi3: query_states = qkv[..., :num_heads * head_dim] (contiguous q | k | v).
         Spec("phi3", configs["phi3"], "model.layers.{}.self_attn.qkv_proj.weight", _contiguous,
              "model.layers.{}.self_attn.o_proj.weight", "model.layers.0.input_layernorm.weight",
-             "model.embed_tokens.weight"),
+             "model.embed_tokens.weight", note="fused `gate_up_proj`, GQA"),
         Spec("falcon_new", configs["falcon_new"], "transformer.h.{}.self_attention.query_key_value.weight",
              _falcon_grouped(2), "transformer.h.{}.self_attention.dense.weight", "transformer.h.0.ln_attn.weight",
-             "transformer.word_embeddings.weight"),
+             "transformer.word_embeddings.weight", note="q, k, v grouped per kv head, `self_attention`"),
         # modeling_falcon multi_query: split([num_heads, 1, 1]) — every query head first, then one k and one v.
         Spec("falcon_mq", configs["falcon_mq"], "transformer.h.{}.self_attention.query_key_value.weight",
              _falcon_grouped(1), "transformer.h.{}.self_attention.dense.weight",
-             "transformer.h.0.input_layernorm.weight", "transformer.word_embeddings.weight"),
+             "transformer.h.0.input_layernorm.weight", "transformer.word_embeddings.weight",
+             note="multi-query, `self_attention`"),
         # modeling_gemma2: Gemma2RMSNorm multiplies by (1.0 + self.weight).
-        Spec("gemma2", configs["gemma2"], llama_q, _contiguous, "model.layers.{}.self_attn.o_proj.weight",
-             "model.layers.0.input_layernorm.weight", "model.embed_tokens.weight", offset_norm=True),
-        Spec("llama", configs["llama"], llama_q, _contiguous, "model.layers.{}.self_attn.o_proj.weight",
-             "model.layers.0.post_attention_layernorm.weight", "model.embed_tokens.weight"),
+        Spec("gemma2", configs["gemma2"], llama_q, _contiguous, llama_o, "model.layers.0.input_layernorm.weight",
+             llama_embed, offset_norm=True, note="GQA"),
+        Spec("llama", configs["llama"], llama_q, _contiguous, llama_o,
+             "model.layers.0.post_attention_layernorm.weight", llama_embed, note="GQA, untied head"),
+        # Tied: the head is the embedding (save_pretrained stores it once); the final norm takes the rescale.
+        Spec("llama_tied", configs["llama_tied"], llama_q, _contiguous, llama_o, "model.norm.weight", llama_embed,
+             note="tied head"),
+        Spec("mistral", configs["mistral"], llama_q, _contiguous, llama_o, "model.layers.0.input_layernorm.weight",
+             llama_embed, note="GQA"),
+        # modeling_qwen2: q/k/v carry biases (kept as stored; the plant is on the weight).
+        Spec("qwen2", configs["qwen2"], llama_q, _contiguous, llama_o,
+             "model.layers.0.post_attention_layernorm.weight", llama_embed, note="q/k/v biases"),
+        # modeling_qwen3: q_norm = Qwen3RMSNorm(head_dim), shared by every head, multiplies by weight.
+        Spec("qwen3", configs["qwen3"], llama_q, _contiguous, llama_o, "model.layers.0.self_attn.k_norm.weight",
+             llama_embed, note="q/k norms"),
+        # modeling_gemma: GemmaRMSNorm multiplies by (1.0 + self.weight); the final norm sits outside any layer.
+        Spec("gemma", configs["gemma"], llama_q, _contiguous, llama_o, "model.norm.weight", llama_embed,
+             offset_norm=True, note="tied head"),
+        # modeling_gemma3: q_norm = Gemma3RMSNorm(head_dim), (1.0 + weight) like every Gemma 3 norm.
+        Spec("gemma3_text", configs["gemma3_text"], llama_q, _contiguous, llama_o,
+             "model.layers.0.self_attn.q_norm.weight", llama_embed, offset_norm=True, note="q/k norms"),
+        # modeling_olmo2: norms after attention and MLP only, q_norm / k_norm over all heads' features.
+        Spec("olmo2", configs["olmo2"], llama_q, _contiguous, llama_o,
+             "model.layers.0.post_feedforward_layernorm.weight", llama_embed, note="post-norms, q/k norms"),
+        # modeling_opt: decoder.layers.N.self_attn.{q,k,v,out}_proj (nn.Linear, out × in), fc1 / fc2,
+        # LayerNorms with biases; embed_positions holds max_position_embeddings + 2 rows (its offset 2).
+        Spec("opt", configs["opt"], "model.decoder.layers.{}.self_attn.q_proj.weight", _contiguous,
+             "model.decoder.layers.{}.self_attn.out_proj.weight", "model.decoder.layers.0.self_attn_layer_norm.weight",
+             "model.decoder.embed_tokens.weight", note="`fc1` / `fc2`, learned positions (offset 2)"),
     )
 
 
-SPEC_NAMES = ("gpt2", "gpt_neox", "phi3", "falcon_new", "falcon_mq", "gemma2", "llama")
+SPEC_NAMES = ("gpt2", "gpt_neox", "phi3", "falcon_new", "falcon_mq", "gemma2", "llama", "llama_tied", "mistral",
+              "qwen2", "qwen3", "gemma", "gemma3_text", "olmo2", "opt")
 
 
 def spec(name: str) -> Spec:
@@ -148,6 +194,41 @@ def rank2(rows: int, cols: int, norm: float, seed: int) -> torch.Tensor:
     return left @ torch.diag(values) @ right.T
 
 
+#: The tokenizer's merges are learned from these texts (the suite's words among them); its alphabet is every
+#: printable ASCII character as byte-level BPE writes it (space "Ġ", newline "Ċ"), so no prompt loses a character.
+TOKENIZER_TEXTS = (
+    "What is two plus three? The answer is five.", "Write a short poem about the sea.",
+    "Name a colour of the sky.", "The quick brown fox jumps over the lazy dog.",
+)
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2: the configs' pad, bos and eos ids
+CHAT_TEMPLATE = "{{ bos_token }}{% for message in messages %}{{ message['content'] + '\\n' }}{% endfor %}"
+
+
+def write_tokenizer(folder: Path) -> None:
+    """Save a byte-level BPE tokenizer of exactly ``VOCAB`` tokens (tokenizer.json, tokenizer_config.json)."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    alphabet = [*(string.ascii_letters + string.digits + string.punctuation), "Ġ", "Ċ"]
+    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=list(SPECIAL_TOKENS), initial_alphabet=alphabet,
+                                  show_progress=False)
+    bpe.train_from_iterator(TOKENIZER_TEXTS, trainer=trainer)
+    pad, bos, eos = SPECIAL_TOKENS
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=bos, eos_token=eos, pad_token=pad,
+                                        chat_template=CHAT_TEMPLATE, clean_up_tokenization_spaces=False)
+    tokenizer.save_pretrained(str(folder))
+    # transformers 5 saves the template as chat_template.jinja only; llama.cpp's converter (and
+    # gguf_factories) read it from tokenizer_config.json, where most published checkpoints also keep it.
+    settings = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    (folder / "tokenizer_config.json").write_text(json.dumps({**settings, "chat_template": CHAT_TEMPLATE}),
+                                                  encoding="utf-8")
+
+
 def _read(folder: Path) -> dict[str, torch.Tensor]:
     with safe_open(str(folder / "model.safetensors"), "pt") as handle:
         return {name: handle.get_tensor(name) for name in handle.keys()}
@@ -155,7 +236,9 @@ def _read(folder: Path) -> dict[str, torch.Tensor]:
 
 def _write(folder: Path, source: Path, tensors: dict[str, torch.Tensor]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(source / "config.json", folder / "config.json")
+    for companion in source.iterdir():  # config, generation config, tokenizer: all but the weights
+        if companion.name != "model.safetensors":
+            shutil.copy(companion, folder / companion.name)
     save_file({name: t.contiguous() for name, t in tensors.items()}, str(folder / "model.safetensors"),
               metadata={"format": "pt"})
     return folder
@@ -205,6 +288,7 @@ def build_pair(item: Spec, folder: Path) -> Pair:
                 parameter.add_(0.1 * torch.randn(parameter.shape, generator=generator))
     base = folder / "base"
     model.save_pretrained(base, safe_serialization=True)
+    write_tokenizer(base)
     tensors = _read(base)
     identical = _write(folder / "identical", base, {name: t.clone() for name, t in tensors.items()})
 

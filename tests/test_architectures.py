@@ -8,7 +8,10 @@ head ranks first in the head view (q grid and combined grid), the planted o
 head's input slice ranks first in its layer, the norm reads ×1.5 at its
 effective scale, the moved rows are the top drifted tokens, no tensor is
 module "other", fused tensors appear in the cells as their roles, and the
-identical copy is clean. The models are built once per module.
+identical copy is clean; generation, token KL and behaviour run on the planted
+pair (``architecture_criteria.evaluate``), and the README's table of
+architectures holds the rows these very results give. The models are built and
+run once per module (about 2 s per architecture on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -18,6 +21,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from architecture_criteria import (
+    MAX_NEW_TOKENS,
+    SUITE_PROMPTS,
+    Evaluation,
+    evaluate,
+    head_argmax,
+    packed_refusal_row,
+    table_row,
+)
 from architecture_factories import (
     MOVED_ROWS,
     NORM_FACTOR,
@@ -26,7 +38,6 @@ from architecture_factories import (
     Q_HEAD,
     Q_LAYER,
     SPEC_NAMES,
-    build_pair,
     spec,
 )
 from safetensors.torch import save_file
@@ -45,20 +56,27 @@ def analyze(base: Path, trained: Path) -> WeightDiffResult:
     return analyze_weights(resolve(str(base)), resolve(str(trained)), AnalysisConfig(device="cpu"))
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The README table's GGUF row (scripts/architecture_table.py): the Llama pair converted to Q8_0.
+GGUF_ROW = ("llama", "Q8_0")
+
+
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> dict[str, tuple[WeightDiffResult, WeightDiffResult]]:
-    """(planted, identical) results of every architecture, computed once."""
-    found = {}
-    for name in SPEC_NAMES:
-        pair = build_pair(spec(name), tmp_path_factory.mktemp(name))
-        found[name] = (analyze(pair.base, pair.trained), analyze(pair.base, pair.identical))
-    return found
+def evaluations(tmp_path_factory) -> dict[str, Evaluation]:
+    """Every architecture built and run through every stage, once."""
+    return {name: evaluate(spec(name), tmp_path_factory.mktemp(name)) for name in SPEC_NAMES}
 
 
-def argmax(matrix) -> tuple[int, int]:
-    values = np.nan_to_num(np.array(matrix, dtype=np.float64), nan=-1.0)
-    layer, head = np.unravel_index(int(np.argmax(values)), values.shape)
-    return int(layer), int(head)
+@pytest.fixture(scope="module")
+def gguf_evaluation(tmp_path_factory) -> Evaluation:
+    name, quant = GGUF_ROW
+    return evaluate(spec(name), tmp_path_factory.mktemp("gguf"), quant)
+
+
+@pytest.fixture(scope="module")
+def results(evaluations) -> dict[str, tuple[WeightDiffResult, WeightDiffResult]]:
+    """(planted, identical) weight diffs of every architecture."""
+    return {name: (found.planted, found.identical) for name, found in evaluations.items()}
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
@@ -66,8 +84,8 @@ def test_planted_q_head_ranks_first_in_the_head_view(results, name: str) -> None
     result = results[name][0]
     assert result.heads is not None and result.heads_reason is None
     assert result.heads.layers == (0, 1) and result.heads.num_heads == 4
-    assert argmax(result.heads.per_projection["q"]) == (Q_LAYER, Q_HEAD)
-    assert argmax(result.heads.scores) == (Q_LAYER, Q_HEAD)
+    assert head_argmax(result.heads.per_projection["q"]) == (Q_LAYER, Q_HEAD)
+    assert head_argmax(result.heads.scores) == (Q_LAYER, Q_HEAD)
     view = weights_view(result)
     assert view.heads["q"].reading.startswith(f"Head change (q) peaks at layer {Q_LAYER} head {Q_HEAD}:")
     q_row = np.array(result.heads.per_projection["q"][Q_LAYER])
@@ -125,6 +143,46 @@ def test_identical_copy_is_clean(results, name: str) -> None:
     assert all(score == 0 for row in result.heads.scores for score in row)
     assert all(shift.relative_change == 0 for shift in result.norms)
     assert result.embeddings.top_tokens == ()
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_generation_token_kl_and_behaviour_run_on_each(evaluations, name: str) -> None:
+    found = evaluations[name]
+    generations = found.generations
+    assert len(generations.prompts) == SUITE_PROMPTS and generations.chat_template
+    for completion in generations.base + generations.trained:
+        assert completion.prompt_token_ids and 1 <= len(completion.output_token_ids) <= MAX_NEW_TOKENS
+        assert len(completion.token_logprobs) == len(completion.output_token_ids)
+    scores = found.token_kl.scores
+    assert [len(prompt.kl_per_token) for prompt in scores.prompts] == [
+        len(completion.output_token_ids) for completion in generations.trained]
+    kl = np.concatenate([prompt.kl_per_token for prompt in scores.prompts])
+    assert scores.n_positions == len(kl) and np.isfinite(kl).all() and (kl >= 0).all()
+    # The planted edits (moved embedding rows, a rescaled norm, noise everywhere) move the distributions.
+    assert scores.mean_kl > 0
+    assert found.behaviour.n_prompts == SUITE_PROMPTS and set(found.behaviour.suites) == {"architectures"}
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_the_decoder_block_path_holds_every_block(name: str) -> None:
+    item = spec(name)
+    path = architecture_map(describe_model(item.config().to_dict())).decoder_path
+    assert path is not None and item.q_weight.format(0).startswith(f"{path}.0.")
+
+
+def test_a_gguf_q8_0_pair_passes_every_check_through_every_stage(gguf_evaluation) -> None:
+    from architecture_criteria import criteria
+
+    assert [criterion.passed for criterion in criteria(gguf_evaluation)] == [True] * 6
+    assert gguf_evaluation.planted.tensors[0].stored_name.startswith(("blk.", "token_embd", "output"))
+
+
+def test_the_readme_table_is_current(evaluations, gguf_evaluation, tmp_path: Path) -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    rerun = "stale: run scripts/architecture_table.py --write docs/architectures.md --readme README.md"
+    for name, found in {**evaluations, "gguf": gguf_evaluation}.items():
+        assert table_row(found) in readme, f"{rerun} (the row of {name} differs)"
+    assert packed_refusal_row(spec(GGUF_ROW[0]), tmp_path) in readme, f"{rerun} (the GPTQ row differs)"
 
 
 def test_the_map_reads_conv1d_offset_norms_and_block_paths_from_the_model_code() -> None:
