@@ -152,8 +152,9 @@ def _weights(report: RunReport, charts: _Charts) -> Safe:
     parts += [tag("h3", "Layer × module"),
               charts.div(html_charts.heatmap(grid), "layer-module-heatmap") if grid else _absent("No cell to show.")]
     heads = weights_view.head_grid(weights)
-    if heads is not None:
-        parts += [tag("h3", "Attention heads"), charts.div(html_charts.heatmap(heads), "head-heatmap")]
+    parts += [tag("h3", "Attention heads"),
+              charts.div(html_charts.heatmap(heads), "head-heatmap") if heads is not None
+              else _absent(weights_view.heads_note(weights))]
     spectra = weights_view.spectra(weights)
     parts.append(tag("h3", "Singular-value spectra of ΔW"))
     if spectra:

@@ -95,6 +95,7 @@ def _weights(report: RunReport) -> list[str]:
         lines += [f"### Layer × module: {grid.title}", "",
                   table((grid.row_title, *map(escape, grid.columns)), rows, tuple(range(1, len(grid.columns) + 1))),
                   ""]
+    lines += [f"Attention heads: {escape(weights_view.heads_note(weights))}", ""]
     rows = [tuple(map(escape, weights_view.tensor_cells(tensor))) for tensor in weights_view.top_tensors(weights)]
     lines += ["### Most changed tensors", "", table(weights_view.TENSOR_COLUMNS, rows, weights_view.TENSOR_NUMERIC)]
     return lines

@@ -158,6 +158,8 @@ def _weights(report: RunReport, styles: _Styles) -> list:
                           (weights_view.head_grid(weights), "Attention heads: relative change per head")):
         if grid is not None:
             story.append(KeepTogether([_p(heading, styles.h2), pdf_charts.heatmap(grid, WIDTH)]))
+    if weights.heads is None:
+        story.append(_p(markup(weights_view.heads_note(weights)), styles.muted))
     spectra = weights_view.spectra(weights)
     if spectra:
         story.append(KeepTogether([_p("Singular-value spectra of ΔW (most changed matrices)", styles.h2),

@@ -285,6 +285,15 @@ def spectra(weights: WeightDiffResult, limit: int = SPECTRA) -> tuple[TensorDiff
     return tuple(tensor for tensor in ranked_tensors(weights).tensors if tensor.singular_values)[:limit]
 
 
+def heads_note(result: WeightDiffResult) -> str:
+    """What the head scores are, or why there are none (every door says it where the head view would be)."""
+    heads = result.heads
+    if heads is None:
+        return f"No per-head scores: {result.heads_reason or 'the attention layout was not recognized'}."
+    return (f"{heads.num_heads} query heads over {heads.num_kv_heads} key/value heads: a k or v head's change "
+            "counts in every query head of its group.")
+
+
 def weights_view(result: WeightDiffResult) -> WeightsView:
     """The weight diff as the doors show it (the registry's view of the ``weights`` kind)."""
     concentration = result.concentration
@@ -301,10 +310,6 @@ def weights_view(result: WeightDiffResult) -> WeightsView:
                "0: the change is spread evenly over the tensors; 1: it sits in one tensor."),
     )
     heads = result.heads
-    heads_note = (f"No per-head scores: {result.heads_reason or 'the attention layout was not recognized'}."
-                  if heads is None else
-                  f"{heads.num_heads} query heads over {heads.num_kv_heads} key/value heads: a k or v head's change "
-                  "counts in every query head of its group.")
     return WeightsView(
         caption=caption, profile=result.diagnosis.profile,
         profile_tone=PROFILE_TONES.get(result.diagnosis.profile, "gray"), metrics=metrics,
@@ -312,5 +317,5 @@ def weights_view(result: WeightDiffResult) -> WeightsView:
         no_findings="No findings: nothing in this diff crossed a diagnosis threshold.",
         grids={label: layer_module_grid(result, label) for label in CELL_METRICS},
         no_cells={label: f"No layer × module cell has a value for {label.lower()}." for label in CELL_METRICS},
-        heads=head_grids(heads), heads_note=heads_note, ranked=ranked_tensors(result),
+        heads=head_grids(heads), heads_note=heads_note(result), ranked=ranked_tensors(result),
     )
