@@ -21,6 +21,7 @@ from rich.table import Table
 
 from afterburn_core.types import InventoryResult
 from afterburn_core.views.reward_hack import detectors as ordered_detectors
+from afterburn_core.views import weights_detail
 from afterburn_core.views.text import plain_text, safe_text
 from afterburn_core.views.weights import display_names, ranked_tensors, top_tensors
 from afterburn_core.weights.types import WeightDiffResult
@@ -172,6 +173,23 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
         extra = f" (+{tensor.added_rows:,} rows)" if tensor.status == "resized" else (
             f" (tied to {safe_text(names.get(tensor.tied_to, tensor.tied_to))})" if tensor.tied_to else "")
         console.print(f"  {safe_text(tensor.status)}: {safe_text(tensor.display_name)}{extra}", highlight=False)
+    print_experts(console, result)
+
+
+def print_experts(console: Console, result: WeightDiffResult) -> None:
+    """The MoE layer whose expert moved most, as its experts table; nothing for a dense model."""
+    view = weights_detail.experts(result.experts)
+    if view is None:
+        return
+    layer = view.layers[view.default]
+    console.print(safe_text(view.reading), highlight=False)
+    table = Table(title=f"Experts of layer {layer.layer}")
+    for index, column in enumerate(weights_detail.EXPERT_COLUMNS):
+        table.add_column(column, justify="right" if index in weights_detail.EXPERT_NUMERIC else "left")
+    for cells in weights_detail.expert_cells(layer):
+        table.add_row(*map(safe_text, cells))
+    console.print(table)
+    console.print(safe_text(layer.reading), highlight=False)
 
 
 def _shift(base: float, trained: float, significant: bool, percent: bool = True) -> str:

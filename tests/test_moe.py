@@ -14,6 +14,7 @@ clean identical copy. The models are built once per module.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -267,3 +268,97 @@ def test_stacked_layouts_are_read_from_the_experts_class() -> None:
     # Without the model code: out × in halves (nn.Linear's convention); an odd output width does not split.
     assert split("mystery_moe", "layers.0.mlp.experts.gate_up_proj", (4, 3)) == (0, {"gate": [0, 1], "up": [2, 3]})
     assert split("mystery_moe", "layers.0.mlp.experts.gate_up_proj", (3, 4)) is None
+
+
+# --- the experts table in the reports and the terminal ------------------------------------------------------
+
+HOSTILE_MATRIX = "model.layers.1.mlp.experts.[bold]x[/]<script>alert(1)</script>|**y**\x1b[31m"
+
+
+def moe_report(afterburn_home: Path, result: WeightDiffResult):
+    """The report of a finished run whose one result is ``result``, read back from a real store."""
+    from ui_helpers import store_result
+
+    from afterburn_core.reports.bundle import load_report
+    from afterburn_core.store import RunStore
+
+    with RunStore(afterburn_home) as store:
+        return load_report(store, store_result(store, result))
+
+
+def hostile(result: WeightDiffResult) -> WeightDiffResult:
+    """``result`` with the planted expert's most-changed matrix named by a stranger."""
+    from dataclasses import replace
+
+    layers = tuple(replace(moe, experts=tuple(replace(change, top_matrix=HOSTILE_MATRIX) if change.expert == EXPERT
+                                              else change for change in moe.experts))
+                   if moe.layer == EXPERT_LAYER else moe for moe in result.experts)
+    return replace(result, experts=layers)
+
+
+@pytest.mark.parametrize(("name", "layout"), [("mixtral", "stacked"), ("qwen2_moe", "per_expert")])
+def test_markdown_report_shows_the_planted_layers_experts_first(models, afterburn_home, name, layout) -> None:
+    from afterburn_core.reports import render
+    from afterburn_core.reports.markdown import escape
+
+    result = models[name, layout][1]
+    document = render(moe_report(afterburn_home, result), "md").decode("utf-8")
+    section = document.split(f"### Experts: layer {EXPERT_LAYER}\n", 1)[1]
+    rows = re.search(r"(?:^\|.*\n)+", section, re.MULTILINE).group(0).splitlines()
+    assert rows[0].startswith("| expert | ‖ΔW‖/‖W‖ |")
+    data = [row.split(" | ") for row in rows[2:]]
+    assert data[0][0] == f"| {EXPERT}" and data[0][-2:] == ["2", "yes |"]
+    labels = [cells[0][2:] for cells in data]
+    assert sorted(labels) == sorted([*map(str, range(EXPERTS)), *(["shared"] if name == "qwen2_moe" else [])])
+    assert labels[-1] == ("shared" if name == "qwen2_moe" else labels[-1])
+    assert escape(weights_detail.experts(result.experts).layers[EXPERT_LAYER].reading) in section
+    markdown = render(moe_report(afterburn_home, hostile(result)), "md").decode("utf-8")
+    assert escape(HOSTILE_MATRIX) in markdown and "<script>" not in markdown
+
+
+@pytest.mark.parametrize(("name", "layout"), [("mixtral", "stacked"), ("qwen2_moe", "per_expert")])
+def test_html_report_shows_the_planted_layers_experts_first(models, afterburn_home, name, layout) -> None:
+    import html
+
+    from afterburn_core.reports import render
+
+    result = models[name, layout][1]
+    document = render(moe_report(afterburn_home, result), "html").decode("utf-8")
+    section = document.split(f"<h3>Experts · layer {EXPERT_LAYER}</h3>", 1)[1].split("</table>", 1)[0]
+    experts = re.findall(r"<tr><td>([^<]*)</td>", section)
+    assert experts[0] == str(EXPERT)
+    assert sorted(experts) == sorted([*map(str, range(EXPERTS)), *(["shared"] if name == "qwen2_moe" else [])])
+    assert experts[-1] == ("shared" if name == "qwen2_moe" else experts[-1])
+    assert weights_detail.experts(result.experts).layers[EXPERT_LAYER].reading in html.unescape(section)
+    hostile_document = render(moe_report(afterburn_home, hostile(result)), "html").decode("utf-8")
+    assert "<script>alert(1)" not in hostile_document
+    assert "[bold]x[/]&lt;script&gt;alert(1)&lt;/script&gt;" in hostile_document
+
+
+def test_weight_diff_in_the_terminal_shows_the_planted_layers_experts_first(models, afterburn_home) -> None:
+    from cli_helpers import afterburn
+
+    pair = models["mixtral", "stacked"][0]
+    shown = afterburn("weight-diff", "--base", str(pair.base), "--trained", str(pair.trained), "--device", "cpu")
+    assert shown.returncode == 0, shown.stderr
+    assert "2 MoE layers of up to 4 expert groups; layer 1 holds the most-changed expert." in shown.stdout
+    table = shown.stdout.split(f"Experts of layer {EXPERT_LAYER}", 1)[1]
+    assert table.splitlines()[2].split("┃")[1].strip() == "expert"
+    rows = [line.split("│") for line in table.splitlines() if line.startswith("│")]
+    assert rows[0][1].strip() == str(EXPERT)
+    assert rows[0][6].strip() == f"{stacked_name(EXPERT_LAYER, 'gate_up_proj')}[{EXPERT}]"
+    assert f"Expert {EXPERT} changed most in layer {EXPERT_LAYER}: " in table
+
+
+def test_terminal_expert_names_are_safe_text(models) -> None:
+    import io
+
+    from rich.console import Console
+
+    from afterburn_core.terminal import print_experts
+
+    console = Console(file=io.StringIO(), width=400, color_system=None)
+    print_experts(console, hostile(models["mixtral", "stacked"][1]))
+    printed = console.file.getvalue()
+    # Markup prints as text; the escape sequence is removed, not obeyed.
+    assert "[bold]x[/]<script>alert(1)</script>|**y** │" in printed and "\x1b" not in printed

@@ -23,6 +23,8 @@ from typing import Any
 from plotly.offline import get_plotlyjs
 
 from afterburn_core.reports import html_charts
+from afterburn_core.views import weights_detail
+from afterburn_core.weights.types import WeightDiffResult
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.run import SECTIONS, Fact
@@ -167,7 +169,20 @@ def _weights(report: RunReport, charts: _Charts) -> Safe:
     rows = [(tag("span", cells[0], class_="mono"), *cells[1:])
             for cells in map(weights_view.tensor_cells, weights_view.top_tensors(weights))]
     parts += [tag("h3", "Most changed tensors"), _table(weights_view.TENSOR_COLUMNS, rows, numeric=weights_view.TENSOR_NUMERIC)]
-    return _section("weights", *parts)
+    return _section("weights", *parts, _experts(weights))
+
+
+def _experts(weights: WeightDiffResult) -> Safe | None:
+    """The MoE layer whose expert moved most, as its experts table; nothing for a dense model."""
+    view = weights_detail.experts(weights.experts)
+    if view is None:
+        return None
+    layer = view.layers[view.default]
+    rows = [(cells[0], *cells[1:5], tag("span", cells[5], class_="mono"), *cells[6:])
+            for cells in weights_detail.expert_cells(layer)]
+    return join(tag("h3", f"Experts · layer {layer.layer}"), tag("p", view.reading, class_="note"),
+                tag("p", layer.reading, class_="note"),
+                _table(weights_detail.EXPERT_COLUMNS, rows, numeric=weights_detail.EXPERT_NUMERIC))
 
 
 def _behaviour(report: RunReport, charts: _Charts) -> Safe:

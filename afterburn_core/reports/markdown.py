@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 
 from afterburn_core.analyses import detector_title
+from afterburn_core.views import weights_detail
+from afterburn_core.weights.types import WeightDiffResult
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.run import SECTIONS, Fact
@@ -98,7 +100,18 @@ def _weights(report: RunReport) -> list[str]:
     lines += [f"Attention heads: {escape(weights_view.heads_note(weights))}", ""]
     rows = [tuple(map(escape, weights_view.tensor_cells(tensor))) for tensor in weights_view.top_tensors(weights)]
     lines += ["### Most changed tensors", "", table(weights_view.TENSOR_COLUMNS, rows, weights_view.TENSOR_NUMERIC)]
-    return lines
+    return lines + _experts(weights)
+
+
+def _experts(weights: WeightDiffResult) -> list[str]:
+    """The MoE layer whose expert moved most, as its experts table; nothing for a dense model."""
+    view = weights_detail.experts(weights.experts)
+    if view is None:
+        return []
+    layer = view.layers[view.default]
+    rows = [tuple(map(escape, cells)) for cells in weights_detail.expert_cells(layer)]
+    return ["", f"### Experts: layer {layer.layer}", "", escape(view.reading), "", escape(layer.reading), "",
+            table(weights_detail.EXPERT_COLUMNS, rows, weights_detail.EXPERT_NUMERIC)]
 
 
 def _paired_table(first: str, items: tuple[behaviour_view.Paired, ...], *, rate: bool) -> str:

@@ -254,8 +254,12 @@ class Experts:
     reading: str
 
 
+#: The experts table's label of a layer's shared expert (Qwen2-MoE, DeepSeek's shared_experts).
+SHARED_EXPERT = "shared"
+
+
 def _expert_label(change: ExpertChange) -> str:
-    return "shared" if change.shared else str(change.expert)
+    return SHARED_EXPERT if change.shared else str(change.expert)
 
 
 def _expert_layer(moe: MoeLayer) -> ExpertLayer:
@@ -297,6 +301,27 @@ def experts(layers: tuple[MoeLayer, ...]) -> Experts | None:
                f"layer {layers[default].layer} holds the most-changed expert." if peaks[default] > 0
                else f"{len(layers)} MoE layers; no routed expert changed.")
     return Experts(views, default, reading)
+
+
+#: Expert rows a report or the terminal shows of one layer (the shared expert comes on top): Mixtral's
+#: 8 experts whole; of Qwen3-MoE's 128 the most changed, as the dashboard's full table is a click away.
+EXPERT_ROWS = 8
+#: The experts table's columns as the reports and the terminal print them, and which of them hold numbers.
+EXPERT_COLUMNS = ("expert", "‖ΔW‖/‖W‖", "‖ΔW‖", "share of layer", "matrices", "most changed matrix", "rank₉₀",
+                  "low rank")
+EXPERT_NUMERIC = (1, 2, 3, 4, 6)
+
+
+def expert_cells(layer: ExpertLayer, limit: int = EXPERT_ROWS) -> list[tuple[str, ...]]:
+    """The first ``limit`` rows of ``layer``'s table and its shared expert, as text (``EXPERT_COLUMNS``)."""
+    table = layer.table
+    rows = [(table["Expert"][index], f"{table['Relative change'][index]:.4g}", f"{table['‖ΔW‖'][index]:.4g}",
+             "–" if table["Share of layer"][index] is None else f"{table['Share of layer'][index]:.1%}",
+             str(table["Matrices"][index]), table["Most changed matrix"][index],
+             "–" if table["rank₉₀"][index] is None else str(table["rank₉₀"][index]),
+             {True: "yes", False: "no", None: "–"}[table["Low rank"][index]])
+            for index in range(len(table["Expert"]))]
+    return rows[:limit] + [row for row in rows[limit:] if row[0] == SHARED_EXPERT]
 
 
 def spectrum_tensors(ordered: tuple[TensorDiff, ...]) -> dict[str, TensorDiff]:
