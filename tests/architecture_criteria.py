@@ -12,7 +12,11 @@ each with the value it measured; ``table_markdown`` draws them as the table
 ``scripts/architecture_table.py`` puts in the README, and ``test_architectures``
 asserts the README holds the rows of the very results it checked.
 ``packed_refusal_row(folder)`` is the row of a GPTQ-packed safetensors
-checkpoint: refused in one line, nothing measured.
+checkpoint: refused in one line, nothing measured. ``evaluate_moe`` runs the
+same stages on ``moe_factories``' pairs (per expert and stacked), whose
+``moe_criteria`` are their own: the planted expert tops its layer with rank₉₀
+2, the routing finding names the planted router's layer, no module "other",
+the identical copy clean, the stages complete.
 
 Cost per architecture on 2 CPU cores: about 2 s (two weight diffs, four model loads,
 six short generations).
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 from architecture_factories import MOVED_ROWS, NORM_FACTOR, Q_HEAD, Q_LAYER, Spec, build_pair
+from moe_factories import EXPERT, EXPERT_LAYER, LAYOUTS, ROUTER_LAYER, MoeSpec, build_moe
 
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.checkpoints import normalize_tensor_name, resolve
@@ -81,29 +86,32 @@ def _as_gguf(folder: Path, quant: str) -> Path:
     return write_llama_gguf(folder, target / f"{folder.name}-{quant}.gguf", quant)
 
 
-def evaluate(spec: Spec, folder: Path, gguf_quant: str | None = None) -> Evaluation:
-    """Build ``spec``'s pair under ``folder`` and run every stage on it (see the module docstring)."""
+def _run(folder: Path, sides: tuple[Path, Path, Path]):
+    """Weight diffs of (base, trained) and (base, identical), then generation, token KL and behaviour on the first."""
     from afterburn_core.behaviour.analysis import compare_behaviour
     from afterburn_core.generation.pipeline import generate_pair, score_pair
 
-    pair = build_pair(spec, folder)
-    sides = (pair.base, pair.trained, pair.identical)
-    if gguf_quant is not None:
-        sides = tuple(_as_gguf(side, gguf_quant) for side in sides)
     suite = folder / "suite.yaml"
     suite.write_text(SUITE, encoding="utf-8")
     config = AnalysisConfig(device="cpu", suites=(str(suite),), max_new_tokens=MAX_NEW_TOKENS)
     base, trained, identical = (resolve(str(side)) for side in sides)
     generations = generate_pair(base, trained, config)
-    return Evaluation(
-        spec=spec,
+    return dict(
         planted=analyze_weights(base, trained, config),
         identical=analyze_weights(base, identical, config),
         generations=generations,
         token_kl=score_pair(base, trained, generations, config),
         behaviour=compare_behaviour(generations.prompts, generations.base, generations.trained, seed=config.seed),
-        gguf_quant=gguf_quant,
     )
+
+
+def evaluate(spec: Spec, folder: Path, gguf_quant: str | None = None) -> Evaluation:
+    """Build ``spec``'s pair under ``folder`` and run every stage on it (see the module docstring)."""
+    pair = build_pair(spec, folder)
+    sides = (pair.base, pair.trained, pair.identical)
+    if gguf_quant is not None:
+        sides = tuple(_as_gguf(side, gguf_quant) for side in sides)
+    return Evaluation(spec=spec, gguf_quant=gguf_quant, **_run(folder, sides))
 
 
 def head_argmax(matrix) -> tuple[int, int]:
@@ -227,3 +235,76 @@ def packed_refusal_row(spec: Spec, folder: Path) -> str:
         cell = "✗ read as if its packed integers were weights"
     dashes = " | ".join("—" for _ in COLUMNS[1:])
     return f"| `{spec.name}` | safetensors, GPTQ-packed ({', '.join(f'`{name}`' for name in GPTQ_TENSORS)}) | {cell} | {dashes} |"
+
+
+# --- mixture of experts: a planted expert and router instead of a q head, a norm and rows --------------------
+
+#: The MoE architectures of the table, each run in both on-disk layouts (per expert, stacked).
+MOE_ARCHITECTURES = ("mixtral", "qwen3_moe")
+#: The columns of the MoE table (the format column comes first).
+MOE_COLUMNS = ("planted expert ranks first", "router finding names the planted layer", 'no module "other"',
+               "identical copy clean", "generation, token KL, behaviour")
+
+
+@dataclass(frozen=True)
+class MoeEvaluation:
+    """One MoE architecture in one on-disk layout: the two weight diffs and the planted pair's generation stages."""
+
+    spec: MoeSpec
+    layout: str
+    planted: WeightDiffResult
+    identical: WeightDiffResult
+    generations: GenerationsResult
+    token_kl: TokenKLResult
+    behaviour: BehaviourStats
+
+
+def evaluate_moe(item: MoeSpec, folder: Path, layouts: tuple[str, ...] = LAYOUTS) -> list[MoeEvaluation]:
+    """Build ``item``'s pairs under ``folder`` once and run every stage on each of ``layouts``."""
+    pairs = build_moe(item, folder)
+    return [MoeEvaluation(spec=item, layout=layout,
+                          **_run(folder / layout, (pairs[layout].base, pairs[layout].trained, pairs[layout].identical)))
+            for layout in layouts]
+
+
+def _planted_expert(result: WeightDiffResult) -> Criterion:
+    moe = next((moe for moe in result.experts if moe.layer == EXPERT_LAYER), None)
+    if moe is None:
+        return Criterion(False, f"no experts table for layer {EXPERT_LAYER}")
+    top = max((change for change in moe.experts if not change.shared), key=lambda change: change.relative_change)
+    return Criterion(top.expert == EXPERT and top.rank_90 == 2,
+                     f"layer {moe.layer} expert {top.expert} ({top.share:.0%} of the layer, rank₉₀ {top.rank_90})")
+
+
+def _router(result: WeightDiffResult) -> Criterion:
+    routing = next((f for f in result.diagnosis.findings if f.title.startswith("Routing moved")), None)
+    if routing is None:
+        return Criterion(False, "no routing finding")
+    expected = f"Routing moved: layer {ROUTER_LAYER}'s router changed most"
+    return Criterion(routing.title == expected, f"{routing.title.removeprefix('Routing moved: ')} ({routing.value:.2f})")
+
+
+def moe_criteria(evaluation: MoeEvaluation) -> tuple[Criterion, ...]:
+    """The cells of ``MOE_COLUMNS`` for one evaluated MoE architecture and layout."""
+    planted = evaluation.planted
+    return (_planted_expert(planted), _router(planted), _modules(planted), _clean(evaluation.identical),
+            _stages(evaluation))
+
+
+def moe_format_note(evaluation: MoeEvaluation) -> str:
+    if evaluation.layout == "stacked":
+        return "safetensors, stacked experts (`mlp.experts.gate_up_proj` [E, 2I, H])"
+    first = evaluation.spec.projections[0]
+    return f"safetensors, per expert (`{evaluation.spec.block}.experts.E.{first}`)"
+
+
+def moe_table_row(evaluation: MoeEvaluation) -> str:
+    cells = [f"`{evaluation.spec.name}`", moe_format_note(evaluation),
+             *(criterion.cell() for criterion in moe_criteria(evaluation))]
+    return "| " + " | ".join(cells) + " |"
+
+
+def moe_table_markdown(evaluations) -> str:
+    header = "| architecture | format | " + " | ".join(MOE_COLUMNS) + " |"
+    lines = [header, "|" + "---|" * (len(MOE_COLUMNS) + 2), *map(moe_table_row, evaluations)]
+    return "\n".join(lines) + "\n"

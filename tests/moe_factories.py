@@ -10,7 +10,9 @@ and writes, from the same tensors, the stacked layout too (gate|up halves
 along each slice's rows, as ``MixtralExperts`` / ``Qwen3MoeExperts``
 ``chunk(2, dim=-1)`` read them; Mixtral's router renamed to ``mlp.gate``, its
 in-memory name). Each layout gets an identical copy and a trained copy that
-carries, on top of a 1e-3 noise on every matrix:
+carries, on top of a 1e-3 noise on every matrix (every folder also holds
+``architecture_factories``' tiny BPE tokenizer of the same 128 tokens, so the
+generation stages run on it):
 
 - a rank-2 change on the gate projection of expert ``EXPERT`` of layer
   ``EXPERT_LAYER`` (``EXPERT_RELATIVE`` of that matrix's norm);
@@ -29,9 +31,10 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from architecture_factories import VOCAB, write_tokenizer
 from safetensors.torch import save_file
 
-HIDDEN, LAYERS, EXPERTS, TOP_K, EXPERT_WIDTH, VOCAB = 64, 2, 4, 2, 48, 128
+HIDDEN, LAYERS, EXPERTS, TOP_K, EXPERT_WIDTH = 64, 2, 4, 2, 48
 EXPERT_LAYER, EXPERT = 1, 2
 ROUTER_LAYER = 0
 EXPERT_RELATIVE, ROUTER_RELATIVE = 0.5, 0.3
@@ -122,9 +125,11 @@ def _read(folder: Path) -> dict[str, torch.Tensor]:
         return {name: handle.get_tensor(name) for name in handle.keys()}
 
 
-def _write(folder: Path, config_from: Path, tensors: dict[str, torch.Tensor]) -> Path:
+def _write(folder: Path, source: Path, tensors: dict[str, torch.Tensor]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(config_from / "config.json", folder / "config.json")
+    for companion in source.iterdir():  # config, generation config, tokenizer: all but the weights
+        if companion.name != "model.safetensors":
+            shutil.copy(companion, folder / companion.name)
     save_file({name: t.contiguous() for name, t in tensors.items()}, str(folder / "model.safetensors"),
               metadata={"format": "pt"})
     return folder
@@ -147,6 +152,7 @@ def build_moe(item: MoeSpec, folder: Path) -> dict[str, MoePair]:
     model = transformers.AutoModelForCausalLM.from_config(item.config())
     saved = folder / "saved"
     model.save_pretrained(saved, safe_serialization=True)
+    write_tokenizer(saved)
     base = _read(saved)
     generator = torch.Generator().manual_seed(1)
     trained = {}

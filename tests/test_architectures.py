@@ -178,11 +178,17 @@ def test_a_gguf_q8_0_pair_passes_every_check_through_every_stage(gguf_evaluation
 
 
 def test_the_readme_table_is_current(evaluations, gguf_evaluation, tmp_path: Path) -> None:
+    from architecture_criteria import MOE_ARCHITECTURES, evaluate_moe, moe_table_row
+    from moe_factories import moe_spec
+
     readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
     rerun = "stale: run scripts/architecture_table.py --write docs/architectures.md --readme README.md"
     for name, found in {**evaluations, "gguf": gguf_evaluation}.items():
         assert table_row(found) in readme, f"{rerun} (the row of {name} differs)"
     assert packed_refusal_row(spec(GGUF_ROW[0]), tmp_path) in readme, f"{rerun} (the GPTQ row differs)"
+    for name in MOE_ARCHITECTURES:
+        for found in evaluate_moe(moe_spec(name), tmp_path / f"moe-{name}"):
+            assert moe_table_row(found) in readme, f"{rerun} (the {found.layout} row of {name} differs)"
 
 
 def test_the_map_reads_conv1d_offset_norms_and_block_paths_from_the_model_code() -> None:

@@ -362,3 +362,16 @@ def test_terminal_expert_names_are_safe_text(models) -> None:
     printed = console.file.getvalue()
     # Markup prints as text; the escape sequence is removed, not obeyed.
     assert "[bold]x[/]<script>alert(1)</script>|**y** │" in printed and "\x1b" not in printed
+
+
+def test_generation_token_kl_and_behaviour_run_on_the_moe_pairs_and_every_table_check_holds(tmp_path: Path) -> None:
+    """The rows of the README's MoE table (scripts/architecture_table.py), stacked layout: every check passes."""
+    from architecture_criteria import MOE_ARCHITECTURES, MOE_COLUMNS, SUITE_PROMPTS, evaluate_moe, moe_criteria
+
+    for name in MOE_ARCHITECTURES:
+        [found] = evaluate_moe(moe_spec(name), tmp_path / name, ("stacked",))
+        cells = moe_criteria(found)
+        assert [cell.passed for cell in cells] == [True] * len(MOE_COLUMNS), [cell.measured for cell in cells]
+        assert cells[0].measured == f"layer {EXPERT_LAYER} expert {EXPERT} (100% of the layer, rank₉₀ 2)"
+        assert cells[1].measured.startswith(f"layer {ROUTER_LAYER}'s router changed most (")
+        assert len(found.generations.prompts) == found.behaviour.n_prompts == SUITE_PROMPTS
