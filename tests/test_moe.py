@@ -8,7 +8,11 @@ copy with a rank-2 change in one expert and a changed router. Both layouts
 must tell the same story: the planted expert first in its layer's experts
 table with rank 2 (from the stacked slice's own spectrum when stacked), the
 router finding naming the planted layer, no tensor module "other", and a
-clean identical copy. The models are built once per module.
+clean identical copy. The HTML and Markdown reports and ``afterburn
+weight-diff`` draw the planted layer's experts table with the planted expert
+first and a stranger's matrix name inert; the README's MoE rows
+(``architecture_criteria.evaluate_moe``) pass every check with generation,
+token KL and behaviour run. The models are built once per module.
 """
 
 from __future__ import annotations
