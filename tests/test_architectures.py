@@ -109,7 +109,9 @@ def test_norm_reads_the_rescale_of_its_effective_scale(results, name: str) -> No
     assert shift.mean_ratio == pytest.approx(NORM_FACTOR, rel=1e-5)
     assert shift.relative_change == pytest.approx(NORM_FACTOR - 1, rel=1e-5)
     assert shift.offset == spec(name).offset_norm
-    finding = next(f for f in result.diagnosis.findings if f.title == f"Norm rescaled: {key}")
+    # The finding names the norm as its checkpoint stores it, as the tensor rows do.
+    stored = next(t.display_name for t in result.tensors if t.name == key)
+    finding = next(f for f in result.diagnosis.findings if f.title == f"Norm rescaled: {stored}")
     assert f"scaled ×{NORM_FACTOR:.3g} (entries agree within ±" in finding.detail
     assert finding.value == pytest.approx(NORM_FACTOR, rel=1e-5)
 

@@ -159,7 +159,7 @@ def test_stacked_tensors_get_a_spectrum_per_expert_slice(models, name: str) -> N
     assert weights_detail.spectrum(chosen).reading.endswith("90% of it lies in 2 of 64 possible directions.")
     # The rank finding reads the slices as the matrices they are.
     low = [f.title for f in result.diagnosis.findings if f.title.startswith("Low-rank change")]
-    assert low == [f"Low-rank change: layers.{EXPERT_LAYER}.mlp.experts.gate_up_proj[{EXPERT}]"]
+    assert low == [f"Low-rank change: model.layers.{EXPERT_LAYER}.mlp.experts.gate_up_proj[{EXPERT}]"]
 
 
 @pytest.mark.parametrize(("name", "layout"), CASES)

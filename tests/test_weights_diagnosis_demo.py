@@ -16,9 +16,9 @@ from afterburn_core.weights.engine import compare_weights
 from afterburn_core.weights.structure import Structure, build_structure
 
 PLANTED = json.loads((BASE_DIR.parent / "measurements.json").read_text())["planted"]
-# The engine pairs tensors by normalized name (no "model." prefix).
-PROJECTION = PLANTED["projection"].removeprefix("model.")
-NORM = PLANTED["norm_tensor"].removeprefix("model.")
+# Findings name tensors as the checkpoint stores them ("model." prefix kept), as the rows do.
+PROJECTION = PLANTED["projection"]
+NORM = PLANTED["norm_tensor"]
 
 
 def analyse(trained: str) -> tuple[Structure, Diagnosis]:

@@ -198,7 +198,7 @@ def _peer_outliers(weight_pass: WeightPass, structure: Structure) -> list[Findin
     outliers.sort(key=lambda item: -item[0])
     return [
         Finding(
-            f"Outlier tensor: {tensor.name}",
+            f"Outlier tensor: {tensor.display_name}",
             f"‖ΔW‖/‖W‖ = {tensor.relative_change:.4g}, {ratio:.1f}× the median {median:.4g} of the "
             f"{count} tensors {key} (threshold {PEER_OUTLIER_RATIO}×){_roles(weight_pass, structure, tensor)}.",
             ratio,
@@ -219,7 +219,7 @@ def _concentration(weight_pass: WeightPass, structure: Structure) -> list[Findin
         Finding(
             "Change concentrates in a few tensors",
             f"The top {count} of {len(compared)} tensors hold {_pct(share)} of the total ‖ΔW‖² "
-            f"(Gini {structure.concentration.gini:.2f}): {_names([t.name for t in top])}.",
+            f"(Gini {structure.concentration.gini:.2f}): {_names([t.display_name for t in top])}.",
             share,
         )
     ]
@@ -317,7 +317,7 @@ def _rank(weight_pass: WeightPass) -> list[Finding]:
             share_text = f"; the top {tensor.rank_90} hold {_pct(share)}" if share is not None else ""
             findings.append(
                 Finding(
-                    f"Low-rank change: {tensor.name}",
+                    f"Low-rank change: {tensor.display_name}",
                     f"90 % of ‖ΔW‖² sits in {tensor.rank_90} of {min(tensor.shape)} directions"
                     f"{share_text} (‖ΔW‖/‖W‖ = {tensor.relative_change:.4g}), while "
                     f"{len(judged) - len(low)} of the {len(judged)} changed matrices need more.",
@@ -365,6 +365,7 @@ def _norms(weight_pass: WeightPass, structure: Structure) -> list[Finding]:
         detail = f"All {len(norms)} norm weights are bit-identical while other tensors changed."
         return [Finding("Norms frozen", detail, 0.0)]
     median_move = _median([n.relative_change for n in norms])
+    shown = {tensor.name: tensor.display_name for tensor in weight_pass.tensors}  # norms are named by key
     findings = []
     for shift in norms:
         if shift.kind != "gamma":
@@ -380,8 +381,8 @@ def _norms(weight_pass: WeightPass, structure: Structure) -> list[Finding]:
         )
         findings.append(
             Finding(
-                f"Norm rescaled: {shift.name}",
-                f"{shift.name} {how} while the median norm moved {_pct(median_move)} "
+                f"Norm rescaled: {shown.get(shift.name, shift.name)}",
+                f"{shown.get(shift.name, shift.name)} {how} while the median norm moved {_pct(median_move)} "
                 f"({'‖Δγ‖/‖1 + γ‖, the layer scales by 1 + γ' if shift.offset else '‖Δγ‖/‖γ‖'} = "
                 f"{shift.relative_change:.4g}).",
                 median_ratio,
@@ -394,7 +395,7 @@ def _norms(weight_pass: WeightPass, structure: Structure) -> list[Finding]:
             Finding(
                 "Norms moved little",
                 f"{len(moved)} of {len(norms)} norm weights moved, by a median {_pct(median_move)} "
-                f"(largest {largest.name}, {_pct(largest.relative_change)}); none rescaled by "
+                f"(largest {shown.get(largest.name, largest.name)}, {_pct(largest.relative_change)}); none rescaled by "
                 f"{_pct(NORM_RESCALE_MIN_DEVIATION)} or more.",
                 median_move,
             )
@@ -457,8 +458,8 @@ def _head(weight_pass: WeightPass) -> list[Finding]:
             target = tensor.tied_to or "the input embedding"
             findings.append(
                 Finding(
-                    f"Output head tied: {tensor.name}",
-                    f"{tensor.name} is tied to {target}; its change is the embedding's.",
+                    f"Output head tied: {tensor.display_name}",
+                    f"{tensor.display_name} is tied to {target}; its change is the embedding's.",
                     None,
                 )
             )
@@ -468,21 +469,21 @@ def _head(weight_pass: WeightPass) -> list[Finding]:
             tied = f" One side ties it: compared against {tensor.tied_to}." if tensor.tied_to else ""
             findings.append(
                 Finding(
-                    f"Output head changed: {tensor.name}",
+                    f"Output head changed: {tensor.display_name}",
                     f"‖ΔW‖/‖W‖ = {tensor.relative_change:.4g}{times}.{low}{tied}",
                     tensor.relative_change,
                 )
             )
         elif is_compared(tensor) and changed_all:
-            detail = f"{tensor.name} is bit-identical while other tensors changed."
-            findings.append(Finding(f"Output head frozen: {tensor.name}", detail, 0.0))
+            detail = f"{tensor.display_name} is bit-identical while other tensors changed."
+            findings.append(Finding(f"Output head frozen: {tensor.display_name}", detail, 0.0))
     return findings
 
 
 def _one_sided(weight_pass: WeightPass) -> list[Finding]:
     findings = []
     for status, side in (("base_only", "base"), ("trained_only", "trained")):
-        names = [t.name for t in weight_pass.tensors if t.status == status]
+        names = [t.display_name for t in weight_pass.tensors if t.status == status]
         if names:
             findings.append(
                 Finding(
@@ -497,8 +498,8 @@ def _one_sided(weight_pass: WeightPass) -> list[Finding]:
             how = f"grew by {tensor.added_rows}" if tensor.added_rows > 0 else f"lost {-tensor.added_rows}"
             findings.append(
                 Finding(
-                    f"Resized: {tensor.name}",
-                    f"{tensor.name} {how} rows ({tensor.shape} -> {tensor.trained_shape}); "
+                    f"Resized: {tensor.display_name}",
+                    f"{tensor.display_name} {how} rows ({tensor.shape} -> {tensor.trained_shape}); "
                     "the metrics cover the shared rows.",
                     float(tensor.added_rows),
                     "notable",
