@@ -135,7 +135,7 @@ def test_launch_runs_a_worker_and_the_progress_view_follows_it_to_done(tiny_pair
         assert record.base_reference == str(base)
         assert AnalysisConfig.from_json(record.config_json).method == "dpo"
         assert app.query_params["active"] == record.run_id
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 600  # stops a hung worker only: a busy machine is slow, not wrong
         while store.get_run(record.run_id).is_active and time.monotonic() < deadline:
             time.sleep(0.2)
         assert store.get_run(record.run_id).status == "done"
