@@ -183,11 +183,11 @@ def print_experts(console: Console, result: WeightDiffResult) -> None:
         return
     layer = view.layers[view.default]
     console.print(safe_text(view.reading), highlight=False)
-    table = Table(title=f"Experts of layer {layer.layer}")
+    table = Table(title=f"Experts of layer {layer.layer:d}")
     for index, column in enumerate(weights_detail.EXPERT_COLUMNS):
         table.add_column(column, justify="right" if index in weights_detail.EXPERT_NUMERIC else "left")
     for cells in weights_detail.expert_cells(layer):
-        table.add_row(*map(safe_text, cells))
+        table.add_row(*(safe_text(cell) for cell in cells))
     console.print(table)
     console.print(safe_text(layer.reading), highlight=False)
 
