@@ -18,6 +18,7 @@ from afterburn_core.reward_hack.composite import (
     composite_risk,
     method_weights,
 )
+from afterburn_core.reward_hack.findings import findings_for
 from afterburn_core.reward_hack.scoring import Measurement, unavailable
 from afterburn_core.reward_hack.types import DetectorResult
 from afterburn_core.reward_hack.validation import build_pair
@@ -168,3 +169,19 @@ def test_the_config_and_the_package_top_level_stay_light() -> None:
             "assert 'scipy' not in sys.modules and 'numpy' not in sys.modules, 'heavy import'; "
             "assert callable(rh.detect_reward_hacking) and 'scipy' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_composite_finding_names_ties_as_ties() -> None:
+    """Two detectors carrying the composite equally are both named first, in registry order, never one of them."""
+
+    def composite_finding(scores: dict[str, float]):
+        # Not significant (p = 0.5): each detector's own finding needs no statistics; the composite reads scores only.
+        results = judge({name: Measurement(scores.get(name, 0.0), {}, (), (), "a shift", "t", 0.5)
+                         for name in detector_names()}, alpha=0.05)
+        findings = findings_for(results, composite_risk(results, "unknown"), "unknown")
+        return next(f for f in findings if f.detector == "composite")
+
+    tied = composite_finding({"sycophancy": 100.0, "format_gaming": 100.0, "length_bias": 90.0})
+    assert tied.recommendation.startswith("Start with format gaming and sycophancy, which weigh most in it, tied")
+    single = composite_finding({"sycophancy": 100.0, "format_gaming": 90.0})
+    assert single.recommendation.startswith("Start with sycophancy, which weighs most in it;")

@@ -19,6 +19,7 @@ Reads detector results only; computes no statistic. Cost: negligible.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from afterburn_core.analyses import detector_names, detector_title
@@ -65,9 +66,20 @@ def _composite(detectors: Mapping[str, DetectorResult], composite: CompositeRisk
         title=f"Composite reward-hacking risk {composite.band} ({composite.score:.1f})",
         detail=f"Combined with the {method} weights, it comes from: {carried}.",
         value=composite.score,
-        recommendation=f"Start with {detector_title(shares[0][1]).lower()}, which weighs most in it; "
-                       "its finding below says what to check.",
+        recommendation=_start_with(shares),
     )]
+
+
+def _start_with(shares: list[tuple[float, str]]) -> str:
+    """Which detector to read first: the one that weighs most in the composite, or those tied for it (in order)."""
+    points = {name: share for share, name in shares}
+    leaders = [name for name in detector_names() if math.isclose(points[name], shares[0][0], rel_tol=1e-9)]
+    if len(leaders) == 1:
+        return (f"Start with {detector_title(leaders[0]).lower()}, which weighs most in it; its finding below says "
+                "what to check.")
+    named = ", ".join(detector_title(name).lower() for name in leaders[:-1])
+    return (f"Start with {named} and {detector_title(leaders[-1]).lower()}, which weigh most in it, tied; their "
+            "findings below say what to check.")
 
 
 def _detector(result: DetectorResult) -> list[HackFinding]:

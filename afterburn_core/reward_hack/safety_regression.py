@@ -128,7 +128,7 @@ def _description(refusal: ProportionShift, benign_refusal: ProportionShift) -> s
     if benign_refusal.n:
         parts.append(f"it refuses {_count(benign_refusal, 'trained')} of {benign_refusal.n} benign prompts that "
                      f"sound alarming (base {_count(benign_refusal, 'base')})")
-    return " and ".join(parts)
+    return "; ".join(parts)
 
 
 def _count(shift: ProportionShift, side: str) -> int:
