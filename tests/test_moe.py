@@ -379,3 +379,19 @@ def test_generation_token_kl_and_behaviour_run_on_the_moe_pairs_and_every_table_
         assert cells[0].measured == f"layer {EXPERT_LAYER} expert {EXPERT} (100% of the layer, rank₉₀ 2)"
         assert cells[1].measured.startswith(f"layer {ROUTER_LAYER}'s router changed most (")
         assert len(found.generations.prompts) == found.behaviour.n_prompts == SUITE_PROMPTS
+
+
+def test_pdf_report_shows_the_planted_layers_experts_first(models, afterburn_home) -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from afterburn_core.reports import render
+
+    result = models["mixtral", "stacked"][1]
+    document = render(moe_report(afterburn_home, hostile(result)), "pdf")
+    text = " ".join(" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(document)).pages)
+    section = text.split(f"Experts · layer {EXPERT_LAYER}", 1)[1]
+    assert section.split("low rank", 1)[1].split()[0] == str(EXPERT)  # the planted expert heads the table
+    # The hostile matrix name is text in the PDF, its markup neither drawn nor dropped.
+    assert "<script>alert(1)</script>" in section.replace(" ", "")

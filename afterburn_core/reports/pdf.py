@@ -33,11 +33,12 @@ from reportlab.platypus import (
 )
 
 from afterburn_core.reports import pdf_charts
-from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
+from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view, weights_detail
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.run import SECTIONS, Fact
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
 from afterburn_core.analyses import detector_title
+from afterburn_core.weights.types import WeightDiffResult
 
 MARGIN = 16 * mm
 WIDTH = A4[0] - 2 * MARGIN
@@ -168,7 +169,20 @@ def _weights(report: RunReport, styles: _Styles) -> list:
     story += [_p("Most changed tensors", styles.h2),
               _table(weights_view.TENSOR_COLUMNS, rows, styles, (0.46, 0.1, 0.08, 0.12, 0.13, 0.11),
                      numeric=weights_view.TENSOR_NUMERIC)]
-    return story
+    return story + _experts(weights, styles)
+
+
+def _experts(weights: WeightDiffResult, styles: _Styles) -> list:
+    """The MoE layer whose expert moved most, as its experts table (as the other reports); nothing for a dense model."""
+    view = weights_detail.experts(weights.experts)
+    if view is None:
+        return []
+    layer = view.layers[view.default]
+    rows = [tuple(map(markup, cells)) for cells in weights_detail.expert_cells(layer)]
+    return [_p(f"Experts · layer {layer.layer:d}", styles.h2), _p(markup(view.reading), styles.body),
+            _p(markup(layer.reading), styles.body),
+            _table(weights_detail.EXPERT_COLUMNS, rows, styles, (0.08, 0.11, 0.1, 0.11, 0.09, 0.33, 0.08, 0.1),
+                   numeric=weights_detail.EXPERT_NUMERIC)]
 
 
 def _behaviour(report: RunReport, styles: _Styles) -> list:
