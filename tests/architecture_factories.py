@@ -229,12 +229,14 @@ def write_tokenizer(folder: Path) -> None:
                                                   encoding="utf-8")
 
 
-def _read(folder: Path) -> dict[str, torch.Tensor]:
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of ``folder``'s model.safetensors, by its stored name."""
     with safe_open(str(folder / "model.safetensors"), "pt") as handle:
         return {name: handle.get_tensor(name) for name in handle.keys()}
 
 
-def _write(folder: Path, source: Path, tensors: dict[str, torch.Tensor]) -> Path:
+def write_copy(folder: Path, source: Path, tensors: dict[str, torch.Tensor]) -> Path:
+    """``source``'s folder copied to ``folder`` with ``tensors`` as its weights."""
     folder.mkdir(parents=True, exist_ok=True)
     for companion in source.iterdir():  # config, generation config, tokenizer: all but the weights
         if companion.name != "model.safetensors":
@@ -289,8 +291,8 @@ def build_pair(item: Spec, folder: Path) -> Pair:
     base = folder / "base"
     model.save_pretrained(base, safe_serialization=True)
     write_tokenizer(base)
-    tensors = _read(base)
-    identical = _write(folder / "identical", base, {name: t.clone() for name, t in tensors.items()})
+    tensors = read_weights(base)
+    identical = write_copy(folder / "identical", base, {name: t.clone() for name, t in tensors.items()})
 
     trained = {}
     for name, tensor in tensors.items():
@@ -304,4 +306,4 @@ def build_pair(item: Spec, folder: Path) -> Pair:
     embed = trained[item.embed]
     for rank, row in enumerate(MOVED_ROWS):
         embed[row] += (3.0 + rank) * embed[row].norm() * torch.ones(embed.shape[1]) / math.sqrt(embed.shape[1])
-    return Pair(base, identical, _write(folder / "trained", base, trained))
+    return Pair(base, identical, write_copy(folder / "trained", base, trained))

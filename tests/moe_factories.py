@@ -24,15 +24,12 @@ checkpoints transformers writes, not taken from the code under test.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from architecture_factories import VOCAB, write_tokenizer
-from safetensors.torch import save_file
+from architecture_factories import VOCAB, read_weights, write_copy, write_tokenizer
 
 HIDDEN, LAYERS, EXPERTS, TOP_K, EXPERT_WIDTH = 64, 2, 4, 2, 48
 EXPERT_LAYER, EXPERT = 1, 2
@@ -120,21 +117,6 @@ def rank_k(rows: int, cols: int, norm: float, rank: int, seed: int) -> torch.Ten
     return left @ torch.diag(values) @ right.T
 
 
-def _read(folder: Path) -> dict[str, torch.Tensor]:
-    with safe_open(str(folder / "model.safetensors"), "pt") as handle:
-        return {name: handle.get_tensor(name) for name in handle.keys()}
-
-
-def _write(folder: Path, source: Path, tensors: dict[str, torch.Tensor]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for companion in source.iterdir():  # config, generation config, tokenizer: all but the weights
-        if companion.name != "model.safetensors":
-            shutil.copy(companion, folder / companion.name)
-    save_file({name: t.contiguous() for name, t in tensors.items()}, str(folder / "model.safetensors"),
-              metadata={"format": "pt"})
-    return folder
-
-
 @dataclass(frozen=True)
 class MoePair:
     """One layout's folders: base, identical copy, planted copy."""
@@ -153,7 +135,7 @@ def build_moe(item: MoeSpec, folder: Path) -> dict[str, MoePair]:
     saved = folder / "saved"
     model.save_pretrained(saved, safe_serialization=True)
     write_tokenizer(saved)
-    base = _read(saved)
+    base = read_weights(saved)
     generator = torch.Generator().manual_seed(1)
     trained = {}
     for name, tensor in base.items():
@@ -168,8 +150,8 @@ def build_moe(item: MoeSpec, folder: Path) -> dict[str, MoePair]:
         convert = (lambda tensors: stack(item, tensors)) if layout == "stacked" else dict
         root = folder / layout
         pairs[layout] = MoePair(
-            _write(root / "base", saved, convert({n: t.clone() for n, t in base.items()})),
-            _write(root / "identical", saved, convert({n: t.clone() for n, t in base.items()})),
-            _write(root / "trained", saved, convert(trained)),
+            write_copy(root / "base", saved, convert({n: t.clone() for n, t in base.items()})),
+            write_copy(root / "identical", saved, convert({n: t.clone() for n, t in base.items()})),
+            write_copy(root / "trained", saved, convert(trained)),
         )
     return pairs
