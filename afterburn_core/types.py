@@ -160,6 +160,11 @@ class TensorEntry:
     dtype: str
     stored_name: str | None = None
 
+    @property
+    def display_name(self) -> str:
+        """The name as stored; the key in an inventory stored before stored names were recorded."""
+        return self.stored_name or self.name
+
 
 @dataclass(frozen=True)
 class PlannedPair:

@@ -274,8 +274,9 @@ def test_checkpoints_page_renders_the_stored_inventory(resized_pair, afterburn_h
     assert metrics["Shared tensors"] == str(inventory.shared_tensors)
     assert metrics["Reshaped"] == "2"
     assert metrics["Base only"] == metrics["Post-trained only"] == "0"
-    # Names are shown normalized, as the core pairs them.
-    assert sorted(reshaped["Tensor"]) == ["embed_tokens.weight", "lm_head.weight"]
+    # Names are shown as the files store them, the normalized key the core pairs by beside them.
+    assert sorted(reshaped["Tensor"]) == ["lm_head.weight", "model.embed_tokens.weight"]
+    assert sorted(reshaped["Key"]) == ["embed_tokens.weight", "lm_head.weight"]
     assert set(reshaped["Base shape"]) == {"64 × 16"}
     assert set(reshaped["Post-trained shape"]) == {"72 × 16"}
 
@@ -342,7 +343,8 @@ def test_checkpoints_page_shows_model_strings_as_plain_text(afterburn_home):
 
     assert not app.exception
     side_by_side, base_only, trained_only = (frame.value for frame in app.dataframe)
-    assert list(base_only["Tensor"]) == [hostile_name]
+    # An inventory stored before stored names were recorded shows its keys.
+    assert list(base_only["Tensor"]) == list(base_only["Key"]) == [hostile_name]
     assert list(trained_only["Shape"]) == ["()"]
     assert "**Bold**<script>alert(1)</script>" in list(side_by_side["Base"])
     # Markdown elements carry the references escaped, so they show as typed.

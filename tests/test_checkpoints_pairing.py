@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from weight_factories import EMBED, HEAD, add_noise, llama_tensors, save_checkpoint
+from weight_factories import EMBED, HEAD, add_noise, grow_vocab, llama_tensors, save_checkpoint
 
 from afterburn_core.checkpoints import resolve
 from afterburn_core.checkpoints.pairing import build_inventory
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.types import PlannedPair
+from afterburn_core.views.inventory import inventory_view
 from afterburn_core.weights.analysis import analyze_weights
 
 
@@ -64,3 +65,21 @@ def test_an_untied_side_keeps_its_head_one_sided(tmp_path, drop):
     assert [entry.name for entry in one_sided] == ["lm_head.weight"]
     assert EMBED.removeprefix("model.") not in {entry.name for entry in one_sided}
     _assert_agree(inventory, tensors)
+
+
+def test_the_checkpoints_page_names_tensors_as_each_file_stores_them(tmp_path):
+    """The base saves ``model.``-prefixed keys, the trained file bare ones: each table shows the names a user
+    finds in that file, the key the two pair by beside them."""
+    base_tensors = llama_tensors(seed=0, layers=1)
+    trained_tensors = grow_vocab(base_tensors, 8, names=(EMBED,))
+    trained_tensors["model.layers.0.mlp.extra.weight"] = trained_tensors[EMBED][:2].clone()
+    del trained_tensors["model.layers.0.post_attention_layernorm.weight"]
+    base = resolve(str(save_checkpoint(tmp_path / "base", base_tensors)))
+    trained = resolve(str(save_checkpoint(tmp_path / "trained", trained_tensors, prefix=False)))
+    base_only, trained_only, reshaped = (tensors.table for tensors in inventory_view(
+        build_inventory(base, trained)).lists)
+    assert base_only["Tensor"] == ["model.layers.0.post_attention_layernorm.weight"]
+    assert base_only["Key"] == ["layers.0.post_attention_layernorm.weight"]
+    assert trained_only["Tensor"] == ["layers.0.mlp.extra.weight"]
+    assert reshaped["Tensor"] == ["model.embed_tokens.weight → embed_tokens.weight"]
+    assert reshaped["Key"] == ["embed_tokens.weight"]

@@ -3,8 +3,10 @@
 ``inventory_view(inventory)`` turns a stored ``InventoryResult`` into a
 frozen ``InventoryView``: the labelled rows that describe each checkpoint
 (the same labels for both sides), the pairing counts, and the tables of
-tensors on one side only or reshaped. Words what the inventory stored;
-draws and escapes nothing. Cost: linear in the unpaired tensors.
+tensors on one side only or reshaped. Tensors are named as their files
+store them (``TensorEntry.display_name``), the normalized pairing key
+beside them. Words what the inventory stored; draws and escapes nothing.
+Cost: linear in the unpaired tensors.
 """
 
 from __future__ import annotations
@@ -78,10 +80,18 @@ def summary_rows(summary: CheckpointSummary) -> dict[str, str]:
 
 def entries_table(entries: tuple[TensorEntry, ...]) -> dict[str, list[str]]:
     return {
-        "Tensor": [entry.name for entry in entries],
+        "Tensor": [entry.display_name for entry in entries],
+        "Key": [entry.name for entry in entries],
         "Shape": [shape(entry.shape) for entry in entries],
         "Dtype": [entry.dtype for entry in entries],
     }
+
+
+def reshaped_name(base: TensorEntry, trained: TensorEntry) -> str:
+    """The stored name of a reshaped tensor; ``base name → post-trained name`` where the two files spell it apart."""
+    if base.display_name == trained.display_name:
+        return trained.display_name
+    return f"{base.display_name} → {trained.display_name}"
 
 
 def inventory_view(inventory: InventoryResult) -> InventoryView:
@@ -97,7 +107,8 @@ def inventory_view(inventory: InventoryResult) -> InventoryView:
         TensorList("Only in the post-trained checkpoint", len(inventory.trained_only),
                    entries_table(inventory.trained_only), "Every post-trained tensor has a partner in the base."),
         TensorList("Reshaped", len(reshaped), {
-            "Tensor": [old.name for old, _ in reshaped],
+            "Tensor": [reshaped_name(old, new) for old, new in reshaped],
+            "Key": [old.name for old, _ in reshaped],
             "Base shape": [shape(old.shape) for old, _ in reshaped],
             "Post-trained shape": [shape(new.shape) for _, new in reshaped],
             "Dtype (base → post-trained)": [f"{old.dtype} → {new.dtype}" for old, new in reshaped],
