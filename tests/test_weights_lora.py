@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 from weight_factories import llama_tensors, merge_lora, save_checkpoint, write_lora_adapter
 
 from afterburn_core.checkpoints import resolve, resolve_pair
@@ -126,3 +127,60 @@ def test_peft_adapter_matches_peft_merge(tmp_path):
                 assert record.frob_norm_delta == pytest.approx(other.frob_norm_delta, rel=1e-4)
         assert {n for n, r in from_factors.items() if r.status == "changed"} == {
             n for n, r in full.items() if r.status == "changed"}
+
+
+# -- adapters that do not fit their base: one line naming the tensors as the files store them -------
+
+Q_FACTOR = "base_model.model.model.layers.0.self_attn.q_proj.lora_{}.weight"
+
+
+def _refusal(tmp_path, edit, base_tensors=None) -> str:
+    """The message comparing an adapter of a 1-layer Llama, its factors passed through ``edit``, raises."""
+    from safetensors.torch import load_file, save_file
+
+    from afterburn_core.errors import AfterburnError
+
+    trained_on = llama_tensors(seed=0, layers=1)
+    save_checkpoint(tmp_path / "base", base_tensors if base_tensors is not None else trained_on)
+    write_lora_adapter(tmp_path / "adapter", trained_on)
+    weights_file = tmp_path / "adapter" / "adapter_model.safetensors"
+    factors = load_file(str(weights_file))
+    edit(factors)
+    save_file(factors, str(weights_file), metadata={"format": "pt"})
+    with pytest.raises(AfterburnError) as raised:
+        compare_weights(resolve(str(tmp_path / "base")), resolve(str(tmp_path / "adapter")), device="cpu")
+    return str(raised.value)
+
+
+def test_a_lora_bias_is_refused_by_its_stored_name(tmp_path):
+    def add_bias(factors):
+        factors[Q_FACTOR.format("B").replace(".weight", ".bias")] = torch.zeros(128)
+
+    assert _refusal(tmp_path, add_bias) == (
+        "adapter tensor 'base_model.model.model.layers.0.self_attn.q_proj.lora_B.bias' is a LoRA bias (lora_bias); "
+        "it is not supported yet.")
+
+
+def test_a_factor_without_its_partner_is_named_as_stored(tmp_path):
+    assert _refusal(tmp_path, lambda factors: factors.pop(Q_FACTOR.format("B"))) == (
+        "adapter tensor 'base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight' has no lora_B partner; "
+        "re-save the adapter.")
+
+
+def test_a_target_the_base_lacks_is_named_as_the_base_would_store_it(tmp_path):
+    def retarget(factors):
+        for which in ("A", "B"):
+            factors[Q_FACTOR.format(which).replace("q_proj", "qkv_proj")] = factors.pop(Q_FACTOR.format(which))
+
+    assert _refusal(tmp_path, retarget) == (
+        "adapter tensor 'base_model.model.model.layers.0.self_attn.qkv_proj.lora_A.weight' targets "
+        "'model.layers.0.self_attn.qkv_proj.weight', which the base model does not have; the adapter was trained "
+        "on another model — check adapter_base.")
+
+
+def test_factors_of_another_shape_name_the_base_tensor_and_the_adapter_module(tmp_path):
+    narrower = llama_tensors(seed=0, layers=1, hidden=64)
+    assert _refusal(tmp_path, lambda factors: None, base_tensors=narrower) == (
+        "base tensor 'model.layers.0.self_attn.q_proj.weight' has shape [64, 64] but the adapter's factors of "
+        "'base_model.model.model.layers.0.self_attn.q_proj' make [128, 128]; the adapter was trained on another "
+        "model — check adapter_base.")

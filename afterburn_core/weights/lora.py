@@ -33,7 +33,9 @@ import numpy as np
 import torch
 
 from afterburn_core.checkpoints import TensorIndex, open_tensor_index
+from afterburn_core.checkpoints.tensors import NAME_PREFIXES
 from afterburn_core.errors import BadCheckpoint, BadInput, ShapeMismatch
+from afterburn_core.limits import quoted
 from afterburn_core.types import AdapterDescription, PlannedPair, ResolvedCheckpoint, TensorEntry
 from afterburn_core.weights.comparer import PairComparer
 from afterburn_core.weights.lora_delta import LoraDelta
@@ -42,6 +44,9 @@ from afterburn_core.weights.spectrum import summarize
 from afterburn_core.weights.stream import LARGE_MATRIX_BYTES, row_blocks
 from afterburn_core.weights.types import TensorDiff
 from afterburn_core.weights.weight_pass import TensorDetail
+
+#: The prefix peft saves an adapter's keys under (``base_model.model.``, the first prefix the index strips).
+PEFT_PREFIX = NAME_PREFIXES[0]
 
 _FACTOR = re.compile(r"^(?P<module>.+)\.lora_(?P<which>A|B|embedding_A|embedding_B)(?:\.[A-Za-z0-9_]+)??(?:\.weight)?$")
 
@@ -67,33 +72,50 @@ def check_lora(adapter: ResolvedCheckpoint) -> AdapterDescription:
     return described
 
 
+def _adapter_module(factor: TensorEntry) -> str:
+    """The module a factor belongs to as the adapter stores it (``base_model.model.model.layers.0.self_attn.q_proj``)."""
+    match = _FACTOR.match(factor.display_name)
+    return match.group("module") if match else factor.display_name
+
+
 def _factors(
-    adapter_index: TensorIndex, described: AdapterDescription, base_entries: dict
+    adapter_index: TensorIndex, described: AdapterDescription, base_entries: dict[str, TensorEntry]
 ) -> tuple[dict[str, LoraDelta], dict[str, str]]:
-    """``{target tensor: LoraDelta}`` (fp64) and ``{base tensor: adapter tensor}`` saved whole."""
-    pieces: dict[str, dict[str, str]] = {}
+    """``{target tensor: LoraDelta}`` (fp64) and ``{base tensor: adapter tensor}`` saved whole.
+
+    Errors name tensors as the files store them: the adapter's own key, and the base's name for
+    the target (peft's module path without ``base_model.model.`` where the base has none).
+    """
+    pieces: dict[str, dict[str, TensorEntry]] = {}
     whole: dict[str, str] = {}
-    for name in adapter_index.names():
+    for entry in adapter_index.entries():
+        name = entry.name
         match = _FACTOR.match(name)
+        if name.endswith(".bias") and ".lora_" in name:  # before the factors: _FACTOR's adapter-name part takes .bias
+            raise BadInput(f"adapter tensor {quoted(entry.display_name)} is a LoRA bias (lora_bias); "
+                           "it is not supported yet.")
         if match:
-            pieces.setdefault(match.group("module"), {})[match.group("which")] = name
-        elif name.endswith(".bias") and ".lora_" in name:
-            raise BadInput(f"adapter tensor {name!r} is a LoRA bias (lora_bias); it is not supported yet.")
+            pieces.setdefault(match.group("module"), {})[match.group("which")] = entry
         else:
             target = name.replace(".modules_to_save.default.", ".").replace(".modules_to_save.", ".")
             if target in base_entries:
                 whole[target] = name
     deltas = {}
     for module, parts in pieces.items():
-        embedding = "embedding_A" in parts
-        a_name, b_name = (parts.get("embedding_A"), parts.get("embedding_B")) if embedding else (parts.get("A"), parts.get("B"))
-        if a_name is None or b_name is None:
-            raise BadCheckpoint(f"adapter module {module!r} has only one of its two LoRA factors; re-save the adapter.")
+        embedding = "embedding_A" in parts or "embedding_B" in parts
+        a_part, b_part = ("embedding_A", "embedding_B") if embedding else ("A", "B")
+        a_entry, b_entry = parts.get(a_part), parts.get(b_part)
+        if a_entry is None or b_entry is None:
+            present, missing = (b_entry, a_part) if a_entry is None else (a_entry, b_part)
+            raise BadCheckpoint(f"adapter tensor {quoted(present.display_name)} has no lora_{missing} partner; "
+                                "re-save the adapter.")
         target = module + ".weight"
         if target not in base_entries:
-            raise BadInput(f"adapter module {module!r} targets {target!r}, which the base model does not have.")
-        a_factor = adapter_index.load(a_name).to(torch.float64)
-        b_factor = adapter_index.load(b_name).to(torch.float64)
+            expected = _adapter_module(a_entry).removeprefix(PEFT_PREFIX) + ".weight"
+            raise BadInput(f"adapter tensor {quoted(a_entry.display_name)} targets {quoted(expected)}, which the "
+                           "base model does not have; the adapter was trained on another model — check adapter_base.")
+        a_factor = adapter_index.load(a_entry.name).to(torch.float64)
+        b_factor = adapter_index.load(b_entry.name).to(torch.float64)
         rank = a_factor.shape[0]  # the stored factors are the truth; peft sizes them from r / rank_pattern
         alpha = float(_pattern_value(described.alpha_pattern, module, described.alpha if described.alpha is not None else rank))
         scale = alpha / math.sqrt(rank) if described.use_rslora else alpha / rank
@@ -103,12 +125,13 @@ def _factors(
             left, right = a_factor.T, b_factor.T
         else:
             left, right = b_factor, a_factor
-        shape = tuple(base_entries[target].shape)
+        base_entry = base_entries[target]
+        shape = tuple(base_entry.shape)
         if len(shape) != 2 or (left.shape[0], right.shape[1]) != shape:
             raise ShapeMismatch(
-                f"tensor {target!r} has shape {list(shape)} in the base but the adapter's factors make "
-                f"{[left.shape[0], right.shape[1]]}; the adapter was trained on another model — "
-                "check adapter_base."
+                f"base tensor {quoted(base_entry.display_name)} has shape {list(shape)} but the adapter's factors "
+                f"of {quoted(_adapter_module(a_entry))} make {[left.shape[0], right.shape[1]]}; the adapter was "
+                "trained on another model — check adapter_base."
             )
         deltas[target] = LoraDelta(left, right, scale)
     return deltas, whole
