@@ -9,6 +9,12 @@ through gguf's ``TensorNameMap``; q/k rows permuted as llama.cpp's
 ``Q8_0``, … what ``gguf.quants.quantize`` can write), vectors as F32 (as
 llama.cpp keeps norms). ``raw`` stores chosen tensors as given raw blocks of any
 ggml type, for the block formats gguf-py only reads (the K-quants).
+
+``write_gpt2_gguf(path, model)`` writes a GPT-2 (a tiny one: ``TINY_GPT2``) as
+llama.cpp's ``GPT2Model`` converts one: Conv1D matrices transposed to (out, in), the head as a copy of the
+embedding, a token list of the vocabulary's size and no tokenizer model — the
+metadata transformers needs to build its config, for the architectures whose
+tensors transformers rearranges on load.
 """
 
 from __future__ import annotations
@@ -87,6 +93,40 @@ def write_llama_gguf(source: Path, path: Path, quant: str = "F32", raw: dict | N
             writer.add_tensor(gguf_name, weights)
         else:
             writer.add_tensor(gguf_name, gguf.quants.quantize(weights, qtype), raw_dtype=qtype)
+    _write(writer)
+    return Path(path)
+
+
+#: The tiny GPT-2 ``write_gpt2_gguf`` writes: 2 heads of 16, one block, 48 tokens. ``n_positions`` stays
+#: GPT-2's 1024: transformers' GGUF config mapping reads context_length into ``n_ctx`` only, so a file of
+#: another context length does not load back.
+TINY_GPT2 = {"n_embd": 32, "n_layer": 1, "n_head": 2, "vocab_size": 48, "bos_token_id": 0, "eos_token_id": 0}
+#: The HF names of GPT-2's Conv1D matrices (stored in × out), which convert_hf_to_gguf.py's GPT2Model transposes.
+GPT2_CONV1D = (".c_attn.weight", ".c_proj.weight", ".c_fc.weight")
+
+
+def write_gpt2_gguf(path: Path, model) -> Path:
+    """``model`` (a ``GPT2LMHeadModel``) as one F32 GGUF at ``path``, laid out as llama.cpp converts it."""
+    config = model.config
+    writer = gguf.GGUFWriter(str(path), "gpt2")
+    writer.add_name("afterburn test gpt2")
+    writer.add_block_count(config.n_layer)
+    writer.add_context_length(config.n_positions)
+    writer.add_embedding_length(config.n_embd)
+    writer.add_feed_forward_length(4 * config.n_embd)
+    writer.add_head_count(config.n_head)
+    writer.add_layer_norm_eps(config.layer_norm_epsilon)
+    writer.add_token_list([f"t{index}" for index in range(config.vocab_size)])
+    writer.add_bos_token_id(config.bos_token_id)
+    writer.add_eos_token_id(config.eos_token_id)
+    name_map = gguf.get_tensor_name_map(gguf.MODEL_ARCH.GPT2, config.n_layer)
+    for hf_name, weights in model.state_dict().items():
+        gguf_name = name_map.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if gguf_name is None or hf_name == "lm_head.weight":  # attention masks; the head is written below
+            continue
+        weights = weights.numpy().astype(np.float32)
+        writer.add_tensor(gguf_name, np.ascontiguousarray(weights.T) if hf_name.endswith(GPT2_CONV1D) else weights)
+    writer.add_tensor("output.weight", model.lm_head.weight.detach().numpy().astype(np.float32))
     _write(writer)
     return Path(path)
 

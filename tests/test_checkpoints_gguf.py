@@ -17,7 +17,8 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from gguf_factories import write_llama_gguf
+from cli_helpers import afterburn
+from gguf_factories import TINY_GPT2, write_gpt2_gguf, write_llama_gguf
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
 
@@ -198,6 +199,48 @@ def test_a_folder_holding_one_gguf_is_that_checkpoint_and_two_are_refused(files,
         f"{both} holds 2 GGUF files (a-F32.gguf, a-Q8_0.gguf); point at the one to compare "
         "(split GGUFs: merge them first with llama-gguf-split --merge)."
     )
+
+
+# -- architectures whose tensors transformers rearranges on load ---------------------------------------
+@pytest.fixture(scope="module")
+def gpt2_pair(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A tiny GPT-2 saved by transformers and the GGUF llama.cpp would convert it to, and its state dict."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    root = tmp_path_factory.mktemp("gpt2")
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(**TINY_GPT2))
+    model.save_pretrained(root / "hf")
+    (root / "gguf").mkdir()
+    return root / "hf", write_gpt2_gguf(root / "gguf" / "gpt2.gguf", model), model.state_dict()
+
+
+def _rearranged(path: Path) -> str:
+    return (f"{path}: transformers rearranges the tensors of GGUF architecture 'gpt2' on load (GPT2TensorProcessor), "
+            "which the weight diff does not undo yet; generation and token KL read it, or diff the safetensors it "
+            "was converted from.")
+
+
+def test_a_gguf_transformers_rearranges_loads_for_generation_and_is_refused_by_the_weight_diff(gpt2_pair):
+    from transformers import AutoModelForCausalLM
+
+    source, path, state = gpt2_pair
+    # transformers reads the file back as the model it came from (Conv1D transposed back): the file is sound.
+    loaded = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name).state_dict()
+    assert set(loaded) == set(state)
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in state.items())
+    # The weight diff would read c_attn transposed and name no error: it refuses instead.
+    with pytest.raises(BadCheckpoint) as caught:
+        compare_weights(resolve(str(source)), resolve(str(path)), device="cpu")
+    assert str(caught.value) == _rearranged(path)
+
+
+def test_a_gguf_transformers_rearranges_is_one_line_exit_2_in_the_cli(gpt2_pair, afterburn_home):
+    source, path, _ = gpt2_pair
+    result = afterburn("weight-diff", "--base", str(source), "--trained", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    # Above it: the run's id and the progress of the stages that finished.
+    assert result.stderr.strip().splitlines()[-1] == f"Error: {_rearranged(path)}"
 
 
 # -- quantized safetensors ----------------------------------------------------------------------------
