@@ -269,6 +269,13 @@ register_analysis(AnalysisKind(
     "afterburn_core.stages:reward_hack", config_fields=("method", "reward_hack_weights"),
     depends_on=("generations", "behaviour"), view="afterburn_core.views.reward_hack:reward_hack_view",
 ))
+# The neutral corpus enters the key as its content hash (``internals_key``): editing it makes a new run.
+register_analysis(AnalysisKind(
+    "internals", "Internals", "afterburn_core.internals.types:InternalsResult", "afterburn_core.stages:internals",
+    config_fields=("internals_passages", "internals_tokens", "adl_positions", "adl_all_layers", "trust_remote_code"),
+    depends_on=("generations",), key_extra="afterburn_core.stages:internals_key", reads=("device", "batch_size"),
+    view="afterburn_core.views.internals:internals_view",
+))
 
 # Prior weights per training method (normalised over the available detectors by the composite); each method's
 # weights sum to 1. Why each method weighs each detector as it does:

@@ -28,6 +28,7 @@ from afterburn_core.types import CheckpointRef, CheckpointSummary, RunRecord
 
 if TYPE_CHECKING:
     from afterburn_core.behaviour.report import BehaviourReport
+    from afterburn_core.internals.types import InternalsResult
     from afterburn_core.runner import CheckedInputs
     from afterburn_core.reward_hack.types import RewardHackResult
     from afterburn_core.weights.types import WeightDiffResult
@@ -44,6 +45,7 @@ VERB_ANALYSES: dict[str, tuple[str, ...] | None] = {
     "weight_diff": ("weights",),
     "behaviour": ("inventory", "behaviour", "token_kl"),
     "hack_check": ("reward_hack",),
+    "internals": ("internals",),
 }
 
 
@@ -77,6 +79,11 @@ class DiagnosedRun:
     def reward_hack(self):
         """The reward-hack detectors and composite risk (``RewardHackResult``), or None."""
         return self.report.reward_hack
+
+    @property
+    def internals(self):
+        """Activation differences and the lenses (``InternalsResult``), or None."""
+        return self.report.internals
 
     @property
     def checkpoints(self) -> tuple[CheckpointRef, CheckpointRef] | None:
@@ -246,6 +253,15 @@ def hack_check(base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
     (docs/reward-hack-schema.md)."""
     run = Diagnoser(base, trained, **options).run(VERB_ANALYSES["hack_check"], progress, on_start=on_start)
     return _present(run, run.reward_hack, "reward-hack")
+
+
+def internals(base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
+              progress: ProgressCallback | None = None, on_start: StartCallback | None = None,
+              **options: Any) -> InternalsResult:
+    """Activation differences, differential logit lens and activation-difference lens of the pair, as
+    ``afterburn internals`` computes them (docs/internals-schema.md)."""
+    run = Diagnoser(base, trained, **options).run(VERB_ANALYSES["internals"], progress, on_start=on_start)
+    return _present(run, run.internals, "internals")
 
 
 def _present(run: DiagnosedRun, result: Any, what: str) -> Any:

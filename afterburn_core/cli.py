@@ -37,7 +37,8 @@ from afterburn_core.errors import AfterburnError, AnalysisFailed, BadInput
 from afterburn_core.files import write_file
 from afterburn_core.store import RunStore
 from afterburn_core.terminal import (
-    StageBars, plain_streams, print_behaviour, print_inventory, print_reward_hack, print_weight_diff,
+    StageBars, plain_streams, print_behaviour, print_internals, print_inventory, print_reward_hack,
+    print_weight_diff,
 )
 from afterburn_core.views.text import safe_text
 
@@ -244,6 +245,18 @@ def behaviour(base_reference: str, trained_reference: str, settings: dict[str, A
     _check_json_output(output, "behaviour")
     report = _run_verb(api.behaviour, base_reference, trained_reference, config_path, home, settings)
     _print_or_write(report, output, print_behaviour)
+
+
+@main.command()
+@_pair_options("internals")
+@_json_output_option("internals-schema.md")
+@_translate_errors
+def internals(base_reference: str, trained_reference: str, settings: dict[str, Any], config_path: str | None,
+              home: str | None, output: str | None) -> None:
+    """Read inside the forward pass: activation differences, differential logit lens, activation-difference lens."""
+    _check_json_output(output, "internals")
+    result = _run_verb(api.internals, base_reference, trained_reference, config_path, home, settings)
+    _print_or_write(result, output, print_internals)
 
 
 def _load_config(config_path: str | None) -> AnalysisConfig:

@@ -39,6 +39,13 @@ MAX_NEW_TOKENS_LIMIT = 4096
 #: Upper bound for ``spectrum_top_k``: the randomized range finder stops being
 #: cheaper than an exact spectrum well before this on typical widths (≤ 8192).
 SPECTRUM_TOP_K_LIMIT = 1024
+#: Upper bounds of the internals sample: the bundled corpus holds a few hundred passages (more are read as
+#: all of it), and a passage past 512 tokens is no longer "the first tokens of unrelated text".
+INTERNALS_PASSAGES_LIMIT = 100_000
+INTERNALS_TOKENS_LIMIT = 512
+#: The activation-difference lens reads the first positions; the paper's k is 5, and past 64 it is a mean
+#: over whole passages.
+ADL_POSITIONS_LIMIT = 64
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -83,6 +90,21 @@ class AnalysisConfig:
     trust_remote_code: bool = field(
         default=False, metadata=_help("Allow model repos to run their own Python code. Off unless you trust them.")
     )
+    internals_passages: int = field(
+        default=0,
+        metadata=_help("Neutral-corpus passages the internals analysis reads (0 = all of the bundled corpus)."),
+    )
+    internals_tokens: int = field(
+        default=64, metadata=_help("Tokens read per neutral passage by the internals analysis.")
+    )
+    adl_positions: int = field(
+        default=5,
+        metadata=_help("First positions of each neutral passage the activation-difference lens averages (k)."),
+    )
+    adl_all_layers: bool = field(
+        default=False,
+        metadata=_help("Read the activation-difference lens at every layer, not only the middle one."),
+    )
     # Left out of the hash: a dict is unhashable, and equal configs still compare equal by it.
     reward_hack_weights: dict[str, float] = field(
         default_factory=dict,
@@ -104,9 +126,12 @@ class AnalysisConfig:
         _check_int("batch_size", self.batch_size, 0, 4096)
         _check_int("seed", self.seed, 0, 2**32 - 1)
         _check_int("spectrum_top_k", self.spectrum_top_k, 1, SPECTRUM_TOP_K_LIMIT)
+        _check_int("internals_passages", self.internals_passages, 0, INTERNALS_PASSAGES_LIMIT)
+        _check_int("internals_tokens", self.internals_tokens, 2, INTERNALS_TOKENS_LIMIT)
+        _check_int("adl_positions", self.adl_positions, 1, ADL_POSITIONS_LIMIT)
         _check_number("temperature", self.temperature, 0.0, 10.0)
         _check_number("top_p", self.top_p, 1e-6, 1.0)
-        for name in ("exact_spectra", "trust_remote_code"):
+        for name in ("exact_spectra", "trust_remote_code", "adl_all_layers"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: {quoted(getattr(self, name))} must be true or false")
         check_reward_hack_weights(self.reward_hack_weights)

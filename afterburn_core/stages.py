@@ -37,16 +37,21 @@ def generations(context: RunContext, progress: StageReporter):
     return generate_pair(*context.pair(), context.config, progress.update, device=context.device)
 
 
-def token_kl(context: RunContext, progress: StageReporter):
+def _require_one_vocabulary(base, trained, subject: str) -> None:
     from afterburn_core.checkpoints import summarize
-    from afterburn_core.generation.pipeline import score_pair
 
-    base, trained = context.pair()
     base_vocab, trained_vocab = summarize(base).vocab_size, summarize(trained).vocab_size
     if base_vocab != trained_vocab:
         raise AnalysisSkipped(
-            f"token-level KL needs one vocabulary; the base has {base_vocab} tokens, the trained model {trained_vocab}"
+            f"{subject} needs one vocabulary; the base has {base_vocab} tokens, the trained model {trained_vocab}"
         )
+
+
+def token_kl(context: RunContext, progress: StageReporter):
+    from afterburn_core.generation.pipeline import score_pair
+
+    base, trained = context.pair()
+    _require_one_vocabulary(base, trained, "token-level KL")
     return score_pair(base, trained, context.result("generations"), context.config, progress.update,
                       device=context.device)
 
@@ -57,6 +62,15 @@ def behaviour(context: RunContext, progress: StageReporter):
     generated = context.result("generations")
     progress.update(0, 1, "classifying outputs and testing shifts")
     return compare_behaviour(generated.prompts, generated.base, generated.trained, seed=context.config.seed)
+
+
+def internals(context: RunContext, progress: StageReporter):
+    from afterburn_core.internals.analysis import analyze_internals
+
+    base, trained = context.pair()
+    _require_one_vocabulary(base, trained, "the internals analysis (both models' lenses)")
+    return analyze_internals(base, trained, context.config, context.result("generations"), progress.update,
+                             device=context.device)
 
 
 def reward_hack(context: RunContext, progress: StageReporter):
@@ -81,3 +95,10 @@ def generation_key(context: RunContext) -> dict[str, Any]:
 
 def device_key(context: RunContext) -> dict[str, Any]:
     return {"device": context.device.type}
+
+
+def internals_key(context: RunContext) -> dict[str, Any]:
+    from afterburn_core.internals.corpus import neutral_corpus
+
+    corpus = neutral_corpus()
+    return {"device": context.device.type, "corpus": [corpus.name, corpus.version, corpus.sha256]}

@@ -258,3 +258,28 @@ def print_reward_hack(console: Console, result) -> None:
         console.print(f"• {safe_text(finding.title)} — {safe_text(finding.detail)}", highlight=False)
         if finding.recommendation:
             console.print(f"  → {safe_text(finding.recommendation)}", highlight=False)
+
+
+def print_internals(console: Console, result) -> None:
+    """The reading, the per-layer curves as a table, and the activation-difference lens's averaged readings."""
+    from afterburn_core.views.internals import internals_view
+
+    view = internals_view(result)
+    console.print(f"Internals: {safe_text(view.reading)}", highlight=False)
+    table = Table(title="Per layer, neutral corpus")
+    table.add_column("layer", justify="right")
+    for curve in view.curves:
+        table.add_column(safe_text(curve.name), justify="right")
+    for index, layer in enumerate(view.layers):
+        table.add_row(f"{layer:d}", *(f"{curve.values[index]:.4g}" for curve in view.curves))
+    console.print(table)
+    for adl in view.adl:
+        if not adl.patchscope and len(view.adl) > 1:
+            continue  # single positions are in the JSON and on the page; the terminal shows the averages
+        promoted = ", ".join(row.token for row in adl.promoted[:12])
+        console.print(f"[bold]Activation-difference lens, {safe_text(adl.title)}[/]: promoted {safe_text(promoted)}",
+                      highlight=False)
+        if adl.persistent:
+            console.print(f"  patchscope, tokens at half the scales or more: {safe_text(', '.join(adl.persistent))}",
+                          highlight=False)
+    console.print(f"{safe_text(view.method_line)}; {safe_text(view.cost_line)}", highlight=False)

@@ -100,6 +100,25 @@ class LoadedModel:
         return int(self.model.get_output_embeddings().weight.shape[0])
 
 
+class HeldModel:
+    """``with HeldModel(source) as loaded``: a ``LoadedModel`` given as it is, or a zero-argument loader called
+    on entry; on exit releases only a model it loaded itself (so passes that hold one model at a time can take
+    either a model the caller keeps or a loader)."""
+
+    def __init__(self, source) -> None:
+        self.source = source
+        self.loaded = None
+
+    def __enter__(self) -> LoadedModel:
+        self.loaded = self.source() if callable(self.source) else self.source
+        return self.loaded
+
+    def __exit__(self, *exc) -> None:
+        if callable(self.source) and self.loaded is not None:
+            self.loaded.release()
+        self.loaded = None
+
+
 def model_dtype(stored_dtype: str | None, device):
     """The dtype this module loads in on ``device`` given the checkpoint's stored dtype name (see the module docstring)."""
     import torch

@@ -50,6 +50,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 
 from afterburn_core.errors import BadInput
+from afterburn_core.generation.loading import HeldModel
 from afterburn_core.generation.results import (
     DivergenceScores,
     PromptDivergence,
@@ -74,23 +75,6 @@ Method = str  # "adapter_toggle" | "two_pass" | "direct"
 
 
 ModelSource = object  # LoadedModel | Callable[[], LoadedModel]
-
-
-class _Held:
-    """A LoadedModel given or loaded on demand; releases only what it loaded."""
-
-    def __init__(self, source) -> None:
-        self.source = source
-        self.loaded = None
-
-    def __enter__(self):
-        self.loaded = self.source() if callable(self.source) else self.source
-        return self.loaded
-
-    def __exit__(self, *exc) -> None:
-        if callable(self.source) and self.loaded is not None:
-            self.loaded.release()
-        self.loaded = None
 
 
 def _output_logprobs(loaded, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]):
@@ -227,7 +211,7 @@ def score_divergence(
 
     tokenizer = None
     if method in ("adapter_toggle", "direct"):
-        with _Held(base) as base_model, _Held(trained) as trained_model:
+        with HeldModel(base) as base_model, HeldModel(trained) as trained_model:
             tokenizer = trained_model.tokenizer
             _check_vocab(base_model, trained_model)
             for batch in batches:
@@ -251,7 +235,7 @@ def score_divergence(
             cursor += len(output_token_ids[index])
         with tempfile.TemporaryDirectory(prefix="afterburn-kl-", dir=scratch_dir) as folder:
             stored = None
-            with _Held(base) as base_model:
+            with HeldModel(base) as base_model:
                 base_vocab = base_model.vocab_size
                 base_reference = base_model.checkpoint.reference
                 stored = np.lib.format.open_memmap(
@@ -265,7 +249,7 @@ def score_divergence(
                         top_base[index] = base_lp.argmax(-1)
                     report(batch[-1] + 1, 2 * total, f"scored {batch[-1] + 1}/{total} prompts with the base")
             stored.flush()
-            with _Held(trained) as trained_model:
+            with HeldModel(trained) as trained_model:
                 tokenizer = trained_model.tokenizer
                 if trained_model.vocab_size != base_vocab:
                     raise BadInput(
