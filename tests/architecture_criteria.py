@@ -5,7 +5,8 @@ run would: the weight diff (``analyze_weights``) of the planted and of the
 identical copy, then generation, token KL and behaviour (``generate_pair``,
 ``score_pair``, ``compare_behaviour``: what the registered stages call) on the
 planted pair over ``SUITE`` (3 prompts, ``MAX_NEW_TOKENS`` new tokens, greedy,
-CPU). With ``gguf_quant`` the three folders are first converted to GGUF files
+CPU), and the internals analysis (``analyze_internals``) of the planted and the
+identical pair on ``INTERNALS_PASSAGES`` neutral passages and the suite. With ``gguf_quant`` the three folders are first converted to GGUF files
 the way llama.cpp's converter writes them (``gguf_factories``, Llama-family
 specs only) and every stage reads those files instead. ``criteria(evaluation)`` reads the issue's checks off those results,
 each with the value it measured; ``table_markdown`` draws them as the table
@@ -16,7 +17,7 @@ checkpoint: refused in one line, nothing measured. ``evaluate_moe`` runs the
 same stages on ``moe_factories``' pairs (per expert and stacked), whose
 ``moe_criteria`` are their own: the planted expert tops its layer with rank₉₀
 2, the routing finding names the planted router's layer, no module "other",
-the identical copy clean, the stages complete.
+the identical copy clean, the stages complete, internals read as for the dense ones.
 
 Cost per architecture on 2 CPU cores: about 2 s (two weight diffs, four model loads,
 six short generations).
@@ -28,17 +29,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from architecture_factories import MOVED_ROWS, NORM_FACTOR, Q_HEAD, Q_LAYER, Spec, build_pair
+from architecture_factories import LAYERS, MOVED_ROWS, NORM_FACTOR, Q_HEAD, Q_LAYER, Spec, build_pair
 from moe_factories import EXPERT, EXPERT_LAYER, LAYOUTS, ROUTER_LAYER, MoeSpec, build_moe
 
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.checkpoints import normalize_tensor_name, resolve
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
+from afterburn_core.internals.types import InternalsResult
 from afterburn_core.weights.analysis import analyze_weights
 from afterburn_core.weights.types import WeightDiffResult
 
 MAX_NEW_TOKENS = 4
+#: The internals sample of the table: enough neutral passages for every position statistic, small enough
+#: that two internals runs add well under a second per architecture.
+INTERNALS_PASSAGES, INTERNALS_TOKENS = 12, 16
 SUITE = """\
 name: architectures
 version: 1
@@ -51,7 +56,8 @@ prompts:
 SUITE_PROMPTS = 3
 #: The columns of the table, in order (the format column comes first).
 COLUMNS = ("planted q head ranks first", f"norm reads ×{NORM_FACTOR:g}", "moved rows are the top tokens",
-           'no module "other"', "identical copy clean", "generation, token KL, behaviour")
+           'no module "other"', "identical copy clean", "generation, token KL, behaviour",
+           "internals: every layer read, identical reads 0")
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,8 @@ class Evaluation:
     generations: GenerationsResult
     token_kl: TokenKLResult
     behaviour: BehaviourStats
+    internals: InternalsResult
+    internals_identical: InternalsResult
     gguf_quant: str | None = None
 
 
@@ -90,13 +98,17 @@ def _run(folder: Path, sides: tuple[Path, Path, Path]):
     """Weight diffs of (base, trained) and (base, identical), then generation, token KL and behaviour on the first."""
     from afterburn_core.behaviour.analysis import compare_behaviour
     from afterburn_core.generation.pipeline import generate_pair, score_pair
+    from afterburn_core.internals.analysis import analyze_internals
 
     suite = folder / "suite.yaml"
     suite.write_text(SUITE, encoding="utf-8")
     config = AnalysisConfig(device="cpu", suites=(str(suite),), max_new_tokens=MAX_NEW_TOKENS)
     base, trained, identical = (resolve(str(side)) for side in sides)
     generations = generate_pair(base, trained, config)
+    internals_config = config.replace(internals_passages=INTERNALS_PASSAGES, internals_tokens=INTERNALS_TOKENS)
     return dict(
+        internals=analyze_internals(base, trained, internals_config, generations),
+        internals_identical=analyze_internals(base, identical, internals_config, generations),
         planted=analyze_weights(base, trained, config),
         identical=analyze_weights(base, identical, config),
         generations=generations,
@@ -166,11 +178,24 @@ def _stages(evaluation: Evaluation) -> Criterion:
     return Criterion(passed, f"{answered} answers, {len(kl)} tokens scored")
 
 
+def _internals(evaluation) -> Criterion:
+    """The internals analysis reads every decoder block: the planted pair differs at each, the identical copy
+    reads exactly 0 (relative norm and logit-lens KL on every input set) and promotes no token."""
+    planted, identical = evaluation.internals, evaluation.internals_identical
+    layers = len(planted.layers)
+    moved = sum(layer.relative_norm > 0 and layer.logit_lens_kl > 0 for layer in planted.layers)
+    zero = all(stats.relative_norm == 0 and stats.logit_lens_kl == 0
+               for entry in identical.input_sets for stats in entry.layers)
+    silent = all(not reading.promoted for reading in identical.adl)
+    passed = layers == LAYERS and moved == layers and zero and silent and len(identical.input_sets) == 2
+    return Criterion(passed, f"{moved} of {layers} layers moved, identical {'0' if zero and silent else '≠ 0'}")
+
+
 def criteria(evaluation: Evaluation) -> tuple[Criterion, ...]:
     """The cells of ``COLUMNS`` for one evaluated architecture."""
     planted = evaluation.planted
     return (_q_head(planted), _norm(planted, evaluation.spec), _rows(planted), _modules(planted),
-            _clean(evaluation.identical), _stages(evaluation))
+            _clean(evaluation.identical), _stages(evaluation), _internals(evaluation))
 
 
 def format_note(spec: Spec, gguf_quant: str | None = None) -> str:
@@ -243,7 +268,7 @@ def packed_refusal_row(spec: Spec, folder: Path) -> str:
 MOE_ARCHITECTURES = ("mixtral", "qwen3_moe")
 #: The columns of the MoE table (the format column comes first).
 MOE_COLUMNS = ("planted expert ranks first", "router finding names the planted layer", 'no module "other"',
-               "identical copy clean", "generation, token KL, behaviour")
+               "identical copy clean", "generation, token KL, behaviour", COLUMNS[-1])
 
 
 @dataclass(frozen=True)
@@ -257,6 +282,8 @@ class MoeEvaluation:
     generations: GenerationsResult
     token_kl: TokenKLResult
     behaviour: BehaviourStats
+    internals: InternalsResult
+    internals_identical: InternalsResult
 
 
 def evaluate_moe(item: MoeSpec, folder: Path, layouts: tuple[str, ...] = LAYOUTS) -> list[MoeEvaluation]:
@@ -288,7 +315,7 @@ def moe_criteria(evaluation: MoeEvaluation) -> tuple[Criterion, ...]:
     """The cells of ``MOE_COLUMNS`` for one evaluated MoE architecture and layout."""
     planted = evaluation.planted
     return (_planted_expert(planted), _router(planted), _modules(planted), _clean(evaluation.identical),
-            _stages(evaluation))
+            _stages(evaluation), _internals(evaluation))
 
 
 def moe_format_note(evaluation: MoeEvaluation) -> str:

@@ -31,6 +31,7 @@ from architecture_criteria import (
     table_row,
 )
 from architecture_factories import (
+    LAYERS,
     MOVED_ROWS,
     NORM_FACTOR,
     O_HEAD,
@@ -166,6 +167,42 @@ def test_generation_token_kl_and_behaviour_run_on_each(evaluations, name: str) -
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)
+def test_internals_reads_every_block_and_exactly_zero_from_the_identical_copy(evaluations, name: str) -> None:
+    found = evaluations[name]
+    planted, identical = found.internals, found.internals_identical
+    assert [layer.layer for layer in planted.layers] == list(range(LAYERS)) and planted.method == "two_pass"
+    assert {entry.input_set for entry in planted.input_sets} == {"neutral", "architectures"}
+    assert all(layer.relative_norm > 0 and layer.logit_lens_kl > 0 for layer in planted.layers)
+    assert planted.adl and planted.adl[-1].promoted and planted.adl[-1].patchscope
+    for entry in identical.input_sets:
+        assert all(stats.relative_norm == 0.0 and stats.logit_lens_kl == 0.0 for stats in entry.layers)
+    assert all(not reading.promoted and not reading.demoted and reading.norm == 0.0 for reading in identical.adl)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_the_lens_of_the_last_block_is_the_models_own_output(name: str) -> None:
+    """The logit lens reads each layer through the parts the architecture map finds (final norm, Gemma's soft
+    cap, OPT's projection, the unembedding): applied to the last block's output it must give the model's logits."""
+    from transformers import AutoModelForCausalLM
+
+    from afterburn_core.internals.model_parts import block_output, model_parts
+
+    torch.manual_seed(0)
+    config = spec(name).config()
+    model = AutoModelForCausalLM.from_config(config).eval()
+    parts = model_parts(model, architecture_map(describe_model(config.to_dict())))
+    assert len(parts.blocks) == LAYERS
+    captured = []
+    hook = parts.blocks[-1].register_forward_hook(lambda module, inputs, output: captured.append(block_output(output)))
+    ids = torch.randint(3, 120, (2, 9))
+    with torch.no_grad():
+        logits = model(input_ids=ids, use_cache=False).logits
+        lens = parts.head.logits(captured[0])
+    hook.remove()
+    assert torch.allclose(lens, logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
 def test_the_decoder_block_path_holds_every_block(name: str) -> None:
     item = spec(name)
     path = architecture_map(describe_model(item.config().to_dict())).decoder_path
@@ -173,9 +210,9 @@ def test_the_decoder_block_path_holds_every_block(name: str) -> None:
 
 
 def test_a_gguf_q8_0_pair_passes_every_check_through_every_stage(gguf_evaluation) -> None:
-    from architecture_criteria import criteria
+    from architecture_criteria import COLUMNS, criteria
 
-    assert [criterion.passed for criterion in criteria(gguf_evaluation)] == [True] * 6
+    assert [criterion.passed for criterion in criteria(gguf_evaluation)] == [True] * len(COLUMNS)
     assert gguf_evaluation.planted.tensors[0].stored_name.startswith(("blk.", "token_embd", "output"))
 
 

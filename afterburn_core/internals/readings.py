@@ -166,7 +166,7 @@ class Readings:
             readings.append(LayerReading(
                 **vars(each),
                 gained=tuple(token(int(i), float(v)) for v, i in zip(gained.values, gained.indices) if v > 0),
-                lost=tuple(token(int(i), -float(v)) for v, i in zip(lost.values, lost.indices) if v > 0),
+                lost=tuple(token(int(i), float(v)) for v, i in zip(lost.values, lost.indices) if v > 0),
             ))
         return tuple(readings)
 

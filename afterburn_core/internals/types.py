@@ -55,7 +55,8 @@ class LayerStats:
 @dataclass(frozen=True)
 class LayerReading(LayerStats):
     """``LayerStats`` on the neutral corpus plus the lens tokens whose probability moved most, averaged
-    over the same positions (``score`` = mean p_trained − p_base)."""
+    over the same positions (``score`` = the size of the mean shift of p_trained − p_base: up for gained,
+    down for lost)."""
 
     gained: tuple[TokenScore, ...] = ()
     lost: tuple[TokenScore, ...] = ()
