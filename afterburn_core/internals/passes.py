@@ -21,7 +21,11 @@ Methods (as the token scorer's):
 
 States are captured by forward hooks on the decoder blocks the architecture map names
 (``model_parts``), while the model's base (blocks and final norm, no unembedding) runs: the logits of a
-full forward are never computed. Cost: one forward per batch per model; the scratch above.
+full forward are never computed. Plain hooks rather than nnsight / nnterp: both install beside the
+pinned torch (nnsight 0.8.1, nnterp 1.3.0 and five more packages), but nnterp finds blocks and norms
+through its own renaming table — a second list of module names beside the architecture map — and
+nnsight traces every forward into a graph, for no capability a hook on the blocks lacks here.
+Cost: one forward per batch per model; the scratch above.
 """
 
 from __future__ import annotations
