@@ -141,7 +141,7 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
         highlight=False, markup=False,
     )
     for base_entry, trained_entry in inventory.shape_changed:
-        console.print(f"  shape {safe_text(base_entry.stored_name or base_entry.name)}: {safe_text(list(base_entry.shape))} → "
+        console.print(f"  shape {safe_text(base_entry.display_name)}: {safe_text(list(base_entry.shape))} → "
                       f"{safe_text(list(trained_entry.shape))}", highlight=False)
 
 
