@@ -203,6 +203,8 @@ def diagnose(base_reference: str, trained_reference: str, settings: dict[str, An
         print_behaviour(_out, behaviour_report)
     if report.reward_hack is not None:
         print_reward_hack(_out, report.reward_hack)
+    if report.internals is not None:
+        print_internals(_out, report.internals)
     for output in outputs:
         run.save(output)
         _err.print(f"wrote {safe_text(output)}", highlight=False)
