@@ -40,6 +40,7 @@ PAGES = (
     ("pages/weights.py", "Weights", ":material/grid_on:"),
     ("pages/behaviour.py", "Behaviour", ":material/psychology:"),
     ("pages/prompts.py", "Prompts", ":material/chat:"),
+    ("pages/internals.py", "Internals", ":material/layers:"),
     ("pages/reward_hacking.py", "Reward hacking", ":material/warning:"),
     ("pages/reports.py", "Reports", ":material/download:"),
 )

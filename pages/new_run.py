@@ -1,7 +1,8 @@
 """New run: pick a base and a post-trained checkpoint, launch, watch, and the runs so far.
 
 The page computes nothing. ``check_reference`` validates each reference as it
-is typed (cheap, never downloads); Launch records the run
+is typed (cheap, never downloads); under the settings, the internals analysis's
+cost for them (``internals.cost``, worded by ``views.internals``); Launch records the run
 (``jobs.create_run``) and starts its worker process (``jobs.launch_worker``).
 The progress view is a fragment that re-reads the store every second, so it
 shows the same thing after a reload or from another tab: the watched run is
@@ -19,7 +20,9 @@ from afterburn_core.config import DEVICES, MAX_NEW_TOKENS_LIMIT, TRAINING_METHOD
 from afterburn_core.errors import AfterburnError, RunNotFound
 from afterburn_core.generation.suites import BUILTIN_SUITES, DEFAULT_SUITES, load_suites
 from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
-from afterburn_core.types import RunRecord
+from afterburn_core.internals.cost import estimate_internals_cost
+from afterburn_core.types import ModelDescription, RunRecord
+from afterburn_core.views.internals import cost_estimate_line
 from afterburn_core.views.wording import duration
 from pages.common import (
     OVERVIEW_PAGE,
@@ -82,6 +85,19 @@ def _remember(key: str) -> None:
 def _restore(key: str, default: str) -> None:
     if key not in st.session_state:
         st.session_state[key] = st.session_state.get(_kept(key), default)
+
+
+@st.cache_data(ttl=CHECK_TTL_S, show_spinner=False)
+def _internals_cost(description: ModelDescription | None, device: str, suites: tuple[str, ...]) -> str | None:
+    """The internals cost line for the trained side's description; None while a suite file is unreadable
+    (Launch says why in one line); raises ``ConfigError`` for a device this machine lacks."""
+    if description is None:
+        return cost_estimate_line(None)
+    try:
+        prompts = sum(len(suite.prompts) for suite in load_suites(suites))
+    except AfterburnError:
+        return None
+    return cost_estimate_line(estimate_internals_cost(description, AnalysisConfig(device=device, suites=suites), prompts))
 
 
 def _use_demo_pair(trained_reference: str) -> None:
@@ -193,6 +209,15 @@ with st.expander("Analysis settings"):
     )
 suite_paths = tuple(part.strip() for part in suite_files.split(",") if part.strip())
 references_ok = base_check.ok and trained_check.ok
+if references_ok and (chosen_suites or suite_paths):
+    try:
+        cost_line = _internals_cost(trained_check.description, device, (*chosen_suites, *suite_paths))
+    except AfterburnError as error:
+        st.error(escape_markdown(str(error)))
+    else:
+        if cost_line is not None:
+            st.caption(escape_markdown(cost_line),
+                       help="Estimated from the post-trained model's config.json and the settings above.")
 if launch_column.button(
     "Launch",
     key="new_run_launch",

@@ -14,14 +14,17 @@ from dataclasses import dataclass
 
 from afterburn_core.checkpoints.references import parse_reference
 from afterburn_core.errors import AfterburnError
+from afterburn_core.types import ModelDescription
 
 
 @dataclass(frozen=True)
 class ReferenceCheck:
-    """Whether a reference can be used, with one line to show the user."""
+    """Whether a reference can be used, with one line to show the user; ``description`` is its parsed
+    config.json when it resolved on this disk (None for a hub id: nothing is read from it here)."""
 
     ok: bool
     message: str
+    description: ModelDescription | None = None
 
 
 def check_reference(reference: str, *, adapter_base: str | None = None) -> ReferenceCheck:
@@ -44,7 +47,8 @@ def check_reference(reference: str, *, adapter_base: str | None = None) -> Refer
     }[checkpoint.kind]
     extra = f" of {checkpoint.adapter_base.reference}" if checkpoint.adapter_base is not None else ""
     files = len(checkpoint.weight_files)
-    return ReferenceCheck(True, f"{described}{extra}: {files} weight file{'s' * (files != 1)} at {checkpoint.root}")
+    return ReferenceCheck(True, f"{described}{extra}: {files} weight file{'s' * (files != 1)} at {checkpoint.root}",
+                          checkpoint.description)
 
 
 def _check_hub(repo_id: str, revision: str | None) -> ReferenceCheck:

@@ -6,7 +6,8 @@ cosine, logit-lens KL, and the first position apart), a row per input set,
 the activation-difference-lens tables (promoted / demoted tokens with
 their relevance, patchscope tokens by scale) in layer order with the
 averaged reading first, the layer × position lens grids, and one reading
-made of the numbers. Tokens are drawn with ``token_label`` (a newline as ↵,
+made of the numbers; ``cost_estimate_line`` words the cost the New run page
+shows before launch (``internals.cost``). Tokens are drawn with ``token_label`` (a newline as ↵,
 invisible characters spelled), still untrusted text: pages draw them as
 text and reports escape them. Selects, orders and words; draws nothing.
 Cost: linear in the result.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from afterburn_core.internals.cost import InternalsCostEstimate
 from afterburn_core.internals.types import AdlReading, InternalsResult, PromptLens, TokenScore
 from afterburn_core.views.prompts import token_label
 from afterburn_core.views.wording import duration, plural, size
@@ -170,3 +172,17 @@ def internals_view(result: InternalsResult) -> InternalsView:
         f"({result.corpus.passages} passages × ≤ {result.corpus.max_tokens} tokens)",
         cost_line,
     )
+
+
+def cost_estimate_line(estimate: InternalsCostEstimate | None) -> str:
+    """The internals analysis's cost as the New run page shows it before launch."""
+    if estimate is None:
+        return ("Internals: no cost estimate before launch: the post-trained model's config.json is not on this "
+                "disk yet or does not state its layers, hidden size and vocabulary.")
+    scratch = f"scratch ≈ {size(estimate.scratch_bytes)} on disk" if estimate.scratch_bytes else "no scratch"
+    def passes(count: int, kind: str) -> str:
+        return f"{count} {kind} pass{'' if count == 1 else 'es'}"
+
+    return (f"Internals: {passes(estimate.forward_passes, 'forward')} + up to "
+            f"{passes(estimate.patchscope_passes, 'patchscope')}; {scratch}; "
+            f"peak memory ≈ {size(estimate.peak_bytes)}.")

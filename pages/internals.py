@@ -1,0 +1,156 @@
+"""Internals: where the two models' residual streams part, and what the difference reads as in tokens.
+
+Top to bottom: the reading; the per-layer curves over the neutral corpus
+(relative norm, cosine, logit-lens KL, and the first position apart); a row
+per input set; the activation-difference lens of the reading picked
+(promoted and demoted tokens with their relevance in the run's generations,
+patchscope tokens by scale, those that persist); the layer × position lens
+of the input picked, coloured by KL, each cell's two top tokens on hover;
+the method and what the run cost.
+
+It computes nothing: curves, rows, tables, grids and the reading are the
+view's (``afterburn_core.views.internals``); this page reshapes them for its
+charts. Decoded tokens are a model's vocabulary and suite names come from
+files, untrusted: they reach the screen through tables, chart axes, plain
+text and ``escape_markdown``, and Plotly's hover and tick text (which reads a
+few HTML tags) gets them ``html.escape``-d.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+
+import altair as alt
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from afterburn_core import __version__
+from afterburn_core.errors import AfterburnError
+from afterburn_core.internals.types import InternalsResult
+from afterburn_core.reports.bundle import RunReport
+from afterburn_core.views.internals import AdlTable, LensGrid, TokenRow, internals_view
+from afterburn_core.views.run import absence
+from pages.common import escape_markdown, get_store, reading, require_app_frame, selected_result, selected_run_id
+
+ADL_KEY = "internals_adl"
+LENS_KEY = "internals_lens"
+#: Height of one layer's row of the lens heatmap, in pixels, and what its axes and colour bar take.
+LENS_ROW_PX = 22
+LENS_FRAME_PX = 140
+CURVE_HEIGHT_PX = 200
+
+
+def missing_message() -> str:
+    """Why the selected run has no internals result (the run's own stage record says it); empty when no
+    run is selected or the store cannot be read, which ``selected_result`` reports itself."""
+    run_id = selected_run_id()
+    if run_id is None:
+        return ""
+    try:
+        record = get_store().get_run(run_id)
+    except AfterburnError:
+        return ""
+    report = RunReport(afterburn_version=__version__, generated_at=time.time(), run=record)
+    return f"{absence(report, InternalsResult.KIND)} Launch the pair again from the New run page."
+
+
+def curve_chart(layers: tuple[int, ...], name: str, values: tuple[float, ...]) -> alt.Chart:
+    frame = pd.DataFrame({"layer": layers, name: values})
+    return alt.Chart(frame, title=name).mark_line(point=True).encode(
+        x=alt.X("layer:O", axis=alt.Axis(labelAngle=0)),
+        y=alt.Y(f"{name}:Q", title=None),
+        tooltip=[alt.Tooltip("layer:O"), alt.Tooltip(f"{name}:Q", format=".4g")],
+    ).properties(width="container", height=CURVE_HEIGHT_PX)
+
+
+def token_frame(rows: tuple[TokenRow, ...]) -> pd.DataFrame:
+    return pd.DataFrame({"rank": [row.rank for row in rows], "token": [row.token for row in rows],
+                         "probability": [row.score for row in rows],
+                         "relevance (per 1 000 tokens)": [row.relevance for row in rows]})
+
+
+def show_adl(table: AdlTable) -> None:
+    st.caption(f"Mean difference ‖δ‖ = {table.norm:.4g}")
+    promoted, demoted = st.columns(2, gap="large")
+    for column, title, rows in ((promoted, "Promoted (+δ)", table.promoted), (demoted, "Demoted (−δ)", table.demoted)):
+        with column:
+            st.markdown(f"**{title}**")
+            st.dataframe(token_frame(rows), hide_index=True, width="stretch", column_config={
+                "probability": st.column_config.NumberColumn(format="%.4f"),
+                "relevance (per 1 000 tokens)": st.column_config.NumberColumn(format="%+.2f"),
+            })
+    if not table.patchscope:
+        st.caption("Patchscope reads the averaged difference only.")
+        return
+    st.markdown("**Patchscope: tokens the post-trained model reads from δ, by scale**")
+    st.dataframe(pd.DataFrame({"scale (× mean norm)": [scale for scale, _ in table.patchscope],
+                               "tokens": [list(tokens) for _, tokens in table.patchscope]}),
+                 hide_index=True, width="stretch",
+                 column_config={"tokens": st.column_config.ListColumn(width="large")})
+    st.markdown("**Persistent across scales**")
+    st.text(" · ".join(table.persistent) if table.persistent else "none")
+
+
+def lens_figure(grid: LensGrid) -> go.Figure:
+    """Layer × position cells coloured by KL; hover and tick text escaped (Plotly reads some HTML)."""
+    positions = list(range(len(grid.tokens)))
+    hover = [[[html.escape(grid.tokens[position]), html.escape(base[position]), html.escape(trained[position])]
+              for position in positions] for base, trained in zip(grid.base_top, grid.trained_top)]
+    figure = go.Figure(go.Heatmap(
+        z=[list(row) for row in grid.kl], x=positions, y=list(range(len(grid.kl))), customdata=hover,
+        colorscale="OrRd", colorbar={"title": {"text": "KL (nats)"}},
+        hovertemplate=("layer %{y} · position %{x} (input %{customdata[0]})<br>KL %{z:.3g} nats<br>"
+                       "base top: %{customdata[1]}<br>post-trained top: %{customdata[2]}<extra></extra>"),
+    ))
+    figure.update_layout(
+        height=LENS_FRAME_PX + LENS_ROW_PX * len(grid.kl), margin={"l": 48, "r": 8, "t": 8, "b": 96},
+        xaxis={"tickmode": "array", "tickvals": positions, "ticktext": [html.escape(t) for t in grid.tokens],
+               "tickangle": -60, "title": {"text": "input token"}},
+        yaxis={"title": {"text": "layer"}, "dtick": 1},
+    )
+    return figure
+
+
+require_app_frame()
+st.title("Internals")
+
+_, result = selected_result(InternalsResult, missing_message())
+view = internals_view(result)
+reading(view.reading)
+
+st.subheader("Per layer, neutral corpus")
+for start in range(0, len(view.curves), 2):
+    for column, curve in zip(st.columns(2), view.curves[start:start + 2]):
+        column.altair_chart(curve_chart(view.layers, curve.name, curve.values), width="stretch")
+
+st.subheader("By input set")
+st.dataframe(pd.DataFrame([
+    {"input set": row.input_set, "sequences": row.sequences, "positions": row.positions,
+     "peak layer": row.peak_layer, "peak relative norm": row.peak_relative_norm,
+     "peak logit-lens KL (nats)": row.peak_logit_lens_kl}
+    for row in view.input_sets
+]), hide_index=True, width="stretch")
+
+st.subheader("Activation-difference lens")
+if view.adl:
+    titles = [table.title for table in view.adl]
+    picked = st.selectbox("Reading", titles, key=ADL_KEY)
+    show_adl(view.adl[titles.index(picked)])
+else:
+    st.caption("No activation-difference reading was stored.")
+
+st.subheader("Lens by layer and position")
+if view.lenses:
+    labels = [grid.label for grid in view.lenses]
+    picked_input = st.selectbox("Input", labels, key=LENS_KEY)
+    grid = view.lenses[labels.index(picked_input)]
+    st.plotly_chart(lens_figure(grid), width="stretch", config={"displayModeBar": False}, key="internals_lens_chart")
+    st.caption("KL(post-trained ‖ base) of the two models' logit lenses in each cell; hover a cell for each "
+               "model's top token there.")
+else:
+    st.caption("No input's layer × position lens was stored.")
+
+st.caption(escape_markdown(view.method_line))
+st.caption(escape_markdown(view.cost_line))
