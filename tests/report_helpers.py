@@ -1,12 +1,13 @@
 """A real finished run as a ``RunReport``, once per process, with hostile text planted in it.
 
 ``demo_report`` runs the runner's analyses on the bundled demo pair (math
-suite, 16 new tokens: ~12 s on 2 idle cores) in a throwaway store and loads it
+suite, 16 new tokens: ~15 s on 2 idle cores) in a throwaway store and loads it
 with ``load_report``. ``hostile_report`` is a copy whose most diverged
-prompt and its two answers are markup, markdown and odd unicode, and which
+prompt and its two answers are markup, markdown and odd unicode, which
 carries a hand-built ``RewardHackResult`` (the detectors are another
 package's; this only fills the contract's types) citing that prompt as
-evidence and holding hostile strings in its findings.
+evidence and holding hostile strings in its findings, and whose internals
+result reads hostile tokens (``HOSTILE_TOKENS``) beside the demo's own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from afterburn_core.config import AnalysisConfig
+from afterburn_core.internals.types import InternalsResult, TokenScore
 from afterburn_core.jobs import create_run
 from afterburn_core.reports import RunReport, load_report
 from afterburn_core.views.run import examples
@@ -36,7 +38,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 DEMO_CONFIG = AnalysisConfig(suites=("math",), max_new_tokens=16, method="sft")
 #: Every analysis but reward hacking, whose result the tests build by hand (its detectors are not under test here).
-DEMO_ANALYSES = ("inventory", "weights", "generations", "token_kl", "behaviour")
+DEMO_ANALYSES = ("inventory", "weights", "generations", "token_kl", "behaviour", "internals")
 
 #: Markup a browser would run, markdown a renderer would format, a table-breaking pipe, a direction
 #: override, and characters outside Latin-1 (CJK, emoji, combining marks) a PDF font may lack.
@@ -47,6 +49,11 @@ HOSTILE_TRAINED = (
 )
 HOSTILE_BASE = "<b>loud</b> <svg onload=alert(2)> ~~strike~~ | cell |\n> quote _under_ \\ back"
 HOSTILE_PROMPT = "Say <iframe src=javascript:alert(3)></iframe> and **bold** | pipe"
+#: Tokens a vocabulary may hold: a script, a markdown link's tail with a table pipe, reportlab paragraph
+#: markup, and a direction override.
+HOSTILE_TOKENS = ("<script>alert(5)</script>", "](javascript:x)|", "<font color=red>", "\u202erev")
+#: Token ids of the planted tokens: past the demo's vocabulary, so they name no real token.
+PLANTED_ID = 1_000_000
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,4 +133,28 @@ def hostile_report() -> RunReport:
         trained=planted(generations.trained, replace(generations.trained[index], text=HOSTILE_TRAINED)),
     )
     link = f"{target.suite}/{target.prompt_id}"
-    return report.replace(generations=generations, reward_hack=reward_hack_result((link, "math/not-in-run")))
+    return report.replace(generations=generations, reward_hack=reward_hack_result((link, "math/not-in-run")),
+                          internals=hostile_internals(report.internals))
+
+
+def hostile_internals(result: InternalsResult) -> InternalsResult:
+    """``result`` with ``HOSTILE_TOKENS`` planted after the demo's own tokens wherever a token is shown:
+    the ADL tables, patchscope lists, the layer lens tables and the first lens grid's cells."""
+
+    def scores(tokens: tuple[TokenScore, ...]) -> tuple[TokenScore, ...]:
+        return (*tokens, *(TokenScore(PLANTED_ID + i, token, 0.001, -1.5) for i, token in enumerate(HOSTILE_TOKENS)))
+
+    adl = tuple(replace(reading, promoted=scores(reading.promoted), demoted=scores(reading.demoted),
+                        persistent=(*reading.persistent, *HOSTILE_TOKENS),
+                        patchscope=tuple(replace(scope, tokens=(*scope.tokens, *HOSTILE_TOKENS))
+                                         for scope in reading.patchscope))
+                for reading in result.adl)
+    layers = tuple(replace(layer, gained=scores(layer.gained), lost=scores(layer.lost)) for layer in result.layers)
+    lens = result.lens_prompts[0]
+
+    def planted(rows: tuple[tuple[str, ...], ...]) -> tuple[tuple[str, ...], ...]:
+        return tuple((*HOSTILE_TOKENS, *row[len(HOSTILE_TOKENS):]) for row in rows)
+
+    lens = replace(lens, tokens=(*HOSTILE_TOKENS, *lens.tokens[len(HOSTILE_TOKENS):]), base_top=planted(lens.base_top),
+                   trained_top=planted(lens.trained_top))
+    return replace(result, adl=adl, layers=layers, lens_prompts=(lens, *result.lens_prompts[1:]))

@@ -73,9 +73,10 @@ def test_every_section_is_present_and_absent_ones_say_why() -> None:
     full = render(hostile_report(), "html").decode("utf-8")
     for key, title in SECTIONS.items():
         assert f'id="{key}"' in full and f"<h2>{html.escape(title)}</h2>" in full
-    bare = hostile_report().replace(weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None)
+    bare = hostile_report().replace(weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None,
+                                    internals=None)
     bare_html = render(bare, "html").decode("utf-8")
-    for kind in ("weights", "behaviour", "reward_hack", "generations"):
+    for kind in ("weights", "behaviour", "reward_hack", "internals", "generations"):
         assert html.escape(absence(bare, kind)) in bare_html
     assert 'class="chart"' not in bare_html
 
@@ -110,8 +111,8 @@ def test_opens_offline_renders_every_chart_and_runs_no_model_text(page_html: str
             charts = page.eval_on_selector_all(".chart", "cs => cs.map(c => [c.id, c.querySelectorAll('.main-svg *')"
                                                          ".length])")
             # 2 heatmaps, spectra, 2 length charts, strategy and formats, the composite's gauge and one per
-            # detector: each drew its marks.
-            assert len(charts) == 7 + 1 + len(detector_names()) and all(parts > 20 for _, parts in charts), charts
+            # detector, the internals' layer curves and lens heatmap: each drew its marks.
+            assert len(charts) == 7 + 1 + len(detector_names()) + 2 and all(parts > 20 for _, parts in charts), charts
             assert page.evaluate("window.__pwned") is None
             assert page.locator("script").count() == 3 and page.locator("img, iframe").count() == 0
             text = page.inner_text("body")

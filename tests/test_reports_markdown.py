@@ -57,9 +57,10 @@ def test_tensors_are_named_as_their_checkpoint_stores_them(document: str) -> Non
 
 
 def test_absent_sections_say_why() -> None:
-    bare = hostile_report().replace(weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None)
+    bare = hostile_report().replace(weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None,
+                                    internals=None)
     text = render(bare, "md").decode("utf-8")
-    for kind in ("weights", "behaviour", "reward_hack", "generations"):
+    for kind in ("weights", "behaviour", "reward_hack", "internals", "generations"):
         assert absence(bare, kind) in text
 
 

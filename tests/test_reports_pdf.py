@@ -69,9 +69,10 @@ def test_every_page_renders_and_none_is_blank(document: bytes, tmp_path: Path) -
 
 
 def test_absent_sections_say_why() -> None:
-    bare = hostile_report().replace(weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None)
+    bare = hostile_report().replace(weights=None, generations=None, token_kl=None, behaviour=None, reward_hack=None,
+                                    internals=None)
     text = " ".join(_text(render(bare, "pdf")).split())
-    for kind in ("weights", "behaviour", "reward_hack", "generations"):
+    for kind in ("weights", "behaviour", "reward_hack", "internals", "generations"):
         assert absence(bare, kind) in text
 
 

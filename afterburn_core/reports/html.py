@@ -3,7 +3,9 @@
 Sections (``run_view.SECTIONS``): executive summary, findings, weights
 (layer × module and head heatmaps, spectra, most changed tensors), behaviour
 (lengths, strategy and format rates, every test), reward-hack gauges with
-their evidence, the most diverged prompts side by side, provenance. A section
+their evidence, internals (layer curves, the activation-difference lens's
+averaged tables with patchscope, one input's lens heatmap), the most diverged
+prompts side by side, provenance. A section
 whose analysis the run lacks says why in one line.
 
 Plotly's own bundled ``plotly.min.js`` is embedded once; every chart's figure
@@ -22,8 +24,9 @@ from typing import Any
 
 from plotly.offline import get_plotlyjs
 
-from afterburn_core.reports import html_charts
+from afterburn_core.reports import html_charts, internals_parts as parts_of
 from afterburn_core.views import weights_detail
+from afterburn_core.views.internals import AdlTable, internals_view
 from afterburn_core.weights.types import WeightDiffResult
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
@@ -263,6 +266,51 @@ def _reward_hack(report: RunReport, charts: _Charts) -> Safe:
     return _section("reward_hack", head, cards, (_detector_evidence(report, detector) for detector in detectors))
 
 
+def _token(text: str) -> Safe:
+    return tag("span", text, class_="mono token")
+
+
+def _patchscope(table: AdlTable) -> Safe | None:
+    """The tokens that persist across patchscope scales, and every scale's list folded; nothing if none was read."""
+    if not table.patchscope:
+        return None
+    persistent = (tag("div", f"{parts_of.PATCHSCOPE_NOTE}: ", (tag("span", token) for token in table.persistent),
+                      class_="tokens") if table.persistent
+                  else tag("p", f"{parts_of.PATCHSCOPE_NOTE}: none.", class_="note"))
+    scales = [(f"{scale:g} × mean norm", join(tag("span", token) for token in tokens)) for scale, tokens in table.patchscope]
+    return join(persistent, tag("details", tag("summary", "Patchscope tokens by scale"),
+                                _table(("scale", "tokens"), scales, class_="tokens")))
+
+
+def _internals(report: RunReport, charts: _Charts) -> Safe:
+    if report.internals is None:
+        return _section("internals", _absent(run_view.absence(report, "internals")))
+    view = internals_view(report.internals)
+    numeric = tuple(range(len(view.curves) + 1))
+    parts: list[object] = [
+        tag("p", view.reading, class_="lead"), tag("p", view.method_line, " · ", view.cost_line, class_="note"),
+        tag("h3", "Per layer, neutral corpus"), charts.div(html_charts.layer_curves(view.layers, view.curves),
+                                                           "layer-curves"),
+        tag("details", tag("summary", "Per-layer values"),
+            _table(parts_of.layer_columns(view), parts_of.layer_rows(view), numeric=numeric)),
+        tag("h3", "Input sets"),
+        _table(parts_of.INPUT_SET_COLUMNS, [parts_of.input_set_cells(row) for row in view.input_sets],
+               numeric=parts_of.INPUT_SET_NUMERIC),
+    ]
+    for table in parts_of.averaged_tables(view):
+        parts += [tag("h3", f"Activation-difference lens · {table.title}"),
+                  tag("p", f"‖δ‖ = {table.norm:.3g}. {parts_of.RELEVANCE_NOTE}", class_="note"),
+                  _table(parts_of.TOKEN_COLUMNS, parts_of.token_rows(table, _token), numeric=parts_of.TOKEN_NUMERIC),
+                  _patchscope(table)]
+    if view.lenses:
+        lens = view.lenses[0]
+        parts += [tag("h3", "Differential logit lens · ", tag("span", lens.label, class_="mono")),
+                  tag("p", "KL(post-trained ‖ base) between the two models' logit lenses at each layer and position; "
+                           "hover a cell for each model's top token there.", class_="note"),
+                  charts.div(html_charts.lens_heatmap(lens), "lens-heatmap")]
+    return _section("internals", *parts)
+
+
 def _examples(report: RunReport) -> Safe:
     chosen = run_view.examples(report)
     if not chosen:
@@ -300,7 +348,7 @@ def render_html(report: RunReport) -> str:
     body = join(
         _masthead(report), _nav(),
         tag("main", _summary(report), _findings(report), _weights(report, charts), _behaviour(report, charts),
-            _reward_hack(report, charts), _examples(report), _provenance(report)),
+            _reward_hack(report, charts), _internals(report, charts), _examples(report), _provenance(report)),
         tag("footer", tag("div", f"Written by afterburn {report.afterburn_version} on "
                                  f"{wording.when(report.generated_at)}. Self-contained: charts by the embedded "
                                  "plotly.js, nothing is fetched.", class_="wrap")),

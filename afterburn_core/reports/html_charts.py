@@ -18,10 +18,12 @@ import json
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.views import theme
 from afterburn_core.views.behaviour import Paired
+from afterburn_core.views.internals import LayerCurve, LensGrid
 from afterburn_core.views.weights import Grid
 from afterburn_core.views.text import spell_invisible
 from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
@@ -38,15 +40,18 @@ def label(text: str) -> str:
     return html.escape(spell_invisible(text, keep=""), quote=True)
 
 
-def _figure(data: list[Any], height: int, **layout: Any) -> Figure:
+def _layout(height: int, **layout: Any) -> dict[str, Any]:
     base_layout = {
         "template": "none", "height": height, "paper_bgcolor": "#ffffff", "plot_bgcolor": "#ffffff",
         "font": {"family": "-apple-system, Segoe UI, Roboto, Arial, sans-serif", "size": 12, "color": theme.INK},
         "margin": {"l": 60, "r": 20, "t": 40, "b": 40},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
     }
-    figure = go.Figure(data=data, layout={**base_layout, **layout})
-    return json.loads(figure.to_json())
+    return {**base_layout, **layout}
+
+
+def _figure(data: list[Any], height: int, **layout: Any) -> Figure:
+    return json.loads(go.Figure(data=data, layout=_layout(height, **layout)).to_json())
 
 
 def _axis(title: str = "", **extra: Any) -> dict[str, Any]:
@@ -98,6 +103,44 @@ def paired_bars(items: tuple[Paired, ...], *, axis_title: str, rate: bool) -> Fi
     return _figure(data, 90 + 2 * BAR_PX * len(items) + 6 * len(items), barmode="group", bargap=0.25,
                    xaxis=x_axis, yaxis=_axis(autorange="reversed", automargin=True, type="category"),
                    margin={"l": 10, "r": 20, "t": 40, "b": 45})
+
+
+def layer_curves(layers: tuple[int, ...], curves: tuple[LayerCurve, ...]) -> Figure:
+    """Each per-layer measure in a panel of its own (their units differ), layer on the x axis."""
+    figure = make_subplots(rows=1, cols=len(curves), subplot_titles=[label(curve.name) for curve in curves],
+                           horizontal_spacing=0.07)
+    for column, curve in enumerate(curves, start=1):
+        figure.add_trace(go.Scatter(
+            x=list(layers), y=list(curve.values), mode="lines+markers", showlegend=False,
+            line={"color": theme.ACCENT, "width": 2}, marker={"size": 5},
+            hovertemplate=f"layer %{{x}}<br>{label(curve.name)}: %{{y:.4g}}<extra></extra>",
+        ), row=1, col=column)
+    figure.update_xaxes(_axis("layer", tickmode="array", tickvals=list(layers)))
+    figure.update_yaxes(_axis(rangemode="tozero"))
+    figure.update_layout(_layout(280, margin={"l": 40, "r": 20, "t": 40, "b": 45}))
+    return json.loads(figure.to_json())
+
+
+def lens_heatmap(grid: LensGrid) -> Figure:
+    """KL(post-trained ‖ base) of the two models' logit lenses per layer × input position; hovering a cell
+    shows the input token there and each model's top lens token (every token a label: model vocabulary)."""
+    positions = list(range(len(grid.tokens)))
+    tokens = [label(token) for token in grid.tokens]
+    hover = [[[label(base), label(trained), tokens[position]]
+              for position, (base, trained) in enumerate(zip(base_row, trained_row))]
+             for base_row, trained_row in zip(grid.base_top, grid.trained_top)]
+    trace = go.Heatmap(
+        z=[list(row) for row in grid.kl], x=positions, y=list(range(len(grid.kl))), customdata=hover,
+        colorscale=theme.plotly_heat_scale(), zmin=0, xgap=1, ygap=1,
+        hovertemplate=(f"layer %{{y}} · position %{{x}} %{{customdata[2]}}<br>KL %{{z:.3f}} nats<br>"
+                       f"{theme.BASE_LABEL} top: %{{customdata[0]}}<br>{theme.TRAINED_LABEL} top: %{{customdata[1]}}"
+                       "<extra></extra>"),
+        colorbar={"title": {"text": "KL (nats)", "side": "right"}, "thickness": 12},
+    )
+    return _figure([trace], 110 + ROW_PX * len(grid.kl),
+                   xaxis=_axis(tickmode="array", tickvals=positions, ticktext=tokens, tickangle=-60, showgrid=False),
+                   yaxis=_axis("layer", tickmode="array", tickvals=list(range(len(grid.kl))), showgrid=False),
+                   margin={"l": 60, "r": 20, "t": 20, "b": 70})
 
 
 def length_histogram(generations: GenerationsResult) -> Figure:

@@ -155,7 +155,8 @@ pre.output {{ white-space: pre-wrap; word-break: break-word; margin: 6px 0 0; fo
   font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #fbfbfc; padding: 8px;
   border-radius: 4px; }}
 .tokens span {{ display: inline-block; border: 1px solid var(--rule); border-radius: 4px; padding: 0 6px;
-  margin: 2px 4px 2px 0; font-size: 12.5px; }}
+  margin: 2px 4px 2px 0; font-size: 12.5px; white-space: pre; }}
+span.token {{ white-space: pre; }}
 details summary {{ cursor: pointer; color: var(--accent); margin: 6px 0; }}
 footer {{ color: var(--muted); font-size: 12.5px; padding: 18px 0 40px; }}
 @media (max-width: 760px) {{ .grid2, .composite {{ grid-template-columns: 1fr; }} }}

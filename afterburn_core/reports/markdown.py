@@ -14,7 +14,9 @@ from __future__ import annotations
 import re
 
 from afterburn_core.analyses import detector_title
+from afterburn_core.reports import internals_parts as parts_of
 from afterburn_core.views import weights_detail
+from afterburn_core.views.internals import internals_view
 from afterburn_core.weights.types import WeightDiffResult
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
@@ -166,6 +168,33 @@ def _reward_hack(report: RunReport) -> list[str]:
     return lines
 
 
+def _internals(report: RunReport) -> list[str]:
+    lines = [f"## {SECTIONS['internals']}", ""]
+    if report.internals is None:
+        return [*lines, run_view.absence(report, "internals")]
+    view = internals_view(report.internals)
+    lines += [escape(view.reading), "", f"{escape(view.method_line)}; {escape(view.cost_line)}.", "",
+              "### Per layer, neutral corpus", "",
+              table(tuple(map(escape, parts_of.layer_columns(view))), parts_of.layer_rows(view),
+                    tuple(range(1, len(view.curves) + 1))), "",
+              "### Input sets", "",
+              table(parts_of.INPUT_SET_COLUMNS, [tuple(map(escape, parts_of.input_set_cells(row)))
+                                                 for row in view.input_sets], parts_of.INPUT_SET_NUMERIC)]
+    for adl in parts_of.averaged_tables(view):
+        lines += ["", f"### Activation-difference lens: {escape(adl.title)}", "",
+                  f"‖δ‖ = {adl.norm:.3g}. {escape(parts_of.RELEVANCE_NOTE)}", "",
+                  table(parts_of.TOKEN_COLUMNS, parts_of.token_rows(adl, _token), parts_of.TOKEN_NUMERIC)]
+        if adl.patchscope:
+            persistent = ", ".join(map(_token, adl.persistent)) or "none"
+            lines += ["", f"{escape(parts_of.PATCHSCOPE_NOTE)}: {persistent}."]
+    return lines
+
+
+def _token(token: str) -> str:
+    """A token as a code-free literal: escaped, quoted so a leading space shows."""
+    return f"“{escape(token)}”"
+
+
 def _examples(report: RunReport) -> list[str]:
     chosen = run_view.examples(report)
     lines = [f"## {SECTIONS['examples']}", ""]
@@ -198,6 +227,6 @@ def render_markdown(report: RunReport) -> str:
     head = [f"# Afterburn report: {escape(run.base_reference)} → {escape(run.trained_reference)}", "",
             (f"Run {escape(run.run_id)} · {run.status} · finished {wording.when(run.finished_at)} · "
             f"written by afterburn {escape(report.afterburn_version)} on {wording.when(report.generated_at)}."), ""]
-    sections = (_summary, _findings, _weights, _behaviour, _reward_hack, _examples, _provenance)
+    sections = (_summary, _findings, _weights, _behaviour, _reward_hack, _internals, _examples, _provenance)
     body = [line for section in sections for line in (*section(report), "")]
     return "\n".join(head + body).rstrip() + "\n"

@@ -3,7 +3,8 @@
 The title page holds the two models, the summary cards, the composite-risk
 gauge and the top findings; the sections that follow (``run_view.SECTIONS``)
 hold the weight heatmaps and spectra, behaviour bars, reward-hack gauges with
-their evidence, the most diverged prompts side by side, and provenance.
+their evidence, internals (per-layer curves and table, the activation-difference
+lens's averaged tables), the most diverged prompts side by side, and provenance.
 Charts are reportlab drawings (``pdf_charts``), not images. Every model or
 user string goes through ``pdf_fonts.markup`` (glyph fallback, then XML
 escaping) before it reaches a ``Paragraph``; text of this module through
@@ -32,12 +33,13 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from afterburn_core.reports import pdf_charts
+from afterburn_core.reports import internals_parts as parts_of, pdf_charts
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view, weights_detail
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.run import SECTIONS, Fact
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
 from afterburn_core.analyses import detector_title
+from afterburn_core.views.internals import internals_view
 from afterburn_core.weights.types import WeightDiffResult
 
 MARGIN = 16 * mm
@@ -248,6 +250,34 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
     return story
 
 
+def _token(token: str) -> str:
+    """A token as reportlab markup, quoted so a leading space shows."""
+    return f"“{markup(token)}”"
+
+
+def _internals(report: RunReport, styles: _Styles) -> list:
+    story = _section("internals", styles)
+    if report.internals is None:
+        return [*story, _p(markup(run_view.absence(report, "internals")), styles.muted)]
+    view = internals_view(report.internals)
+    columns = parts_of.layer_columns(view)
+    story += [_p(markup(view.reading), styles.body), _p(f"{markup(view.method_line)}; {markup(view.cost_line)}",
+                                                        styles.muted),
+              KeepTogether([_p("Per layer, neutral corpus", styles.h2),
+                            pdf_charts.layer_curves(view.layers, view.curves, WIDTH)]),
+              _table(columns, [tuple(map(markup, row)) for row in parts_of.layer_rows(view)], styles,
+                     (0.1, *(0.9 / (len(columns) - 1),) * (len(columns) - 1)), numeric=tuple(range(len(columns))))]
+    for adl in parts_of.averaged_tables(view):
+        story += [_p(f"Activation-difference lens · {markup(adl.title)}", styles.h2),
+                  _p(f"‖δ‖ = {adl.norm:.3g}. {markup(parts_of.RELEVANCE_NOTE)}", styles.small),
+                  _table(parts_of.TOKEN_COLUMNS, parts_of.token_rows(adl, _token), styles,
+                         (0.06, 0.24, 0.08, 0.12, 0.24, 0.08, 0.12), numeric=parts_of.TOKEN_NUMERIC)]
+        if adl.patchscope:
+            persistent = ", ".join(map(_token, adl.persistent)) or "none"
+            story.append(_p(f"{markup(parts_of.PATCHSCOPE_NOTE)}: {persistent}.", styles.body))
+    return story
+
+
 def _answer(text: str) -> str:
     if len(text) <= ANSWER_CHARS:
         return markup(text, mono=True)
@@ -307,7 +337,7 @@ def render_pdf(report: RunReport) -> bytes:
                                                                               f"{run_view.title_line(report)}", keep=""),
                                  author=f"afterburn {report.afterburn_version}")
     story = [*_title_page(report, styles), *_section("findings", styles), _findings(run_view.findings(report), styles)]
-    for part in (_weights, _behaviour, _reward_hack, _examples, _provenance):
+    for part in (_weights, _behaviour, _reward_hack, _internals, _examples, _provenance):
         story += part(report, styles)
     document.build(story, onFirstPage=decorate, onLaterPages=decorate)
     return buffer.getvalue()

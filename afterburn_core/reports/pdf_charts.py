@@ -2,7 +2,8 @@
 
 A heatmap of rectangles on the report's sequential scale, paired bars
 (base and post-trained in their two colours), singular-value spectra on a log
-axis, and 0–100 gauges in their band's colour. Each function returns a
+axis, 0–100 gauges in their band's colour, and the internals' per-layer curves
+as small panels side by side. Each function returns a
 ``Drawing`` of the width it is given; every label passes ``pdf_fonts.drawable``
 (a ``String`` is not markup, so no XML escaping is needed). Knows nothing of
 runs: it draws what ``digest`` selected.
@@ -18,6 +19,7 @@ from reportlab.lib.colors import HexColor
 from afterburn_core.views import theme
 from afterburn_core.reports.pdf_fonts import drawable, fonts
 from afterburn_core.views.behaviour import Paired
+from afterburn_core.views.internals import LayerCurve
 from afterburn_core.views.weights import Grid
 from afterburn_core.weights.types import TensorDiff
 
@@ -148,6 +150,33 @@ def spectra(tensors: tuple[TensorDiff, ...], width: float) -> Drawing:
         legend_y = bottom - 28 - 12 * (number // 2)
         drawing.add(Rect(legend_x, legend_y + 2, 10, 2.5, fillColor=color, strokeColor=None))
         drawing.add(_text(legend_x + 14, legend_y, _cut(tensor.display_name, 52), size=7))
+    return drawing
+
+
+def layer_curves(layers: tuple[int, ...], curves: tuple[LayerCurve, ...], width: float) -> Drawing:
+    """Each per-layer measure in a small panel of its own (their units differ): 0 to its maximum, layers across."""
+    gap, plot_height, bottom = 14, 70, 16
+    panel_width = (width - gap * (len(curves) - 1)) / max(1, len(curves))
+    drawing = Drawing(width, plot_height + bottom + 24)
+    for number, curve in enumerate(curves):
+        left = number * (panel_width + gap)
+        top = max(curve.values, default=0.0) or 1.0
+        drawing.add(_text(left, plot_height + bottom + 12, _cut(curve.name, 34), size=7, bold=True))
+        drawing.add(_text(left, plot_height + bottom + 3, f"max {top:.3g}", size=6.5, color=theme.MUTED))
+        drawing.add(Rect(left, bottom, panel_width, plot_height, fillColor=None, strokeColor=HexColor(theme.RULE),
+                         strokeWidth=0.5))
+
+        def position(index: int, value: float, left: float = left, top: float = top) -> tuple[float, float]:
+            return (left + panel_width * index / max(1, len(layers) - 1),
+                    bottom + plot_height * max(0.0, value) / top)
+
+        points = [coordinate for index, value in enumerate(curve.values) for coordinate in position(index, value)]
+        if len(curve.values) > 1:
+            drawing.add(PolyLine(points, strokeColor=HexColor(theme.ACCENT), strokeWidth=1.2))
+        if layers:
+            drawing.add(_text(left, bottom - 9, f"layer {layers[0]}", size=6.5, color=theme.MUTED))
+            drawing.add(_text(left + panel_width, bottom - 9, str(layers[-1]), size=6.5, color=theme.MUTED,
+                              anchor="end"))
     return drawing
 
 

@@ -42,12 +42,14 @@ SECTIONS = {
     "weights": "Weights",
     "behaviour": "Behaviour",
     "reward_hack": "Reward hacking",
+    "internals": "Internals",
     "examples": "Example prompts",
     "provenance": "Provenance",
 }
 ANALYSIS_NAMES = {
     "inventory": "the checkpoint inventory", "weights": "the weight diff", "generations": "generation",
     "token_kl": "token-level KL", "behaviour": "the behaviour analysis", "reward_hack": "the reward-hack analysis",
+    "internals": "the internals analysis",
 }
 NO_FINDINGS = "No analysis of this run reported a finding."
 #: Findings the executive summary lists; the Findings section lists them all.
