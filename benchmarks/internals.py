@@ -154,28 +154,28 @@ def pass_worker(args) -> dict:
     parts = model_parts(base_model.model, architecture)
 
     def forward(call, **extra):
-        def run() -> float:
+        def run(chosen) -> float:
             started = time.perf_counter()
             with torch.inference_mode():
-                for batch in batches:
+                for batch in chosen:
                     call(input_ids=batch.input_ids, attention_mask=_attention_mask(batch),
                          output_hidden_states=True, **extra)
             return time.perf_counter() - started
         return run
 
-    def hooks_only() -> float:
+    def hooks_only(chosen) -> float:
         started = time.perf_counter()
-        for batch in batches:
+        for batch in chosen:
             block_states(base_model, parts, batch)
         return time.perf_counter() - started
 
-    def ours() -> float:
+    def ours(chosen) -> float:
         def progress(done, total, message):
-            if done >= len(batches):
+            if done >= len(chosen):
                 raise _PassOneDone
         started = time.perf_counter()
         try:
-            compare_pair(base_model, trained_model, lambda _tokenizer: batches, None, architecture, progress, None)
+            compare_pair(base_model, trained_model, lambda _tokenizer: chosen, None, architecture, progress, None)
         except _PassOneDone:
             pass
         return time.perf_counter() - started
@@ -194,12 +194,12 @@ def pass_worker(args) -> dict:
     states = block_states(base_model, parts, batches[0])
     same = max(float((states[layer] - hidden[layer + 1]).abs().max()) for layer in range(len(parts.blocks) - 1))
     for run in methods.values():  # warm-up: the first forward pays allocations and lazy init
-        run()
+        run(batches[:1])
     seconds: dict[str, list[float]] = {name: [] for name in methods}
     names = list(methods)
     for repeat in range(args.repeats):
         for name in names[repeat % len(names):] + names[:repeat % len(names)]:
-            seconds[name].append(methods[name]())
+            seconds[name].append(methods[name](batches))
     return {
         "batches": len(batches), "sequences": len(sequences), "tokens": sum(sum(b.lengths) for b in batches),
         "padded_tokens": sum(b.input_ids.numel() for b in batches), "layers": len(parts.blocks),
@@ -226,6 +226,7 @@ def whole_worker(args) -> dict:
 
     from afterburn_core.checkpoints import resolve
     from afterburn_core.config import AnalysisConfig
+    from afterburn_core.generation.loading import load_model
     from afterburn_core.internals.analysis import analyze_internals
 
     torch.set_num_threads(args.threads)
@@ -235,6 +236,8 @@ def whole_worker(args) -> dict:
     sampler.start()
     base, trained = resolve(args.base), resolve(args.trained)
     config = AnalysisConfig(internals_passages=args.passages, device="cpu")
+    if args.warm:  # import and initialise transformers' model code first, as a run's earlier stages do
+        load_model(base, torch.device("cpu")).release()
     started = time.perf_counter()
     result = analyze_internals(base, trained, config, None, device=torch.device("cpu"))
     seconds = time.perf_counter() - started
@@ -281,7 +284,7 @@ def _busy(name: str, log_dir: Path, args, pair: dict) -> dict:
     competitor = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         return _worker("pass", name, log_dir, args, base=pair["base"], trained=pair["trained"],
-                       passages=args.pass_passages, repeats=args.repeats)
+                       passages=args.pass_passages, repeats=args.busy_repeats)
     finally:
         competitor.kill()
         competitor.wait()
@@ -311,7 +314,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 def summarize(runs: dict) -> tuple[list[list[str]], list[dict]]:
     """Table rows (measurement, ours, reference, ratio, target, met?) and the targets with their values."""
-    quiet, busy = runs["pass"]["median_s"], runs["pass_busy"]["median_s"]
+    alone, busy = runs["pass"]["median_s"], runs["pass_busy"]["median_s"]
     small, large = runs["memory_small"], runs["memory_large"]
     rows, targets = [], []
 
@@ -319,7 +322,7 @@ def summarize(runs: dict) -> tuple[list[list[str]], list[dict]]:
         rows.append([label, ours, reference, f"{ratio:.2f}x", target or "—",
                      "—" if met is None else ("yes" if met else "**no**")])
 
-    for label, medians in (("quiet", quiet), ("beside 1 CPU-bound competitor", busy)):
+    for label, medians in (("alone", alone), ("beside 1 CPU-bound competitor", busy)):
         ratio = _ratio(medians["ours"], medians["floor"])
         row(f"pass 1 (`block_states` + scratch) / `model(**batch, output_hidden_states=True)`, {label}",
             f"{medians['ours']:.2f} s", f"{medians['floor']:.2f} s", ratio, f"<= {PASS_TARGET}x", ratio <= PASS_TARGET)
@@ -328,9 +331,9 @@ def summarize(runs: dict) -> tuple[list[list[str]], list[dict]]:
         row(f"pass 1 / the model's base alone (`model.model`, no unembedding, no cache), {label}",
             f"{medians['ours']:.2f} s", f"{medians['strict_floor']:.2f} s",
             _ratio(medians["ours"], medians["strict_floor"]))
-    row("`block_states` alone (hooks + stack, no scratch) / the base alone, quiet",
-        f"{quiet['block_states']:.2f} s", f"{quiet['strict_floor']:.2f} s",
-        _ratio(quiet["block_states"], quiet["strict_floor"]))
+    row("`block_states` alone (hooks + stack, no scratch) / the base alone",
+        f"{alone['block_states']:.2f} s", f"{alone['strict_floor']:.2f} s",
+        _ratio(alone["block_states"], alone["strict_floor"]))
     for key, label in (("process_peak_rss_bytes", "peak RSS (`ru_maxrss`)"), ("RssAnon", "peak anonymous RSS"),
                        ("RssFile", "peak file-backed RSS (the mapped scratch)")):
         low = small[key] if key in small else small["peak_bytes"].get(key, 0)
@@ -347,17 +350,17 @@ def summarize(runs: dict) -> tuple[list[list[str]], list[dict]]:
 
 
 def render(runs: dict, rows: list[list[str]], args, facts: dict, facts_end: dict) -> str:
-    quiet, demo, cli = runs["pass"], runs["demo_whole"], runs["demo_cli"]
+    alone, demo, cli = runs["pass"], runs["demo_whole"], runs["demo_cli"]
     small, large = runs["memory_small"], runs["memory_large"]
     table = ["| measurement | ours | reference | ratio | target | met? |", "| --- | ---: | ---: | ---: | --- | --- |"]
     table += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join([
-        f"Pair: random-init Llama (hidden {quiet['hidden']}, {quiet['layers']} layers, vocab 1024, demo tokenizer) "
-        f"and a copy + 1 % noise. Pass: {quiet['sequences']} neutral passages, {quiet['batches']} batches, "
-        f"{quiet['tokens']} tokens ({quiet['padded_tokens']} padded), median of {args.repeats} interleaved repeats; "
-        f"hooked states equal transformers' hidden states to {quiet['max_abs_difference_hooks_vs_hidden_states']:.1e}.",
+        f"Pair: random-init Llama (hidden {alone['hidden']}, {alone['layers']} layers, vocab 1024, demo tokenizer) "
+        f"and a copy + 1 % noise. Pass: {alone['sequences']} neutral passages, {alone['batches']} batches, "
+        f"{alone['tokens']} tokens ({alone['padded_tokens']} padded), median of {args.repeats} interleaved repeats ({args.busy_repeats} beside the competitor); "
+        f"hooked states equal transformers' hidden states to {alone['max_abs_difference_hooks_vs_hidden_states']:.1e}.",
         f"Machine: {facts['cpu_count']} CPU cores, load average {facts['load_average']} at start, "
-        f"{facts_end['load_average']} at end; {quiet['threads']} torch thread per process.",
+        f"{facts_end['load_average']} at end; {alone['threads']} torch thread per process.",
         "", *table, "",
         f"Scratch written by the memory runs: {small['scratch_bytes'] / 2**20:.0f} MiB at {small['passages']} passages, "
         f"{large['scratch_bytes'] / 2**20:.0f} MiB at {large['passages']} (seconds: {small['seconds']:.1f}, "
@@ -365,7 +368,8 @@ def render(runs: dict, rows: list[list[str]], args, facts: dict, facts_end: dict
         f"{(large['peak_bytes'].get('RssFile', 0) - small['peak_bytes'].get('RssFile', 0)) / 2**20:.0f} MiB.",
         "",
         "| internals stage on the demo pair | seconds |", "| --- | ---: |",
-        f"| `analyze_internals`, generations=None ({demo['passages']} passages, {demo['forward_passes']} forwards) "
+        f"| `analyze_internals`, generations=None ({demo['passages']} passages, {demo['forward_passes']} forwards; "
+        "transformers' model code imported first, as a run's earlier stages do) "
         f"| {demo['seconds']:.2f} |",
         f"| `afterburn internals` (CLI, fresh store): the internals stage, with every suite prompt "
         f"| {cli['stage_seconds'].get('internals') or float('nan'):.2f} |",
@@ -376,6 +380,7 @@ def render(runs: dict, rows: list[list[str]], args, facts: dict, facts_end: dict
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the pass timings (median)")
+    parser.add_argument("--busy-repeats", type=int, default=2, help="repeats of the run beside a competitor")
     parser.add_argument("--pass-passages", type=int, default=48, help="neutral passages the pass timings read")
     parser.add_argument("--memory-passages", default="80,320", help="the two corpus sizes of the memory runs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
@@ -388,9 +393,10 @@ def parse_args(argv):
     parser.add_argument("--base", help=argparse.SUPPRESS)
     parser.add_argument("--trained", help=argparse.SUPPRESS)
     parser.add_argument("--passages", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--warm", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.repeats, args.pass_passages, args.memory_passages = 1, 16, "16,64"
+        args.repeats, args.busy_repeats, args.pass_passages, args.memory_passages = 1, 1, 16, "16,64"
     return args
 
 
@@ -413,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         runs[key] = _worker("whole", f"whole-{passages}", log_dir, args, base=pair["base"], trained=pair["trained"],
                             passages=passages)
     runs["demo_whole"] = _worker("whole", "demo-whole", log_dir, args, base="demo:base", trained="demo:trained",
-                                 passages=0)
+                                 passages=0, warm=1)
     runs["demo_cli"] = _cli_stage(log_dir, args)
     rows, targets = summarize(runs)
     finished = dt.datetime.now()
