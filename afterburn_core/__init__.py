@@ -7,8 +7,9 @@ three doors into the same functions and the same run store::
     Diagnoser("demo:base", "demo:trained", method="sft").run().save("report.html")
 
 Each CLI verb is an API function here too (``weight-diff`` → ``weight_diff``);
-``behaviour`` is ``afterburn_core.api.behaviour``, since ``afterburn_core.behaviour``
-is the package that computes it.
+``behaviour`` and ``internals`` are ``afterburn_core.api.behaviour`` / ``.internals``,
+since ``afterburn_core.behaviour`` and ``afterburn_core.internals`` are the packages
+that compute them.
 """
 
 from typing import Any
