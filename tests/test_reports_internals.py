@@ -87,7 +87,8 @@ def test_html_tokens_are_escaped_in_tables_and_chart_text(page_html: str, view) 
     # Plotly reads its text as HTML: every token it shows (ticks, hover) is escaped for it.
     assert lens["layout"]["xaxis"]["ticktext"][:4] == ["&lt;script&gt;alert(5)&lt;/script&gt;", "](javascript:x)|",
                                                        "&lt;font color=red&gt;", "\\u202erev"]
-    assert lens["data"][0]["customdata"][0][0] == [label(HOSTILE_TOKENS[0])] * 3  # base top, trained top, input
+    # Base top, trained top, the input token, its position.
+    assert lens["data"][0]["customdata"][0][0] == [label(HOSTILE_TOKENS[0])] * 3 + [0]
     assert "<script>" not in json.dumps(figures, ensure_ascii=False)
     curves = next(figure for key, figure in figures.items() if key.endswith("layer-curves"))["data"]
     assert [trace["y"] for trace in curves] == [list(curve.values) for curve in view.curves]

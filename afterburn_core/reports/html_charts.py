@@ -126,13 +126,13 @@ def lens_heatmap(grid: LensGrid) -> Figure:
     shows the input token there and each model's top lens token (every token a label: model vocabulary)."""
     positions = list(range(len(grid.tokens)))
     tokens = [label(token) for token in grid.tokens]
-    hover = [[[label(base), label(trained), tokens[position]]
+    hover = [[[label(base), label(trained), tokens[position], position]
               for position, (base, trained) in enumerate(zip(base_row, trained_row))]
              for base_row, trained_row in zip(grid.base_top, grid.trained_top)]
     trace = go.Heatmap(
         z=[list(row) for row in grid.kl], x=positions, y=list(range(len(grid.kl))), customdata=hover,
         colorscale=theme.plotly_heat_scale(), zmin=0, xgap=1, ygap=1,
-        hovertemplate=(f"layer %{{y}} · position %{{x}} %{{customdata[2]}}<br>KL %{{z:.3f}} nats<br>"
+        hovertemplate=(f"layer %{{y}} · position %{{customdata[3]}}: %{{customdata[2]}}<br>KL %{{z:.3f}} nats<br>"
                        f"{theme.BASE_LABEL} top: %{{customdata[0]}}<br>{theme.TRAINED_LABEL} top: %{{customdata[1]}}"
                        "<extra></extra>"),
         colorbar={"title": {"text": "KL (nats)", "side": "right"}, "thickness": 12},
