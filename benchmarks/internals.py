@@ -206,6 +206,7 @@ def pass_worker(args) -> dict:
         "hidden": int(states.shape[-1]), "max_abs_difference_hooks_vs_hidden_states": same,
         "threads": torch.get_num_threads(), "seconds": seconds,
         "median_s": {name: statistics.median(values) for name, values in seconds.items()},
+        "best_s": {name: min(values) for name, values in seconds.items()},
     }
 
 
@@ -326,8 +327,10 @@ def summarize(runs: dict) -> tuple[list[list[str]], list[dict]]:
         ratio = _ratio(medians["ours"], medians["floor"])
         row(f"pass 1 (`block_states` + scratch) / `model(**batch, output_hidden_states=True)`, {label}",
             f"{medians['ours']:.2f} s", f"{medians['floor']:.2f} s", ratio, f"<= {PASS_TARGET}x", ratio <= PASS_TARGET)
+        best = runs["pass" if label == "alone" else "pass_busy"]["best_s"]
         targets.append({"target": f"pass 1 / floor, {label}", "measured": ratio, "wanted": PASS_TARGET,
-                        "met": ratio <= PASS_TARGET})
+                        "met": ratio <= PASS_TARGET, "best_of_ratio": _ratio(best["ours"], best["floor"]),
+                        "best_of_ratio_strict_floor": _ratio(best["ours"], best["strict_floor"])})
         row(f"pass 1 / the model's base alone (`model.model`, no unembedding, no cache), {label}",
             f"{medians['ours']:.2f} s", f"{medians['strict_floor']:.2f} s",
             _ratio(medians["ours"], medians["strict_floor"]))
@@ -379,7 +382,7 @@ def render(runs: dict, rows: list[list[str]], args, facts: dict, facts_end: dict
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repeats of the pass timings (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of the pass timings (median)")
     parser.add_argument("--busy-repeats", type=int, default=2, help="repeats of the run beside a competitor")
     parser.add_argument("--pass-passages", type=int, default=48, help="neutral passages the pass timings read")
     parser.add_argument("--memory-passages", default="80,320", help="the two corpus sizes of the memory runs")
