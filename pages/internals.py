@@ -96,12 +96,12 @@ def show_adl(table: AdlTable) -> None:
 def lens_figure(grid: LensGrid) -> go.Figure:
     """Layer × position cells coloured by KL; hover and tick text escaped (Plotly reads some HTML)."""
     positions = list(range(len(grid.tokens)))
-    hover = [[[html.escape(grid.tokens[position]), html.escape(base[position]), html.escape(trained[position])]
-              for position in positions] for base, trained in zip(grid.base_top, grid.trained_top)]
+    hover = [[[html.escape(grid.tokens[position]), html.escape(base[position]), html.escape(trained[position]),
+               str(position)] for position in positions] for base, trained in zip(grid.base_top, grid.trained_top)]
     figure = go.Figure(go.Heatmap(
         z=[list(row) for row in grid.kl], x=positions, y=list(range(len(grid.kl))), customdata=hover,
         colorscale="OrRd", colorbar={"title": {"text": "KL (nats)"}},
-        hovertemplate=("layer %{y} · position %{x} (input %{customdata[0]})<br>KL %{z:.3g} nats<br>"
+        hovertemplate=("layer %{y} · position %{customdata[3]}, input token %{customdata[0]}<br>KL %{z:.3g} nats<br>"
                        "base top: %{customdata[1]}<br>post-trained top: %{customdata[2]}<extra></extra>"),
     ))
     figure.update_layout(

@@ -154,6 +154,6 @@ def test_hostile_tokens_are_shown_as_text(afterburn_home, demo_internals):
     spec = lens_spec(app)
     [heatmap] = spec["data"]
     assert heatmap["customdata"][0][0] == ["&lt;img src=x onerror=alert(1)&gt;",
-                                           "&lt;img src=x onerror=alert(1)&gt;", ":red[x] **b**"]
+                                           "&lt;img src=x onerror=alert(1)&gt;", ":red[x] **b**", "0"]
     assert spec["layout"]["xaxis"]["ticktext"][0] == "&lt;img src=x onerror=alert(1)&gt;"
     assert "<img" not in json.dumps(spec)

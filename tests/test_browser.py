@@ -393,3 +393,33 @@ def test_prompts_page_shows_a_hostile_answer_as_text(server_url: str, afterburn_
     _no_exception(page, "behaviour page of the hostile copy")
     assert page.locator('img[src="x"]').count() == 0
     assert dialogs == []
+
+
+INTERNALS_VIEWPORT = {"width": 1400, "height": 2800}
+#: Where a person looks at the Internals page as it was drawn (besides test-artifacts/).
+INTERNALS_SCREENSHOT = Path("/tmp/internals_page.png")
+
+
+def test_internals_page_draws_the_curves_and_the_lens_heatmap_of_a_real_run(server_url: str, afterburn_home: Path,
+                                                                          new_page):
+    with RunStore(afterburn_home) as store:
+        run_id = create_run(store, "demo:base", "demo:trained", AnalysisConfig(**DEMO_CONFIG), analyses=("internals",))
+        assert execute_run(store, run_id) == "done", store.get_run(run_id).error
+
+    page = new_page(INTERNALS_VIEWPORT)
+    page.goto(f"{server_url}/internals?run={run_id}")
+    expect(page.get_by_role("heading", name="Lens by layer and position")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("neutral passages the residual streams differ most", exact=False)).to_be_visible()
+    _settled(page)
+    _charts_drawn(page, 4)
+    _gauges_drawn(page, 1)
+    heatmap = page.locator(".js-plotly-plot .hm image")
+    expect(heatmap).to_have_count(1)
+    # Hovering a cell names both models' top tokens there.
+    box = heatmap.bounding_box()
+    assert box is not None and box["width"] > 100 and box["height"] > 40
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page.locator(".js-plotly-plot .hoverlayer")).to_contain_text("post-trained top:", timeout=10_000)
+    _no_exception(page, "internals page")
+    page.screenshot(path=str(INTERNALS_SCREENSHOT), full_page=True, animations="disabled")
+    _shot(page, "07b-internals")
