@@ -11,8 +11,9 @@ fly; with the trained model still loaded ``adl`` reads the mean difference on th
 The relevance column is the run's own data, no LLM judge: how much more often the trained model writes
 a token than the base in the stored generations, per 1 000 generated tokens.
 
-Cost (shown before launch by the New run page): 2 × (passages + prompts) forwards of each input's
-length, plus ``len(PATCHSCOPE_SCALES)`` forwards of a 20-token prompt per ADL layer; peak memory one
+Cost (shown before launch by the New run page, ``cost.estimate_internals_cost``): one forward per batch of
+``batch_size`` (default ``DEFAULT_BATCH``) inputs per model, 2 × ⌈(passages + prompts) / batch⌉ in all,
+plus ``len(PATCHSCOPE_SCALES)`` forwards of a 20-token prompt per ADL layer; peak memory one
 model + one lens head (vocab × hidden) + one batch's block outputs (layers × rows × positions × hidden)
 and lens log-probs (rows × positions × vocab); a disk scratch of the base's block outputs.
 """
