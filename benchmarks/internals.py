@@ -3,17 +3,18 @@
 Run it with the project's venv from the repository root:
 
     .venv/bin/python benchmarks/internals.py            # ~2-3 min on a shared 2-core machine
-    .venv/bin/python benchmarks/internals.py --quick    # smoke: 1 repeat, small sizes, ~1 min
+    .venv/bin/python benchmarks/internals.py --quick    # smoke: 1 repeat, small sizes, ~1.5 min
 
 Issue 16, item 8. What it measures, each in its own process (``harness.run_measured``:
 whole-process wall time and that process's peak RSS from ``os.wait4``):
 
-1. **The pair** (``ensure_pair``, built once under ``benchmarks/.work/internals-pair/``, ~10 s):
-   a random-init Llama (``generation_models.WIDE_SHAPE``: hidden 512, 8 layers, 8 / 4 heads,
-   intermediate 1408) with a 32 000-row vocabulary and untied head, saved as safetensors with the demo
-   tokenizer (its 1 024 ids are the first rows), and a trained copy = base + iid noise of 1 % of each
-   tensor's RMS. ``make_pair.py`` does not fit: its Qwen2.5-0.5B shape (152 k vocabulary, 24 layers)
-   has no tokenizer and costs minutes per corpus pass on a CPU.
+1. **The pair** (``ensure_pair``, ~10 s the first time): the generation benchmark's wide model
+   (``generation_models``: random-init Llama, hidden 512, 8 layers, 8 / 4 heads, intermediate 1408,
+   the demo tokenizer and its 1 024-row vocabulary, safetensors) as the base, and a trained copy =
+   base + iid noise of 1 % of each tensor's RMS under ``benchmarks/.work/internals-trained/``.
+   ``make_pair.py`` does not fit: its Qwen2.5-0.5B shape has no tokenizer and costs minutes per
+   corpus pass on a CPU. A small vocabulary keeps the lens readings (a vocab × hidden projection per
+   layer per model per batch) from swamping the memory runs; the pass itself never touches it.
 2. **The activation pass vs its floor** (``--worker pass``): the neutral corpus sample tokenized and
    batched exactly as ``analysis.analyze_internals`` does (``analysis._inputs``, ``passes.make_batch``,
    ``DEFAULT_BATCH``); per repeat, interleaved: the floor — plain ``model(**batch,
@@ -21,12 +22,12 @@ whole-process wall time and that process's peak RSS from ``os.wait4``):
    model's base alone (``model.model(...)``, ``use_cache=False``: the very forward ours runs, no
    unembedding); ours — pass 1 of ``passes.compare_pair``'s two-pass method (``block_states`` + the
    scratch writes, the real code, stopped from its progress callback when pass 2 would start).
-   Medians over repeats.
+   Medians over repeats (best-of ratios kept in the JSON too).
 3. **Peak memory vs corpus size** (``--worker whole``, one fresh process per size):
    ``analyze_internals(..., generations=None)`` on the pair at two ``internals_passages``; peak RSS
    (``ru_maxrss``) and, sampled from ``/proc/self/status``, the peak anonymous RSS (heap) and the
-   peak file-backed RSS (the scratch is a file mapped shared: its dirty pages count as resident
-   until written back).
+   peak file-backed RSS (the scratch is a file mapped shared: every page written counts as resident
+   until the kernel reclaims it).
 4. **The stage on the demo pair**: ``analyze_internals`` on ``demo:base`` / ``demo:trained`` with
    ``generations=None`` (``--worker whole``), and ``afterburn internals --base demo --trained demo``
    (the CLI, fresh store: generations first, then the stage with every suite prompt), its stage
