@@ -274,7 +274,7 @@ def print_internals(console: Console, result) -> None:
         table.add_row(f"{layer:d}", *(f"{curve.values[index]:.4g}" for curve in view.curves))
     console.print(table)
     for adl in view.adl:
-        if not adl.patchscope and len(view.adl) > 1:
+        if not adl.averaged:
             continue  # single positions are in the JSON and on the page; the terminal shows the averages
         promoted = ", ".join(row.token for row in adl.promoted[:12])
         console.print(f"[bold]Activation-difference lens, {safe_text(adl.title)}[/]: promoted {safe_text(promoted)}",

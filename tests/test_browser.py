@@ -310,9 +310,9 @@ def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterbur
 #: Every view by its URL path, and a line it shows once the run's results are drawn.
 EVERY_PAGE = {"": "Bundled demo pairs", "overview": "Shared tensors", "weights": "Layer × module",
               "behaviour": "Shifts at a glance", "prompts": "Where the models disagree",
-              "reward_hacking": "Composite", "reports": "Download HTML"}
+              "reward_hacking": "Composite", "internals": "Activation-difference lens", "reports": "Download HTML"}
 #: The menu, in order, as a user walks it without reloading.
-MENU = ("Checkpoints", "Weights", "Behaviour", "Prompts", "Reward hacking", "Reports", "New run")
+MENU = ("Checkpoints", "Weights", "Behaviour", "Prompts", "Internals", "Reward hacking", "Reports", "New run")
 
 
 def test_every_page_of_a_finished_run_loads_from_the_local_server_only(server_url: str, afterburn_home: Path,

@@ -98,7 +98,7 @@ def test_the_settings_move_the_estimate_as_the_analysis_reads_them():
     assert estimate("demo:trained", replace(CONFIG, internals_passages=20), 100).forward_passes == 2 * math.ceil(
         120 / DEFAULT_BATCH)
     assert estimate("demo:trained", replace(CONFIG, adl_all_layers=True), 100).patchscope_passes == 5 * layers
-    assert estimate("demo:trained", replace(CONFIG, adl_positions=1), 100).patchscope_passes == 0
+    assert estimate("demo:trained", replace(CONFIG, adl_positions=1), 100).patchscope_passes == 5
     doubled = estimate("demo:trained", replace(CONFIG, internals_tokens=128), 100)
     assert doubled.scratch_bytes == 2 * default.scratch_bytes and doubled.peak_bytes > default.peak_bytes
 

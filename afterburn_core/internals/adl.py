@@ -78,12 +78,14 @@ def read_adl(means, mean_norms, layers, loaded, parts: ModelParts, token: Callab
     for layer in layers:
         device = loaded.device
         per_position = [means[layer, position].float().to(device) for position in range(means.shape[1])]
-        entries = [((position,), vector) for position, vector in enumerate(per_position)]
-        entries.append((tuple(range(len(per_position))), torch.stack(per_position).mean(0)))
-        for positions, vector in entries:
+        # With k = 1 the one position is the whole reading; else each position, then their average.
+        entries = [((position,), vector, False) for position, vector in enumerate(per_position)] \
+            if len(per_position) > 1 else []
+        entries.append((tuple(range(len(per_position))), torch.stack(per_position).mean(0), True))
+        for positions, vector, averaged in entries:
             norm = float(vector.norm())
             scopes, persistent = (), ()
-            if len(positions) > 1 and norm > 0:
+            if averaged and norm > 0:
                 scopes = []
                 for scale in PATCHSCOPE_SCALES:
                     patched = vector / norm * float(mean_norms[layer]) * scale
@@ -99,5 +101,5 @@ def read_adl(means, mean_norms, layers, loaded, parts: ModelParts, token: Callab
                 scopes = tuple(scopes)
             promoted = _top(_readout(parts.head, vector), token, ADL_TOP) if norm > 0 else ()
             demoted = _top(_readout(parts.head, -vector), token, ADL_TOP) if norm > 0 else ()
-            readings.append(AdlReading(layer, positions, norm, promoted, demoted, scopes, persistent))
+            readings.append(AdlReading(layer, positions, norm, promoted, demoted, scopes, persistent, averaged))
     return tuple(readings), passes

@@ -7,7 +7,8 @@ size and vocabulary). It follows the analysis's own arithmetic (``analysis``, ``
 - forward passes: one per batch per model, batches of ``config.batch_size or DEFAULT_BATCH`` rows over
   the sampled neutral passages and the run's ``prompts`` suite prompts: exactly what the run counts;
 - patchscope passes: ``len(PATCHSCOPE_SCALES)`` per ADL layer read (the middle one, or every layer with
-  ``adl_all_layers``), none with ``adl_positions`` 1 (patchscope reads the averaged difference only);
+  ``adl_all_layers``; patchscope reads each layer's averaged difference, the one reading when
+  ``adl_positions`` is 1);
   an upper bound, as a difference of norm 0 (identical models) is not read;
 - scratch (two-pass runs; an adapter is toggled and writes none): layers × rows × width × hidden ×
   dtype size, each row ``config.internals_tokens`` wide (neutral passages are cut there; a suite prompt
@@ -90,7 +91,7 @@ def estimate_internals_cost(description: ModelDescription, config: AnalysisConfi
     lens_head = vocab * hidden * element
     return InternalsCostEstimate(
         forward_passes=2 * math.ceil(inputs / rows),
-        patchscope_passes=len(PATCHSCOPE_SCALES) * adl_layers if config.adl_positions > 1 else 0,
+        patchscope_passes=len(PATCHSCOPE_SCALES) * adl_layers,
         scratch_bytes=0 if adapter else layers * inputs * width * hidden * element,
         peak_bytes=(approximate_parameters(description) * element
                     + (0 if adapter else lens_head)

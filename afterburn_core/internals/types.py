@@ -84,7 +84,7 @@ class PatchscopeReading:
 @dataclass(frozen=True)
 class AdlReading:
     """The activation-difference lens at one layer: the mean difference over the neutral corpus at
-    ``positions`` (one position, or the first k averaged), through the trained model's final norm and
+    ``positions`` (one position, or the first k averaged: ``averaged``, the one reading when k = 1), through the trained model's final norm and
     unembedding. ``promoted``: the readout of +δ; ``demoted``: of −δ (scores are probabilities).
     ``patchscope`` is read for the averaged difference only (empty for single positions); ``persistent``
     holds the tokens in the patchscope top list at no fewer than half the scales."""
@@ -96,6 +96,7 @@ class AdlReading:
     demoted: tuple[TokenScore, ...]
     patchscope: tuple[PatchscopeReading, ...] = ()
     persistent: tuple[str, ...] = ()
+    averaged: bool = False
 
 
 @dataclass(frozen=True)

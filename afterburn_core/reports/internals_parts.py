@@ -27,14 +27,8 @@ PATCHSCOPE_NOTE = "Patchscope, tokens the post-trained model reads from δ at ha
 
 
 def averaged_tables(view: InternalsView) -> tuple[AdlTable, ...]:
-    """The first reading of each layer read: the view puts the averaged positions first within a layer."""
-    seen: set[int] = set()
-    chosen = []
-    for table in view.adl:
-        if table.layer not in seen:
-            seen.add(table.layer)
-            chosen.append(table)
-    return tuple(chosen)
+    """The averaged reading of each layer read (single positions are on the page and in the JSON)."""
+    return tuple(table for table in view.adl if table.averaged)
 
 
 def layer_columns(view: InternalsView) -> tuple[str, ...]:

@@ -57,6 +57,7 @@ class AdlTable:
 
     layer: int
     title: str
+    averaged: bool
     norm: float
     promoted: tuple[TokenRow, ...]
     demoted: tuple[TokenRow, ...]
@@ -101,7 +102,8 @@ def positions_title(positions: tuple[int, ...]) -> str:
 
 def _table(reading: AdlReading) -> AdlTable:
     return AdlTable(
-        reading.layer, f"Layer {reading.layer}, {positions_title(reading.positions)}", reading.norm,
+        reading.layer, f"Layer {reading.layer}, {positions_title(reading.positions)}", reading.averaged,
+        reading.norm,
         _rows(reading.promoted), _rows(reading.demoted),
         tuple((scope.scale, tuple(token_label(t) for t in scope.tokens)) for scope in reading.patchscope),
         tuple(token_label(t) for t in reading.persistent),
@@ -136,7 +138,7 @@ def reading(result: InternalsResult) -> str:
 
 def _summary_tokens(result: InternalsResult, count: int = 10) -> tuple[str, ...]:
     """The averaged reading's top promoted tokens at the first ADL layer read (the middle one by default)."""
-    averaged = [entry for entry in result.adl if len(entry.positions) > 1]
+    averaged = [entry for entry in result.adl if entry.averaged]
     if not averaged:
         return ()
     return tuple(token_label(t.token) for t in averaged[0].promoted[:count])
@@ -158,7 +160,7 @@ def internals_view(result: InternalsResult) -> InternalsView:
         sets.append(InputSetRow(entry.input_set, entry.sequences, entry.positions, peak,
                                 norms[peak] if norms else 0.0,
                                 max((layer.logit_lens_kl for layer in entry.layers), default=0.0)))
-    ordered = sorted(result.adl, key=lambda entry: (entry.layer, len(entry.positions) == 1, entry.positions))
+    ordered = sorted(result.adl, key=lambda entry: (entry.layer, not entry.averaged, entry.positions))
     method = {"two_pass": "two passes, one model in memory at a time",
               "adapter_toggle": "one model, adapter toggled"}.get(result.method, result.method)
     cost = result.cost
