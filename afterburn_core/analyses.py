@@ -272,7 +272,9 @@ register_analysis(AnalysisKind(
 # The neutral corpus enters the key as its content hash (``internals_key``): editing it makes a new run.
 register_analysis(AnalysisKind(
     "internals", "Internals", "afterburn_core.internals.types:InternalsResult", "afterburn_core.stages:internals",
-    config_fields=("internals_passages", "internals_tokens", "adl_positions", "adl_all_layers", "trust_remote_code"),
+    config_fields=("internals_passages", "internals_tokens", "adl_positions", "adl_all_layers", "trust_remote_code",
+                   "steering", "localization", "amplification", "amplification_alphas", "amplification_samples",
+                   "seed"),
     depends_on=("generations",), key_extra="afterburn_core.stages:internals_key", reads=("device", "batch_size"),
     view="afterburn_core.views.internals:internals_view",
 ))

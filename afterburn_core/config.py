@@ -46,6 +46,11 @@ INTERNALS_TOKENS_LIMIT = 512
 #: The activation-difference lens reads the first positions; the paper's k is 5, and past 64 it is a mean
 #: over whole passages.
 ADL_POSITIONS_LIMIT = 64
+#: Logit-difference amplification: α past 10 turns every answer into the difference's argmax token stream,
+#: and more than 8 values or 64 samples per prompt multiplies a suite run past any useful length.
+AMPLIFICATION_ALPHA_LIMIT = 10.0
+AMPLIFICATION_ALPHAS_COUNT_LIMIT = 8
+AMPLIFICATION_SAMPLES_LIMIT = 64
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -105,6 +110,25 @@ class AnalysisConfig:
         default=False,
         metadata=_help("Read the activation-difference lens at every layer, not only the middle one."),
     )
+    steering: bool = field(
+        default=True,
+        metadata=_help("Steer the base with the activation difference and read its answers (internals)."),
+    )
+    localization: bool = field(
+        default=True,
+        metadata=_help("Swap each decoder block between the models to find which blocks carry the change (internals)."),
+    )
+    amplification: bool = field(
+        default=True,
+        metadata=_help("Sample answers from logits_t + α (logits_t − logits_b) and run the detectors on them (internals)."),
+    )
+    amplification_alphas: tuple[float, ...] = field(
+        default=(0.0, 1.0, 2.0),
+        metadata=_help("The α values of logit-difference amplification (0 = the trained model sampled as it is)."),
+    )
+    amplification_samples: int = field(
+        default=1, metadata=_help("Answers sampled per prompt and α by logit-difference amplification.")
+    )
     # Left out of the hash: a dict is unhashable, and equal configs still compare equal by it.
     reward_hack_weights: dict[str, float] = field(
         default_factory=dict,
@@ -129,9 +153,12 @@ class AnalysisConfig:
         _check_int("internals_passages", self.internals_passages, 0, INTERNALS_PASSAGES_LIMIT)
         _check_int("internals_tokens", self.internals_tokens, 2, INTERNALS_TOKENS_LIMIT)
         _check_int("adl_positions", self.adl_positions, 1, ADL_POSITIONS_LIMIT)
+        _check_int("amplification_samples", self.amplification_samples, 1, AMPLIFICATION_SAMPLES_LIMIT)
+        _check_alphas(self.amplification_alphas)
         _check_number("temperature", self.temperature, 0.0, 10.0)
         _check_number("top_p", self.top_p, 1e-6, 1.0)
-        for name in ("exact_spectra", "trust_remote_code", "adl_all_layers"):
+        for name in ("exact_spectra", "trust_remote_code", "adl_all_layers", "steering", "localization",
+                     "amplification"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}: {quoted(getattr(self, name))} must be true or false")
         check_reward_hack_weights(self.reward_hack_weights)
@@ -176,6 +203,12 @@ class AnalysisConfig:
         for name in ("temperature", "top_p"):
             if name in cleaned:
                 cleaned[name] = _as_float(cleaned[name])
+        if "amplification_alphas" in cleaned:
+            alphas = cleaned["amplification_alphas"]
+            alphas = [alphas] if isinstance(alphas, (int, float, str)) else alphas
+            if not isinstance(alphas, (list, tuple)):
+                raise ConfigError(f"{source}: amplification_alphas must be a list of numbers, got {quoted(alphas)}")
+            cleaned["amplification_alphas"] = tuple(_as_float(_number(alpha)) for alpha in alphas)
         weights = cleaned.get("reward_hack_weights")
         if isinstance(weights, dict):
             cleaned["reward_hack_weights"] = {name: _as_float(value) for name, value in weights.items()}
@@ -228,6 +261,24 @@ def _as_float(value: Any) -> Any:
         except OverflowError:
             return value
     return value
+
+
+def _number(value: Any) -> Any:
+    """A number typed as text on the command line ("1.5") as a float; anything else as it is."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _check_alphas(alphas: Any) -> None:
+    if (not isinstance(alphas, tuple) or not 1 <= len(alphas) <= AMPLIFICATION_ALPHAS_COUNT_LIMIT
+            or any(isinstance(alpha, bool) or not isinstance(alpha, (int, float))
+                   or not 0 <= alpha <= AMPLIFICATION_ALPHA_LIMIT for alpha in alphas)):
+        raise ConfigError(f"amplification_alphas: {quoted(alphas)} must be 1 to {AMPLIFICATION_ALPHAS_COUNT_LIMIT} "
+                          f"numbers from 0 to {AMPLIFICATION_ALPHA_LIMIT:g}")
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

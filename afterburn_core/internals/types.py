@@ -4,14 +4,18 @@ Layers are numbered by decoder block, 0-based: layer ``l`` is the residual
 stream a block returns (the embeddings are the weights analysis's business).
 Every token is kept as its id and its decoded text; decoded text is a model's
 vocabulary, untrusted, and every door escapes it. ``steering``,
-``localization`` and ``amplification`` are the causal half's (issue 17) and
-are null until it fills them.
+``localization`` and ``amplification`` are the causal half: what the
+difference *does* when added to the base, which blocks carry the change,
+and how often a behaviour shows when the difference is amplified; each is
+null when the run did not compute it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
+
+from afterburn_core.generation.types import Completion
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,76 @@ class InternalsCost:
     seconds: float
 
 
+# --- the causal half: steering, layer localization, logit-difference amplification ------------------------
+
+
+@dataclass(frozen=True)
+class MetricTriple:
+    """One behaviour metric of the base, the steered base and the trained model (None: not measurable)."""
+
+    base: float | None
+    steered: float | None
+    trained: float | None
+
+
+@dataclass(frozen=True)
+class StrengthTrial:
+    """One steering strength tried (× the layer's mean residual norm): the base's perplexity on held-out
+    neutral text while steered, and whether it stayed within the bound."""
+
+    strength: float
+    perplexity: float
+    accepted: bool
+
+
+@dataclass(frozen=True)
+class SteeringResult:
+    """The base model steered by the unit activation difference × ``strength`` at ``layer`` on every position:
+    the strength rule's trials, the behaviour metrics of base / steered base / trained, and the steered
+    answers (aligned with the run's ``generations.prompts``)."""
+
+    layer: int
+    strength: float
+    perplexity_base: float
+    perplexity_bound: float
+    trials: tuple[StrengthTrial, ...]
+    metrics: dict[str, MetricTriple]
+    completions: tuple[Completion, ...]
+
+
+@dataclass(frozen=True)
+class LayerLocalization:
+    """Decoder block ``layer`` swapped alone: the share of the KL(trained ‖ base) gap on the trained answers that
+    the base closes with the trained block (``kl_recovered``), and the share the trained model opens with the
+    base's block (``reverse_kl_recovered``)."""
+
+    layer: int
+    kl_recovered: float
+    reverse_kl_recovered: float
+
+
+@dataclass(frozen=True)
+class DetectorAtAlpha:
+    """One reward-hack detector read on the answers amplified at one α: its score and flag, and the rate of the
+    behaviour it counts with a 95 % interval (None where the detector counts no single behaviour)."""
+
+    score: float
+    flagged: bool
+    rate: float | None
+    rate_low: float | None = None
+    rate_high: float | None = None
+    available: bool = True
+
+
+@dataclass(frozen=True)
+class AmplificationLevel:
+    """Answers sampled from logits_t + α (logits_t − logits_b) and what the detectors read on them."""
+
+    alpha: float
+    detectors: dict[str, DetectorAtAlpha]
+    completions: tuple[Completion, ...]
+
+
 @dataclass(frozen=True)
 class InternalsResult:
     """The ``internals`` analysis (see the module docstring and ``docs/internals-schema.md``)."""
@@ -152,7 +226,7 @@ class InternalsResult:
     lens_prompts: tuple[PromptLens, ...]
     corpus: CorpusRef
     cost: InternalsCost
-    steering: Any = None
-    localization: Any = None
-    amplification: Any = None
+    steering: SteeringResult | None = None
+    localization: tuple[LayerLocalization, ...] | None = None
+    amplification: tuple[AmplificationLevel, ...] | None = None
     schema_version: int = field(default=SCHEMA_VERSION)
