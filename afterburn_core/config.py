@@ -97,7 +97,8 @@ class AnalysisConfig:
     )
     internals_passages: int = field(
         default=0,
-        metadata=_help("Neutral-corpus passages the internals analysis reads (0 = all of the bundled corpus)."),
+        metadata=_help("Neutral-corpus passages the internals analysis reads (0 = all but the steering check's "
+                       "held-out ones)."),
     )
     internals_tokens: int = field(
         default=64, metadata=_help("Tokens read per neutral passage by the internals analysis.")

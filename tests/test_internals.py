@@ -91,12 +91,14 @@ def test_identical_models_read_exactly_nothing(results) -> None:
 def test_every_input_and_layer_is_accounted_for(results) -> None:
     trained = results["trained"]
     corpus = neutral_corpus()
-    assert trained.corpus.passages == len(corpus.passages) >= 300 and trained.corpus.sha256 == corpus.sha256
+    readable = len(corpus.passages) - len(corpus.heldout)
+    assert trained.corpus.passages == readable >= 290 and trained.corpus.sha256 == corpus.sha256
+    assert not set(corpus.sample(0)) & set(corpus.heldout) and len(corpus.heldout) == 32
     [neutral] = [entry for entry in trained.input_sets if entry.input_set == "neutral"]
-    assert neutral.sequences == len(corpus.passages)
+    assert neutral.sequences == readable
     assert [(s.relative_norm, s.logit_lens_kl) for s in neutral.layers] == [
         (layer.relative_norm, layer.logit_lens_kl) for layer in trained.layers]
-    assert trained.cost.forward_passes == 2 * -(-len(corpus.passages) // 8)  # two models × batches of 8
+    assert trained.cost.forward_passes == 2 * -(-readable // 8)  # two models × batches of 8
     assert trained.cost.scratch_bytes > 0 and trained.lens_prompts[0].input_id == "neutral/0"
     lens = trained.lens_prompts[0]
     assert len(lens.kl) == len(lens.base_top) == len(lens.trained_top) == 4

@@ -11,7 +11,8 @@ Contract: ``neutral_corpus() -> Corpus`` (cached): the passages in file order,
 its version and the SHA-256 of the file's bytes, which enters the internals
 cache key, so editing the corpus makes a new run. ``Corpus.sample(n)`` takes
 ``n`` passages spread evenly over the file (topics are interleaved), all of
-them for ``n == 0``. Cost: reads a ~60 KB file once per process.
+them for ``n == 0``, never one of the last ``HELDOUT_PASSAGES`` (``Corpus.heldout``: the steering
+check's held-out text). Cost: reads a ~60 KB file once per process.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ CORPUS_FILE = Path(__file__).parent / "data" / "neutral_corpus.jsonl"
 CORPUS_NAME = "neutral"
 #: Bumped when the corpus's rules change (not for every edit: the content hash tracks those).
 CORPUS_VERSION = 1
+#: Passages kept out of every sample, for the steering check's perplexity (text the difference was not read on):
+#: 32 short passages are ~800 tokens, enough for a perplexity that moves by less than the steering bound's
+#: tolerance between reruns, few enough that the lens keeps 90 % of the corpus.
+HELDOUT_PASSAGES = 32
 
 
 @dataclass(frozen=True)
@@ -35,12 +40,19 @@ class Corpus:
     sha256: str
     passages: tuple[str, ...]
 
+    @property
+    def heldout(self) -> tuple[str, ...]:
+        """The last ``HELDOUT_PASSAGES`` passages: never sampled, read only by the steering check."""
+        return self.passages[-HELDOUT_PASSAGES:]
+
     def sample(self, count: int) -> tuple[str, ...]:
-        """``count`` passages spread evenly over the corpus (every passage for 0 or more than it holds)."""
-        total = len(self.passages)
+        """``count`` passages spread evenly over the corpus less the held-out ones (all of those for 0 or more
+        than it holds)."""
+        readable = self.passages[:-HELDOUT_PASSAGES]
+        total = len(readable)
         if count <= 0 or count >= total:
-            return self.passages
-        return tuple(self.passages[(index * total) // count] for index in range(count))
+            return readable
+        return tuple(readable[(index * total) // count] for index in range(count))
 
 
 @lru_cache(maxsize=1)
