@@ -23,8 +23,8 @@ model with the base's block i, and KL̄(p ‖ q) the mean over every output posi
 How the swap is made, one model in memory at a time:
 
 - Full checkpoints: the trained model runs first; its log-probs go to an unnamed temporary file in fp32
-  (positions × vocab × 4 bytes; the demo's default run ~3 MB; 200 answers × 80 tokens × 152 k vocab ≈ 9.7 GB
-  on disk), read back one batch at a time with plain file I/O (``passes.py`` says why not a mapping). fp32
+  (positions × vocab × 4 bytes: the default suites' 249 answers × ≤ 128 tokens × the demo's 1 k vocab ≤ 130 MB;
+  with a 152 k vocab ≤ 19 GB on disk), read back one batch at a time with plain file I/O (``passes.py`` says why not a mapping). fp32
   and not fp16: the scorer's fp16 store moves each KL by up to 2⁻¹¹ × the cross-entropy, which for two
   identical models would be a nonzero gap made of rounding; fp32 gives exactly 0 there, and is the very
   value every later KL is measured against. Then, for each block i, the base's tensors of block i are
