@@ -61,9 +61,10 @@ from afterburn_core.internals.types import MetricTriple, SteeringResult, Strengt
 #: text span "barely felt" (a quarter of a typical state's norm) to "drowns the state" (eight times it).
 STEERING_STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: The steered base's perplexity on held-out neutral text must stay within this factor of its unsteered
-#: perplexity, either way. Measured on demo:base (tests/test_internals_steering.py): steering toward the
-#: fence token at the last block gives ratios 1.27 / 5.1 / 145 at 0.25 / 0.5 / 1 ×, and only the 0.25 ×
-#: answers still read as answers (fences inside sentences; at 0.5 × fences replace words). Either way,
+#: perplexity, either way. Measured on demo:base (tests/test_internals_steering.py, 8 held-out passages):
+#: steering toward the fence token at the last block gives ratios 1.27 / 5.1 / 145 at 0.25 / 0.5 / 1 ×,
+#: and only the 0.25 × answers still read as answers (at 0.5 × fences replace words); toward fence +
+#: newline 1.16 / 1.82 at 0.25 / 0.5 × (answers with fenced blocks, still sentences), over 2 at 1 ×. Either way,
 #: because a model that does not fit the text (the demo base: perplexity ≈ 45 000 on prose, worse than
 #: uniform over its 1 024 tokens) *gains* by being pushed toward uniform: the demo's own difference at
 #: the middle block gives ratios 0.40 … 0.06 over the grid while its answers decay into token loops.
