@@ -61,7 +61,7 @@ from afterburn_core.internals.types import MetricTriple, SteeringResult, Strengt
 #: text span "barely felt" (a quarter of a typical state's norm) to "drowns the state" (eight times it).
 STEERING_STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: The steered base's perplexity on held-out neutral text must stay within this factor of its unsteered
-#: perplexity, either way. Measured on demo:base (tests/test_internals_steering.py, 8 held-out passages):
+#: perplexity, either way. Measured on demo:base (the last 32 corpus passages; the tests use the last 8):
 #: steering toward the fence token at the last block gives ratios 1.27 / 5.1 / 145 at 0.25 / 0.5 / 1 ×,
 #: and only the 0.25 × answers still read as answers (at 0.5 × fences replace words); toward fence +
 #: newline 1.16 / 1.82 at 0.25 / 0.5 × (answers with fenced blocks, still sentences), over 2 at 1 ×. Either way,
