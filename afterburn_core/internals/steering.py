@@ -64,7 +64,7 @@ STEERING_STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 #: perplexity, either way. Measured on demo:base (the last 32 corpus passages; the tests use the last 8):
 #: steering toward the fence token at the last block gives ratios 1.27 / 5.1 / 145 at 0.25 / 0.5 / 1 ×,
 #: and only the 0.25 × answers still read as answers (at 0.5 × fences replace words); toward fence +
-#: newline 1.16 / 1.82 at 0.25 / 0.5 × (answers with fenced blocks, still sentences), over 2 at 1 ×. Either way,
+#: newline (last 8) 1.16 / 1.82 at 0.25 / 0.5 × (fenced blocks, still sentences), over 2 at 1 ×. Either way,
 #: because a model that does not fit the text (the demo base: perplexity ≈ 45 000 on prose, worse than
 #: uniform over its 1 024 tokens) *gains* by being pushed toward uniform: the demo's own difference at
 #: the middle block gives ratios 0.40 … 0.06 over the grid while its answers decay into token loops.
