@@ -177,6 +177,11 @@ def test_internals_reads_every_block_and_exactly_zero_from_the_identical_copy(ev
     for entry in identical.input_sets:
         assert all(stats.relative_norm == 0.0 and stats.logit_lens_kl == 0.0 for stats in entry.layers)
     assert all(not reading.promoted and not reading.demoted and reading.norm == 0.0 for reading in identical.adl)
+    # The causal half runs on every architecture too: steering, a share per swapped block, every α.
+    assert planted.skipped == {} and planted.steering is not None
+    assert [block.layer for block in planted.localization] == list(range(LAYERS))
+    assert [level.alpha for level in planted.amplification] == [0.0, 1.0, 2.0]
+    assert all(block.kl_recovered == block.reverse_kl_recovered == 0.0 for block in identical.localization)
 
 
 @pytest.mark.parametrize("name", SPEC_NAMES)

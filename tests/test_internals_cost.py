@@ -28,7 +28,7 @@ from afterburn_core.store import RunStore, load_result
 from afterburn_core.views.internals import cost_estimate_line
 from pages.common import escape_markdown
 
-CONFIG = AnalysisConfig(device="cpu", **DEMO_CONFIG)
+CONFIG = AnalysisConfig(device="cpu", **DEMO_CONFIG, steering=False, localization=False, amplification=False)
 #: How far above the real scratch the estimate may land: it assumes every row is internals_tokens wide,
 #: and the demo's short neutral passages and suite prompts pad their batches to less (measured: 6.9%).
 SCRATCH_SLACK = 1.10

@@ -410,7 +410,8 @@ def demo_generation_results() -> tuple[GenerationsResult, TokenKLResult, Behavio
     home = Path(tempfile.mkdtemp(prefix="afterburn-demo-run-"))
     atexit.register(shutil.rmtree, home, ignore_errors=True)
     with RunStore(home) as store:
-        run_id = create_run(store, "demo:base", "demo:trained", AnalysisConfig(**DEMO_CONFIG))
+        run_id = create_run(store, "demo:base", "demo:trained", AnalysisConfig(**DEMO_CONFIG),
+                            analyses=("token_kl", "behaviour"))
         status = execute_run(store, run_id)
         assert status == "done", store.get_run(run_id).error
         return (load_result(store, run_id, GenerationsResult), load_result(store, run_id, TokenKLResult),

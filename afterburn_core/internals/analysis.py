@@ -27,6 +27,7 @@ from collections.abc import Callable
 from afterburn_core.checkpoints.architecture import architecture_map
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.internals.adl import IDENTITY_PROMPT, read_adl
+from afterburn_core.internals.causal import run_causal
 from afterburn_core.internals.corpus import neutral_corpus
 from afterburn_core.internals.passes import InputSequence, compare_pair, make_batch
 from afterburn_core.internals.readings import NEUTRAL, Readings
@@ -135,6 +136,8 @@ def analyze_internals(
         run = compare_pair(adapter, adapter, make_batches, readings, architecture, report, finish)
     else:
         run = compare_pair(load(base), load(trained), make_batches, readings, architecture, report, finish)
+    causal = run_causal(base, trained, generations, readings, found["adl_layers"][len(found["adl_layers"]) // 2],
+                        architecture, config, device, load, corpus.heldout, report)
     return InternalsResult(
         base=ModelRef(base.reference, base.fingerprint),
         trained=ModelRef(trained.reference, trained.fingerprint),
@@ -150,4 +153,8 @@ def analyze_internals(
         corpus=CorpusRef(corpus.name, corpus.version, corpus.sha256, len(passages), config.internals_tokens),
         cost=InternalsCost(run.forward_passes, found["patchscope_passes"], run.scratch_bytes,
                            time.perf_counter() - started),
+        steering=causal.steering,
+        localization=causal.localization,
+        amplification=causal.amplification,
+        skipped=causal.skipped,
     )

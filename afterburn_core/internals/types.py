@@ -229,4 +229,5 @@ class InternalsResult:
     steering: SteeringResult | None = None
     localization: tuple[LayerLocalization, ...] | None = None
     amplification: tuple[AmplificationLevel, ...] | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
     schema_version: int = field(default=SCHEMA_VERSION)
