@@ -38,7 +38,11 @@ def test_cli_output_validates_against_the_schema(written) -> None:
     assert "wrote " in stderr and document["schema_version"] == 1
     assert document["base"]["reference"] == "demo:base" and document["corpus"]["passages"] == 64
     assert {entry["input_set"] for entry in document["input_sets"]} == {"neutral", "math"}
-    assert document["steering"] is None and document["localization"] is None and document["amplification"] is None
+    # The causal half ran: the steered answers align with the prompts, one share per block, every α.
+    assert document["skipped"] == {}
+    assert len(document["steering"]["completions"]) == len(document["amplification"][0]["completions"]) == 32
+    assert [block["layer"] for block in document["localization"]] == [0, 1, 2, 3]
+    assert [level["alpha"] for level in document["amplification"]] == [0.0, 1.0, 2.0]
 
 
 def test_relevance_comes_from_the_runs_generations(written) -> None:
@@ -65,11 +69,22 @@ def test_the_schema_rejects_a_broken_document(written) -> None:
     del document["adl"][0]["promoted"]
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    document = json.loads(json.dumps(written[0]))
+    document["amplification"][0]["detectors"]["sycophancy"]["rate"] = 1.5
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
+    document = json.loads(json.dumps(written[0]))
+    document["skipped"] = {"steering": ""}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
 
 
 def test_every_contract_field_is_documented() -> None:
     for name in SCHEMA["required"]:
         assert f"`{name}`" in SCHEMA_DOC, name
+    for part in ("steering", "localization", "amplification"):
+        for name in SCHEMA["$defs"][part].get("required", ()):
+            assert f"`{name}`" in SCHEMA_DOC, (part, name)
 
 
 def test_a_bad_output_name_is_one_line_before_any_work(tmp_path) -> None:
