@@ -4,7 +4,9 @@ Sections (``run_view.SECTIONS``): executive summary, findings, weights
 (layer × module and head heatmaps, spectra, most changed tensors), behaviour
 (lengths, strategy and format rates, every test), reward-hack gauges with
 their evidence, internals (layer curves, the activation-difference lens's
-averaged tables with patchscope, one input's lens heatmap), the most diverged
+averaged tables with patchscope, one input's lens heatmap; the causal half:
+steering's metric table, localization bars per block, amplification rates
+per α with their intervals, or why each is absent), the most diverged
 prompts side by side, provenance. A section
 whose analysis the run lacks says why in one line.
 
@@ -26,6 +28,7 @@ from plotly.offline import get_plotlyjs
 
 from afterburn_core.reports import html_charts, internals_parts as parts_of
 from afterburn_core.views import weights_detail
+from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.internals import AdlTable, internals_view
 from afterburn_core.weights.types import WeightDiffResult
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
@@ -308,7 +311,37 @@ def _internals(report: RunReport, charts: _Charts) -> Safe:
                   tag("p", "KL(post-trained ‖ base) between the two models' logit lenses at each layer and position; "
                            "hover a cell for each model's top token there.", class_="note"),
                   charts.div(html_charts.lens_heatmap(lens), "lens-heatmap")]
-    return _section("internals", *parts)
+    return _section("internals", *parts, _causal(report.internals, charts))
+
+
+def _causal(result: InternalsResult, charts: _Charts) -> Safe:
+    """Steering, layer localization and amplification, each with its tables and chart or why it is absent."""
+    parts: list[object] = []
+    for part, title in parts_of.CAUSAL_TITLES.items():
+        parts.append(tag("h3", title))
+        absent = parts_of.causal_absence(result, part)
+        if absent is not None:
+            parts.append(_absent(absent))
+        elif part == "steering":
+            parts += [tag("p", parts_of.steering_line(result.steering), class_="note"),
+                      _table(parts_of.STEERING_COLUMNS, parts_of.steering_rows(result.steering),
+                             numeric=parts_of.STEERING_NUMERIC)]
+        elif part == "localization":
+            parts += [tag("p", parts_of.localization_line(result.localization), " ", parts_of.LOCALIZATION_NOTE,
+                          class_="note"),
+                      charts.div(html_charts.localization_bars(result.localization), "localization-bars"),
+                      _table(parts_of.LOCALIZATION_COLUMNS, parts_of.localization_rows(result.localization),
+                             numeric=parts_of.LOCALIZATION_NUMERIC)]
+        else:
+            titles = {name: detector_title(name) for level in result.amplification
+                      for name, _ in parts_of.amplification_detectors(level)}
+            parts += [tag("p", parts_of.amplification_line(result.amplification), " ", parts_of.AMPLIFICATION_NOTE,
+                          class_="note"),
+                      charts.div(html_charts.amplification_curves(result.amplification, titles),
+                                 "amplification-curves"),
+                      _table(parts_of.AMPLIFICATION_COLUMNS, parts_of.amplification_rows(result.amplification),
+                             numeric=parts_of.AMPLIFICATION_NUMERIC)]
+    return join(*parts)
 
 
 def _examples(report: RunReport) -> Safe:

@@ -16,6 +16,7 @@ import re
 from afterburn_core.analyses import detector_title
 from afterburn_core.reports import internals_parts as parts_of
 from afterburn_core.views import weights_detail
+from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.internals import internals_view
 from afterburn_core.weights.types import WeightDiffResult
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
@@ -187,7 +188,37 @@ def _internals(report: RunReport) -> list[str]:
         if adl.patchscope:
             persistent = ", ".join(map(_token, adl.persistent)) or "none"
             lines += ["", f"{escape(parts_of.PATCHSCOPE_NOTE)}: {persistent}."]
+    return [*lines, *_causal(report.internals)]
+
+
+def _causal(result: InternalsResult) -> list[str]:
+    """Steering, layer localization and amplification as tables, or the line saying why each is absent."""
+    lines: list[str] = []
+    for part, title in parts_of.CAUSAL_TITLES.items():
+        lines += ["", f"### {title}", ""]
+        absent = parts_of.causal_absence(result, part)
+        if absent is not None:
+            lines.append(escape(absent))
+        elif part == "steering":
+            lines += [escape(parts_of.steering_line(result.steering)), "",
+                      _escaped_table(parts_of.STEERING_COLUMNS, parts_of.steering_rows(result.steering),
+                                     parts_of.STEERING_NUMERIC)]
+        elif part == "localization":
+            lines += [f"{escape(parts_of.localization_line(result.localization))} "
+                      f"{escape(parts_of.LOCALIZATION_NOTE)}", "",
+                      _escaped_table(parts_of.LOCALIZATION_COLUMNS, parts_of.localization_rows(result.localization),
+                                     parts_of.LOCALIZATION_NUMERIC)]
+        else:
+            lines += [f"{escape(parts_of.amplification_line(result.amplification))} "
+                      f"{escape(parts_of.AMPLIFICATION_NOTE)}", "",
+                      _escaped_table(parts_of.AMPLIFICATION_COLUMNS, parts_of.amplification_rows(result.amplification),
+                                     parts_of.AMPLIFICATION_NUMERIC)]
     return lines
+
+
+def _escaped_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], numeric: tuple[int, ...]) -> str:
+    """``table`` of cells that may hold a stored result's strings (metric, detector names), each escaped."""
+    return table(tuple(map(escape, headers)), [tuple(map(escape, row)) for row in rows], numeric)
 
 
 def _token(token: str) -> str:
