@@ -4,7 +4,8 @@ The title page holds the two models, the summary cards, the composite-risk
 gauge and the top findings; the sections that follow (``run_view.SECTIONS``)
 hold the weight heatmaps and spectra, behaviour bars, reward-hack gauges with
 their evidence, internals (per-layer curves and table, the activation-difference
-lens's averaged tables), the most diverged prompts side by side, and provenance.
+lens's averaged tables; steering's metric table, localization bars per block,
+amplification rates per α, or why each is absent), the most diverged prompts side by side, and provenance.
 Charts are reportlab drawings (``pdf_charts``), not images. Every model or
 user string goes through ``pdf_fonts.markup`` (glyph fallback, then XML
 escaping) before it reaches a ``Paragraph``; text of this module through
@@ -39,6 +40,7 @@ from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.run import SECTIONS, Fact
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
 from afterburn_core.analyses import detector_title
+from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.internals import internals_view
 from afterburn_core.weights.types import WeightDiffResult
 
@@ -275,7 +277,38 @@ def _internals(report: RunReport, styles: _Styles) -> list:
         if adl.patchscope:
             persistent = ", ".join(map(_token, adl.persistent)) or "none"
             story.append(_p(f"{markup(parts_of.PATCHSCOPE_NOTE)}: {persistent}.", styles.body))
+    return [*story, *_causal(report.internals, styles)]
+
+
+def _causal(result: InternalsResult, styles: _Styles) -> list:
+    """Steering, layer localization (with its bars) and amplification as tables, or why each is absent."""
+    story: list = []
+    for part, title in parts_of.CAUSAL_TITLES.items():
+        story.append(_p(markup(title), styles.h2))
+        absent = parts_of.causal_absence(result, part)
+        if absent is not None:
+            story.append(_p(markup(absent), styles.muted))
+        elif part == "steering":
+            story += [_p(markup(parts_of.steering_line(result.steering)), styles.small),
+                      _table(parts_of.STEERING_COLUMNS, _marked(parts_of.steering_rows(result.steering)), styles,
+                             (0.4, 0.2, 0.2, 0.2), numeric=parts_of.STEERING_NUMERIC)]
+        elif part == "localization":
+            story += [_p(f"{markup(parts_of.localization_line(result.localization))} "
+                         f"{markup(parts_of.LOCALIZATION_NOTE)}", styles.small),
+                      pdf_charts.localization_bars(result.localization, WIDTH),
+                      _table(parts_of.LOCALIZATION_COLUMNS, _marked(parts_of.localization_rows(result.localization)),
+                             styles, (0.2, 0.4, 0.4), numeric=parts_of.LOCALIZATION_NUMERIC)]
+        else:
+            story += [_p(f"{markup(parts_of.amplification_line(result.amplification))} "
+                         f"{markup(parts_of.AMPLIFICATION_NOTE)}", styles.small),
+                      _table(parts_of.AMPLIFICATION_COLUMNS, _marked(parts_of.amplification_rows(result.amplification)),
+                             styles, (0.06, 0.16, 0.28, 0.11, 0.19, 0.08, 0.12), numeric=parts_of.AMPLIFICATION_NUMERIC)]
     return story
+
+
+def _marked(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Every cell as reportlab markup (a stored result's metric and detector names are not ours)."""
+    return [tuple(map(markup, row)) for row in rows]
 
 
 def _answer(text: str) -> str:

@@ -3,7 +3,8 @@
 A heatmap of rectangles on the report's sequential scale, paired bars
 (base and post-trained in their two colours), singular-value spectra on a log
 axis, 0–100 gauges in their band's colour, and the internals' per-layer curves
-as small panels side by side. Each function returns a
+as small panels side by side, and the share of the KL gap each decoder block
+closes and opens (layer localization). Each function returns a
 ``Drawing`` of the width it is given; every label passes ``pdf_fonts.drawable``
 (a ``String`` is not markup, so no XML escaping is needed). Knows nothing of
 runs: it draws what ``digest`` selected.
@@ -19,6 +20,7 @@ from reportlab.lib.colors import HexColor
 from afterburn_core.views import theme
 from afterburn_core.reports.pdf_fonts import drawable, fonts
 from afterburn_core.views.behaviour import Paired
+from afterburn_core.internals.types import LayerLocalization
 from afterburn_core.views.internals import LayerCurve
 from afterburn_core.views.weights import Grid
 from afterburn_core.weights.types import TensorDiff
@@ -177,6 +179,44 @@ def layer_curves(layers: tuple[int, ...], curves: tuple[LayerCurve, ...], width:
             drawing.add(_text(left, bottom - 9, f"layer {layers[0]}", size=6.5, color=theme.MUTED))
             drawing.add(_text(left + panel_width, bottom - 9, str(layers[-1]), size=6.5, color=theme.MUTED,
                               anchor="end"))
+    return drawing
+
+
+#: Localization bars' legend: which swap each colour is (the trained block's colour is the post-trained one).
+LOCALIZATION_SERIES = (("kl_recovered", "trained block in base: gap closed", theme.TRAINED_COLOR),
+                       ("reverse_kl_recovered", "base block in trained: gap opened", theme.BASE_COLOR))
+
+
+def localization_bars(blocks: tuple[LayerLocalization, ...], width: float) -> Drawing:
+    """Per decoder block two bars, the gap share closed and opened, on an axis from the lowest share (0 or
+    below) to the highest (100 % or above)."""
+    ordered = sorted(blocks, key=lambda block: block.layer)
+    values = [getattr(block, field) for block in ordered for field, _, _ in LOCALIZATION_SERIES]
+    low, high = min([0.0, *values]), max([1.0, *values])
+    left, bottom, plot_height = 34, 18, 110
+    drawing = Drawing(width, plot_height + bottom + 22)
+    plot_width = width - left - 6
+
+    def y_of(value: float) -> float:
+        return bottom + plot_height * (value - low) / (high - low)
+
+    for tick in (low, 0.0, 0.5, 1.0, high) if low < 0 or high > 1 else (0.0, 0.25, 0.5, 0.75, 1.0):
+        drawing.add(Line(left, y_of(tick), left + plot_width, y_of(tick), strokeColor=HexColor(theme.RULE),
+                         strokeWidth=0.5))
+        drawing.add(_text(left - 4, y_of(tick) - 2.5, f"{tick:.0%}", size=6.5, anchor="end", color=theme.MUTED))
+    slot = plot_width / max(1, len(ordered))
+    bar = min(14.0, slot * 0.35)
+    for index, block in enumerate(ordered):
+        center = left + slot * (index + 0.5)
+        for offset, (field, _, color) in enumerate(LOCALIZATION_SERIES):
+            value = getattr(block, field)
+            drawing.add(Rect(center - bar + offset * bar, min(y_of(0.0), y_of(value)), bar,
+                             abs(y_of(value) - y_of(0.0)), fillColor=HexColor(color), strokeColor=None))
+        drawing.add(_text(center, bottom - 10, str(block.layer), size=6.5, anchor="middle", color=theme.MUTED))
+    for offset, (_, name, color) in enumerate(LOCALIZATION_SERIES):
+        x = left + offset * 170
+        drawing.add(Rect(x, plot_height + bottom + 10, 8, 8, fillColor=HexColor(color), strokeColor=None))
+        drawing.add(_text(x + 11, plot_height + bottom + 11, name))
     return drawing
 
 
