@@ -2,7 +2,8 @@
 
 The page computes nothing. ``check_reference`` validates each reference as it
 is typed (cheap, never downloads); under the settings, the internals analysis's
-cost for them (``internals.cost``, worded by ``views.internals``); Launch records the run
+cost for them (``internals.cost``, worded by ``views.internals`` and, one line per causal part,
+``views.internals_cost``); Launch records the run
 (``jobs.create_run``) and starts its worker process (``jobs.launch_worker``).
 The progress view is a fragment that re-reads the store every second, so it
 shows the same thing after a reload or from another tab: the watched run is
@@ -23,6 +24,7 @@ from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead
 from afterburn_core.internals.cost import estimate_internals_cost
 from afterburn_core.types import ModelDescription, RunRecord
 from afterburn_core.views.internals import cost_estimate_line
+from afterburn_core.views.internals_cost import causal_cost_lines
 from afterburn_core.views.wording import duration
 from pages.common import (
     OVERVIEW_PAGE,
@@ -88,16 +90,20 @@ def _restore(key: str, default: str) -> None:
 
 
 @st.cache_data(ttl=CHECK_TTL_S, show_spinner=False)
-def _internals_cost(description: ModelDescription | None, device: str, suites: tuple[str, ...]) -> str | None:
-    """The internals cost line for the trained side's description; None while a suite file is unreadable
-    (Launch says why in one line); raises ``ConfigError`` for a device this machine lacks."""
+def _internals_cost(description: ModelDescription | None, device: str, suites: tuple[str, ...],
+                    max_new_tokens: int) -> tuple[str, ...] | None:
+    """The internals cost lines for the trained side's description: the reading half's, then one per causal
+    part; None while a suite file is unreadable (Launch says why in one line); raises ``ConfigError`` for a
+    device this machine lacks."""
     if description is None:
-        return cost_estimate_line(None)
+        return (cost_estimate_line(None),)
     try:
         prompts = sum(len(suite.prompts) for suite in load_suites(suites))
     except AfterburnError:
         return None
-    return cost_estimate_line(estimate_internals_cost(description, AnalysisConfig(device=device, suites=suites), prompts))
+    config = AnalysisConfig(device=device, suites=suites, max_new_tokens=max_new_tokens)
+    estimate = estimate_internals_cost(description, config, prompts)
+    return (cost_estimate_line(estimate), *causal_cost_lines(estimate))
 
 
 def _use_demo_pair(trained_reference: str) -> None:
@@ -211,11 +217,12 @@ suite_paths = tuple(part.strip() for part in suite_files.split(",") if part.stri
 references_ok = base_check.ok and trained_check.ok
 if references_ok and (chosen_suites or suite_paths):
     try:
-        cost_line = _internals_cost(trained_check.description, device, (*chosen_suites, *suite_paths))
+        cost_lines = _internals_cost(trained_check.description, device, (*chosen_suites, *suite_paths),
+                                     int(max_new_tokens))
     except AfterburnError as error:
         st.error(escape_markdown(str(error)))
     else:
-        if cost_line is not None:
+        for cost_line in cost_lines or ():
             st.caption(escape_markdown(cost_line),
                        help="Estimated from the post-trained model's config.json and the settings above.")
 if launch_column.button(
