@@ -283,3 +283,40 @@ def print_internals(console: Console, result) -> None:
             console.print(f"  patchscope, tokens at half the scales or more: {safe_text(', '.join(adl.persistent))}",
                           highlight=False)
     console.print(f"{safe_text(view.method_line)}; {safe_text(view.cost_line)}", highlight=False)
+    _print_causal(console, result)
+
+
+def _print_causal(console: Console, result) -> None:
+    """Steering's metric table, the localization shares per block, per α the detector rates; or why each is absent.
+    The amplification table leaves out the behaviour each detector counts (the reports hold it) to fit 80 columns."""
+    from afterburn_core.reports import internals_parts as parts_of
+
+    for part, title in parts_of.CAUSAL_TITLES.items():
+        absent = parts_of.causal_absence(result, part)
+        if absent is not None:
+            console.print(f"[bold]{safe_text(title)}[/]: {safe_text(absent)}", highlight=False)
+        elif part == "steering":
+            _causal_table(console, title, parts_of.steering_line(result.steering), parts_of.STEERING_COLUMNS,
+                          parts_of.steering_rows(result.steering), parts_of.STEERING_NUMERIC)
+        elif part == "localization":
+            _causal_table(console, title, parts_of.localization_line(result.localization),
+                          parts_of.LOCALIZATION_COLUMNS, parts_of.localization_rows(result.localization),
+                          parts_of.LOCALIZATION_NUMERIC)
+        else:
+            shown = [index for index, column in enumerate(parts_of.AMPLIFICATION_COLUMNS)
+                     if column != "behaviour counted"]
+            rows = [tuple(row[index] for index in shown) for row in parts_of.amplification_rows(result.amplification)]
+            _causal_table(console, title, parts_of.amplification_line(result.amplification),
+                          tuple(parts_of.AMPLIFICATION_COLUMNS[index] for index in shown), rows,
+                          tuple(place for place, index in enumerate(shown) if index in parts_of.AMPLIFICATION_NUMERIC))
+
+
+def _causal_table(console: Console, title: str, line: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
+                  numeric: tuple[int, ...]) -> None:
+    console.print(f"[bold]{safe_text(title)}[/]: {safe_text(line)}", highlight=False)
+    table = Table(title=safe_text(title))
+    for index, column in enumerate(columns):
+        table.add_column(safe_text(column), justify="right" if index in numeric else "left")
+    for row in rows:
+        table.add_row(*(safe_text(cell) for cell in row))
+    console.print(table)
