@@ -6,11 +6,15 @@ per input set; the activation-difference lens of the reading picked
 (promoted and demoted tokens with their relevance in the run's generations,
 patchscope tokens by scale, those that persist); the layer × position lens
 of the input picked, coloured by KL, each cell's two top tokens on hover;
+then the causal half: the steering check (its strength trials and accepted
+band, the behaviour metrics of base / steered base / post-trained), the
+layer-localization bars per decoder block, and the amplification rates per
+detector and α with their intervals; a part that did not run says why; last,
 the method and what the run cost.
 
 It computes nothing: curves, rows, tables, grids and the reading are the
 view's (``afterburn_core.views.internals``); this page reshapes them for its
-charts. Decoded tokens are a model's vocabulary and suite names come from
+charts (the causal half's are ``afterburn_core.views.internals_causal``'s). Decoded tokens are a model's vocabulary and suite names come from
 files, untrusted: they reach the screen through tables, chart axes, plain
 text and ``escape_markdown``, and Plotly's hover and tick text (which reads a
 few HTML tags) gets them ``html.escape``-d.
@@ -31,6 +35,12 @@ from afterburn_core.errors import AfterburnError
 from afterburn_core.internals.types import InternalsResult
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.internals import AdlTable, LensGrid, TokenRow, internals_view
+from afterburn_core.views.internals_causal import (
+    AmplificationView,
+    LocalizationView,
+    SteeringView,
+    causal_view,
+)
 from afterburn_core.views.run import absence
 from pages.common import escape_markdown, get_store, reading, require_app_frame, selected_result, selected_run_id
 
@@ -93,6 +103,80 @@ def show_adl(table: AdlTable) -> None:
     st.text(" · ".join(table.persistent) if table.persistent else "none")
 
 
+def show_steering(steering: SteeringView) -> None:
+    reading(steering.reading)
+    if not steering.steered:
+        st.info("Strength 0: nothing was steered; the steered answers are the base's own.")
+    st.caption(escape_markdown(steering.band_line))
+    trials, metrics = st.columns([2, 3], gap="large")
+    with trials:
+        st.markdown("**Strengths tried**")
+        st.dataframe(pd.DataFrame({"strength": [trial.strength for trial in steering.trials],
+                                   "perplexity": [trial.perplexity for trial in steering.trials],
+                                   "within the band": [trial.accepted for trial in steering.trials]}),
+                     hide_index=True, width="stretch",
+                     column_config={"perplexity": st.column_config.NumberColumn(format="%.4g")})
+    with metrics:
+        st.markdown("**Behaviour metrics**")
+        st.dataframe(pd.DataFrame({"metric": [row.metric for row in steering.metrics],
+                                   "base": [row.base for row in steering.metrics],
+                                   "steered base": [row.steered for row in steering.metrics],
+                                   "post-trained": [row.trained for row in steering.metrics]}),
+                     hide_index=True, width="stretch")
+    st.caption("The steered answers are on the Prompts page, beside the base's and the post-trained model's.")
+
+
+def localization_chart(localization: LocalizationView) -> alt.Chart:
+    frame = pd.DataFrame({
+        "block": list(localization.layers) * 2,
+        "share of the KL gap": [*localization.kl_recovered, *localization.reverse_kl_recovered],
+        "swap": (["post-trained block into the base"] * len(localization.layers)
+                 + ["base block into the post-trained model"] * len(localization.layers)),
+    })
+    return alt.Chart(frame).mark_bar().encode(
+        x=alt.X("block:O", axis=alt.Axis(labelAngle=0)),
+        xOffset="swap:N",
+        y=alt.Y("share of the KL gap:Q", axis=alt.Axis(format="%")),
+        color=alt.Color("swap:N", legend=alt.Legend(orient="top", title=None)),
+        tooltip=[alt.Tooltip("block:O"), alt.Tooltip("swap:N"), alt.Tooltip("share of the KL gap:Q", format=".1%")],
+    ).properties(width="container", height=CURVE_HEIGHT_PX)
+
+
+def amplification_chart(amplification: AmplificationView) -> alt.Chart:
+    """Each detector's rate by α as a line, its 95 % interval as error bars."""
+    frame = pd.DataFrame({"detector": [point.detector for point in amplification.points],
+                          "α": [point.alpha for point in amplification.points],
+                          "rate": [point.rate for point in amplification.points],
+                          "low": [point.rate_low for point in amplification.points],
+                          "high": [point.rate_high for point in amplification.points]})
+    base = alt.Chart(frame).encode(x=alt.X("α:Q", axis=alt.Axis(values=list(amplification.alphas))),
+                                   color=alt.Color("detector:N", legend=alt.Legend(orient="top", title=None)))
+    line = base.mark_line(point=True).encode(
+        y=alt.Y("rate:Q", axis=alt.Axis(format="%"), title="share of answers", scale=alt.Scale(domain=[0, 1])),
+        tooltip=[alt.Tooltip("detector:N"), alt.Tooltip("α:Q"), alt.Tooltip("rate:Q", format=".1%"),
+                 alt.Tooltip("low:Q", format=".1%", title="95 % low"),
+                 alt.Tooltip("high:Q", format=".1%", title="95 % high")],
+    )
+    bars = base.mark_errorbar(ticks=True).encode(y="low:Q", y2="high:Q")
+    return (line + bars).properties(width="container", height=CURVE_HEIGHT_PX * 3 // 2)
+
+
+def show_amplification(amplification: AmplificationView) -> None:
+    reading(amplification.reading)
+    if amplification.points:
+        st.altair_chart(amplification_chart(amplification), width="stretch")
+    for line in amplification.lines:
+        st.text(line)
+    st.dataframe(pd.DataFrame({"detector": [row.detector for row in amplification.rows],
+                               "α": [row.alpha for row in amplification.rows],
+                               "score": [row.score for row in amplification.rows],
+                               "flagged": [row.flagged for row in amplification.rows],
+                               "rate": [row.rate for row in amplification.rows]}),
+                 hide_index=True, width="stretch",
+                 column_config={"score": st.column_config.NumberColumn(format="%.1f")})
+    st.caption("The amplified answers are on the Prompts page, beside the base's and the post-trained model's.")
+
+
 def lens_figure(grid: LensGrid) -> go.Figure:
     """Layer × position cells coloured by KL; hover and tick text escaped (Plotly reads some HTML)."""
     positions = list(range(len(grid.tokens)))
@@ -151,6 +235,28 @@ if view.lenses:
                "model's top token there.")
 else:
     st.caption("No input's layer × position lens was stored.")
+
+causal = causal_view(result)
+st.subheader("Steering")
+if causal.steering is not None:
+    show_steering(causal.steering)
+else:
+    st.info(escape_markdown(causal.notes["steering"]))
+
+st.subheader("Layer localization")
+if causal.localization is not None:
+    reading(causal.localization.reading)
+    st.altair_chart(localization_chart(causal.localization), width="stretch")
+    st.caption("For each decoder block swapped alone, the share of the KL(post-trained ‖ base) gap on the "
+               "post-trained answers that the swap closes (into the base) or opens (into the post-trained model).")
+else:
+    st.info(escape_markdown(causal.notes["localization"]))
+
+st.subheader("Amplification")
+if causal.amplification is not None:
+    show_amplification(causal.amplification)
+else:
+    st.info(escape_markdown(causal.notes["amplification"]))
 
 st.caption(escape_markdown(view.method_line))
 st.caption(escape_markdown(view.cost_line))

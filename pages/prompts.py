@@ -2,13 +2,15 @@
 
 Pick a suite and a prompt (the picker filters as you type; order it by the
 suite's own order, by divergence or by length change); the page shows the
-prompt, both answers, a word-level diff, the post-trained answer with each
-token shaded by KL(trained ‖ base) and its value on hover, and the tokens
+prompt, both answers (and, when the run's internals analysis stored them, the
+steered base's answer and the answer amplified at the α picked), a word-level
+diff, the post-trained answer with each token shaded by KL(trained ‖ base) and its value on hover, and the tokens
 where the two models disagree most (this prompt's, then the suite's).
 ``?prompt=<suite>/<prompt id>`` opens a prompt, so other pages can link here.
 
 It computes nothing: it reads the run's stored ``GenerationsResult`` and
-``TokenKLResult`` (the latter may be missing: a skipped ``token_kl`` stage),
+``TokenKLResult`` and ``InternalsResult`` (the latter two may be missing: a
+skipped ``token_kl`` stage, a run without internals),
 takes their order, labels and readings from ``afterburn_core.views.prompts``,
 lays tokens out in lines, and asks ``afterburn_core.behaviour.diffing`` for
 the diff. Every string a model or a suite file wrote is shown as text:
@@ -27,8 +29,11 @@ from afterburn_core.behaviour.diffing import word_diff
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
 from afterburn_core.generation.results import PromptDivergence
 from afterburn_core.views.text import spell_invisible
+from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.prompts import (
     SORT_ORDERS,
+    amplification_alphas,
+    causal_answers,
     diff_reading,
     divergence_reading,
     generations_view,
@@ -51,6 +56,7 @@ from pages.common import (
 
 SUITE_KEY = "prompts_suite"
 SORT_KEY = "prompts_sort"
+ALPHA_KEY = "prompts_alpha"
 #: Session key of the last ``?prompt=`` value this page wrote: a different one in the URL is a new link.
 _SYNCED_KEY = "_prompts_synced_link"
 # The KL strip: tokens laid out in lines of monospace text, one pixel grid (Vega's scale=None).
@@ -252,8 +258,15 @@ prompt = generations.prompts[index]
 st.markdown(f"**{escape_markdown(link)}** · {escape_markdown(prompt_details(prompt))}")
 st.code(spell_invisible(prompt.text), language=None, wrap_lines=True)
 
-base_column, trained_column = st.columns(2, gap="large")
-show_answer(base_column, "Base", generations.base[index])
-show_answer(trained_column, "Post-trained", generations.trained[index])
+internals: InternalsResult | None = stored_result(record.run_id, InternalsResult)
+alphas = amplification_alphas(internals)
+alpha = (st.selectbox("Amplification α", alphas, index=len(alphas) - 1, key=ALPHA_KEY, format_func="{:g}".format,
+                      help="The amplified answer is sampled from logits_t + α (logits_t − logits_b); sample 1.")
+         if alphas else None)
+answers = (("Base", generations.base[index]), ("Post-trained", generations.trained[index]),
+           *((extra.title, extra.completion)
+             for extra in causal_answers(internals, index, len(generations.prompts), alpha)))
+for column, (title, completion) in zip(st.columns(len(answers), gap="large"), answers):
+    show_answer(column, title, completion)
 show_diff(generations.base[index].text, generations.trained[index].text)
 show_divergence(divergence.get(link), token_kl, record)

@@ -1,8 +1,10 @@
 """The Internals page under AppTest, on a real internals run of the demo pair read back from the store.
 
-The demo run (generations and internals, ~10 s on 2 cores) happens once per module; each test files its
-result under a finished run of its own store, as a worker would, and opens the page on it. A hand-built
-result carries hostile tokens, and a run whose internals stage was skipped carries its reason.
+The demo run (generations and internals with its causal half, math and sycophancy at 48 tokens, ~30 s on
+2 cores) happens once per module; each test files its result under a finished run of its own store, as a
+worker would, and opens the page on it. A hand-built result carries hostile tokens, another skipped
+causal parts with their reasons, and a run whose internals stage was skipped carries its reason. The same
+real run opens the Prompts page with its steered and amplified answers.
 """
 
 from __future__ import annotations
@@ -11,41 +13,63 @@ import json
 from dataclasses import replace
 
 import pytest
-from ui_helpers import DEMO_CONFIG, markdown_strings, open_app
+from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from ui_helpers import markdown_strings, open_app
 
 from afterburn_core.config import AnalysisConfig
-from afterburn_core.internals.types import AdlReading, InternalsResult, PatchscopeReading, PromptLens, TokenScore
+from afterburn_core.generation.results import GenerationsResult
+from afterburn_core.internals.types import (
+    AdlReading,
+    AmplificationLevel,
+    DetectorAtAlpha,
+    InternalsResult,
+    MetricTriple,
+    PatchscopeReading,
+    PromptLens,
+    SteeringResult,
+    StrengthTrial,
+    TokenScore,
+)
 from afterburn_core.jobs import create_run
 from afterburn_core.runner import execute_run
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore, load_result
 from afterburn_core.views.internals import internals_view
+from afterburn_core.views.internals_causal import amplification_view, causal_view, steering_view
 from pages.common import escape_markdown
 
 pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
 
 INTERNALS = "pages/internals.py"
-CONFIG = AnalysisConfig(device="cpu", **DEMO_CONFIG)
+#: Two suites at 48 tokens: enough for the causal half to read fences, filler and wrong agreement, in ~30 s.
+CONFIG = AnalysisConfig(device="cpu", suites=("math", "sycophancy"), max_new_tokens=48)
 SKIP_REASON = "the architecture map found no decoder blocks in <b>Toy</b>"
 HOSTILE_TOKENS = ("<img src=x onerror=alert(1)>", "[link](javascript:x)", ":red[x] **b**")
 
 
 @pytest.fixture(scope="module")
-def demo_internals(tmp_path_factory) -> InternalsResult:
-    """The real internals result of demo:base → demo:trained, computed once."""
+def demo_run(tmp_path_factory) -> tuple[GenerationsResult, InternalsResult]:
+    """The real generations and internals results of demo:base → demo:trained, computed once."""
     with RunStore(tmp_path_factory.mktemp("internals-run")) as store:
         run_id = create_run(store, "demo:base", "demo:trained", CONFIG, analyses=("internals",))
         assert execute_run(store, run_id) == "done", store.get_run(run_id).error
-        return load_result(store, run_id, InternalsResult)
+        return load_result(store, run_id, GenerationsResult), load_result(store, run_id, InternalsResult)
 
 
-def file_run(home, result: InternalsResult | None = None, skipped: str | None = None) -> str:
-    """A finished run holding ``result`` (or an internals stage skipped for ``skipped``); its id."""
+@pytest.fixture(scope="module")
+def demo_internals(demo_run) -> InternalsResult:
+    return demo_run[1]
+
+
+def file_run(home, result: InternalsResult | None = None, skipped: str | None = None,
+             generations: GenerationsResult | None = None) -> str:
+    """A finished run holding ``result`` and ``generations`` (or an internals stage skipped for ``skipped``)."""
     with RunStore(home) as store:
         run_id = create_run(store, "demo:base", "demo:trained", CONFIG, analyses=("internals",))
-        if result is not None:
-            store.put_result(run_id, f"test-internals-{run_id}", InternalsResult.KIND, InternalsResult.SCHEMA_VERSION,
-                             to_jsonable(result))
+        for stored in (result, generations):
+            if stored is not None:
+                store.put_result(run_id, f"test-{stored.KIND}-{run_id}", stored.KIND, stored.SCHEMA_VERSION,
+                                 to_jsonable(stored))
         if skipped is not None:
             store.update_stage(run_id, InternalsResult.KIND, "skipped", 0, 0, skipped)
         store.finish_run(run_id, "done")
@@ -157,3 +181,138 @@ def test_hostile_tokens_are_shown_as_text(afterburn_home, demo_internals):
                                            "&lt;img src=x onerror=alert(1)&gt;", ":red[x] **b**", "0"]
     assert spec["layout"]["xaxis"]["ticktext"][0] == "&lt;img src=x onerror=alert(1)&gt;"
     assert "<img" not in json.dumps(spec)
+
+
+# --- the causal half ------------------------------------------------------------------------------------------
+
+HOSTILE_REASON = "blocks of <img src=x onerror=alert(1)> [x](javascript:x) cannot be swapped"
+
+
+def subheaders(app) -> list[str]:
+    return [element.value for element in app.subheader]
+
+
+def chart_values(app, field: str) -> list[dict]:
+    """The data rows of the one Vega-Lite chart that encodes ``field``."""
+    [chart] = [chart for chart in app.get("vega_lite_chart")
+               if f'"field": "{field}"' in json.dumps(json.loads(chart.proto.spec))]
+    return convert_arrow_bytes_to_pandas_df(chart.proto.datasets[0].data.data).to_dict("records")
+
+
+def test_the_causal_sections_show_steering_localization_and_amplification(afterburn_home, demo_internals):
+    assert demo_internals.steering and demo_internals.localization and demo_internals.amplification
+    app = open_internals(afterburn_home, demo_internals)
+
+    assert not app.exception
+    assert subheaders(app)[-3:] == ["Steering", "Layer localization", "Amplification"]
+    causal = causal_view(demo_internals)
+    markdown = [element.value for element in app.markdown]
+    for line in (causal.steering.reading, causal.localization.reading, causal.amplification.reading):
+        assert f":material/insights: {escape_markdown(line)}" in markdown
+    assert escape_markdown(causal.steering.band_line) in [element.value for element in app.caption]
+    trials = next(frame for frame in frames(app) if "within the band" in frame.columns)
+    assert list(trials["strength"]) == [trial.strength for trial in demo_internals.steering.trials]
+    assert list(trials["within the band"]) == [trial.accepted for trial in demo_internals.steering.trials]
+    metrics = next(frame for frame in frames(app) if "steered base" in frame.columns)
+    assert list(metrics["metric"]) == [row.metric for row in causal.steering.metrics]
+    assert "fence rate" in list(metrics["metric"])
+    fences = metrics[metrics["metric"] == "fence rate"].iloc[0]
+    triple = demo_internals.steering.metrics["fence_rate"]
+    assert (fences["base"], fences["post-trained"]) == (f"{triple.base:.0%}", f"{triple.trained:.0%}")
+
+    bars = chart_values(app, "share of the KL gap")
+    assert [row["share of the KL gap"] for row in bars] == pytest.approx(
+        [block.kl_recovered for block in demo_internals.localization]
+        + [block.reverse_kl_recovered for block in demo_internals.localization])
+    rates = chart_values(app, "rate")
+    assert [(row["detector"], row["α"], row["rate"]) for row in rates] == [
+        (point.detector, point.alpha, point.rate) for point in causal.amplification.points]
+    assert {row["α"] for row in rates} == {0.0, 1.0, 2.0}
+    table = next(frame for frame in frames(app) if "flagged" in frame.columns)
+    detectors = {name for level in demo_internals.amplification for name in level.detectors}
+    assert len(table) == 3 * len(detectors)
+    texts = [element.value for element in app.text]
+    assert all(line in texts for line in causal.amplification.lines) and causal.amplification.lines
+
+
+def test_strength_zero_says_nothing_was_steered(afterburn_home, demo_internals):
+    steering = replace(demo_internals.steering, strength=0.0,
+                       trials=(StrengthTrial(1.0, 99.0, False),))
+    app = open_internals(afterburn_home, replace(demo_internals, steering=steering))
+
+    assert "Strength 0: nothing was steered; the steered answers are the base's own." in [
+        element.value for element in app.info]
+    assert steering_view(steering).reading == (
+        "No strength on the grid kept the base's perplexity within the band, so nothing was steered: the steered "
+        "answers are the base's own (1 strength tried).")
+
+
+def test_causal_parts_that_did_not_run_say_why(afterburn_home, demo_internals):
+    result = replace(demo_internals, steering=None, localization=None, amplification=None,
+                     skipped={"localization": HOSTILE_REASON,
+                              "amplification": "two models need 9.1 GB; 4.0 GB is free"})
+    app = open_internals(afterburn_home, result)
+
+    assert not app.exception
+    assert [element.value for element in app.info] == [
+        "The steering check was not computed: the run's steering setting was off, or the run had no generations "
+        "to work on\\.",
+        escape_markdown(f"The layer localization did not run: {HOSTILE_REASON}"),
+        "The logit\\-difference amplification did not run: two models need 9\\.1 GB; 4\\.0 GB is free",
+    ]
+    assert "<img" not in " ".join(markdown_strings(app)).replace("\\<img", "")
+    assert not any("within the band" in frame.columns or "flagged" in frame.columns for frame in frames(app))
+
+
+def test_the_steering_reading_names_the_metric_moved_most_toward_the_trained_model():
+    steering = SteeringResult(
+        layer=2, strength=4.0, perplexity_base=20.0, perplexity_bound=40.0,
+        trials=(StrengthTrial(2.0, 24.0, True), StrengthTrial(4.0, 31.0, True), StrengthTrial(8.0, 55.0, False)),
+        metrics={"answer_tokens": MetricTriple(30.0, 33.0, 60.0), "fence_rate": MetricTriple(0.0, 0.6, 0.9),
+                 "refusal_rate": MetricTriple(None, None, None), "format_gaming_score": MetricTriple(None, 5.0, 80.0)},
+        completions=())
+
+    view = steering_view(steering)
+
+    assert view.reading == ("Steered at layer 2 with strength 4, the base moves toward the post-trained model on 3 "
+                            "of 3 metrics; most on fence rate: 0% → 60% (post-trained 90%), 67% of the gap.")
+    assert view.band_line.startswith("Layer 2, strength 4 × the layer's mean residual norm. Accepted band: "
+                                     "perplexity 10 … 40 on held-out neutral text (the base's own: 20); strengths are tried smallest first")
+    assert [(row.metric, row.base, row.steered, row.trained) for row in view.metrics] == [
+        ("answer tokens (mean)", "30.0", "33.0", "60.0"), ("fence rate", "0%", "60%", "90%"),
+        ("refusal rate", "–", "–", "–"), ("Format gaming score", "–", "5.0", "80.0")]
+
+
+def test_the_amplification_reading_names_the_largest_rise_with_its_rates():
+    def at(alpha: float, rate: float) -> AmplificationLevel:
+        return AmplificationLevel(alpha, {
+            "format_gaming": DetectorAtAlpha(10 + 30 * rate, rate > 0.2, rate, rate / 2, min(1.0, rate * 2)),
+            "sycophancy": DetectorAtAlpha(5.0, False, 0.1, 0.05, 0.2),
+            "composite_like": DetectorAtAlpha(0.0, False, None, available=False)}, ())
+
+    view = amplification_view((at(2.0, 0.34), at(0.0, 0.03), at(1.0, 0.12)))
+
+    assert view.alphas == (0.0, 1.0, 2.0)
+    assert view.reading == "Format gaming: 3% of answers at α = 0, 34% at α = 2; the largest rise with α of any detector."
+    assert view.lines == ("Format gaming: 3% of answers at α = 0, 34% at α = 2",
+                          "Sycophancy: 10% of answers at α = 0, 10% at α = 2")
+    assert [(row.alpha, row.rate) for row in view.rows if row.detector == "composite_like"] == [
+        (0.0, "–"), (1.0, "–"), (2.0, "–")]
+
+
+def test_the_prompts_page_of_the_run_shows_the_steered_and_amplified_answers(afterburn_home, demo_run):
+    generations, internals = demo_run
+    app = open_app("pages/prompts.py", run=file_run(afterburn_home, internals, generations=generations))
+
+    assert not app.exception
+    picker = app.selectbox(key="prompts_alpha")
+    assert picker.options == ["0", "1", "2"] and picker.value == 2.0
+    amplified = next(level for level in internals.amplification if level.alpha == 2.0)
+    assert [element.value for element in app.code][1:] == [
+        generations.base[0].text, generations.trained[0].text, internals.steering.completions[0].text,
+        amplified.completions[0].text]
+
+    picker.set_value(0.0).run()
+
+    zero = next(level for level in internals.amplification if level.alpha == 0.0)
+    assert [element.value for element in app.code][-1] == zero.completions[0].text

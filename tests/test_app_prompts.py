@@ -7,13 +7,13 @@ the page reads them back through ``afterburn_core.store.load_result``.
 
 from __future__ import annotations
 
-import pytest
-
 import re
+from dataclasses import replace
+
+import pytest
 
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
 from streamlit.testing.v1 import AppTest
-from ui_helpers import open_app
 from ui_helpers import (
     HOSTILE_BASE_OUTPUT,
     HOSTILE_OUTPUT,
@@ -21,11 +21,23 @@ from ui_helpers import (
     HOSTILE_PROMPT_LINK,
     demo_generation_results,
     hostile_generation_results,
+    markdown_strings,
+    open_app,
     store_generation_results,
 )
 
 from afterburn_core.behaviour.diffing import word_diff
 from afterburn_core.config import AnalysisConfig
+from afterburn_core.generation.types import Completion
+from afterburn_core.internals.types import (
+    AmplificationLevel,
+    CorpusRef,
+    InternalsCost,
+    InternalsResult,
+    ModelRef,
+    SteeringResult,
+    StrengthTrial,
+)
 from afterburn_core.jobs import create_run
 from afterburn_core.store import RunStore
 from afterburn_core.views.text import spell_invisible
@@ -36,6 +48,7 @@ pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streaml
 PROMPTS = "pages/prompts.py"
 SUITE_KEY = "prompts_suite"
 SORT_KEY = "prompts_sort"
+ALPHA_KEY = "prompts_alpha"
 SKIP_REASON = "token-level KL needs one vocabulary; the base has 1024 tokens, the trained model 1032"
 
 
@@ -54,7 +67,7 @@ def readings(app: AppTest) -> list[str]:
 
 
 def answers(app: AppTest) -> list[str]:
-    """The code blocks: the prompt, then the base and the post-trained answer."""
+    """The code blocks: the prompt, then the base and the post-trained answer (then any steered and amplified)."""
     return [element.value for element in app.code]
 
 
@@ -206,3 +219,81 @@ def test_hostile_answers_show_as_text(afterburn_home):
     [diff] = [element.value for element in app.markdown if ":green-background[" in element.value]
     assert "\\<script\\>alert\\(1\\)\\</script\\>" in diff
     assert "\\[home\\]\\(http\u2060\\://example\\.com\\)" in diff  # no autolink either
+
+
+# --- the internals result's steered and amplified answers ---------------------------------------------------
+
+HOSTILE_STEERED = "<script>alert(4)</script> [x](javascript:alert(4)) :red[steered] **b** \u202eevil"
+HOSTILE_AMPLIFIED = "<img src=x onerror=alert(5)> $x$ :material/warning: ~~amplified~~"
+
+
+def causal_internals(generations, strength: float = 3.0, hostile_index: int | None = None) -> InternalsResult:
+    """An internals result holding only a causal half: steered answers ``steered <i>`` (hostile at
+    ``hostile_index``) and amplified ones ``α=<a> sample <s> prompt <i>`` for α 0, 1, 2 and two samples."""
+    count = len(generations.prompts)
+
+    def answer(i: int, text: str, hostile: str) -> Completion:
+        return replace(generations.base[i], text=hostile if i == hostile_index else text)
+
+    steering = SteeringResult(2, strength, 20.0, 40.0, (StrengthTrial(strength, 25.0, True),), {},
+                              tuple(answer(i, f"steered {i}", HOSTILE_STEERED) for i in range(count)))
+    levels = tuple(AmplificationLevel(alpha, {}, tuple(
+        answer(i, f"α={alpha:g} sample {s + 1} prompt {i}", HOSTILE_AMPLIFIED) for s in range(2) for i in range(count)))
+        for alpha in (0.0, 1.0, 2.0))
+    return InternalsResult(
+        base=ModelRef("demo:base", "b" * 16), trained=ModelRef("demo:trained", "t" * 16), method="two_pass",
+        num_layers=4, layers=(), input_sets=(), adl=(), adl_layers=(), patchscope_prompt="", lens_prompts=(),
+        corpus=CorpusRef("neutral", 1, "0" * 64, 0, 0), cost=InternalsCost(0, 0, 0, 0.0),
+        steering=steering, amplification=levels)
+
+
+def test_steered_and_amplified_answers_sit_beside_base_and_trained(afterburn_home):
+    generations, token_kl, _ = demo_generation_results()
+    app = open_prompts(afterburn_home, (generations, token_kl, causal_internals(generations)))
+
+    assert not app.exception
+    picker = app.selectbox(key=ALPHA_KEY)
+    assert picker.options == ["0", "1", "2"] and picker.value == 2.0
+    assert answers(app) == [generations.prompts[0].text, generations.base[0].text, generations.trained[0].text,
+                            "steered 0", "α=2 sample 1 prompt 0"]
+    titles = [element.value for element in app.markdown]
+    start = titles.index("**Base**")
+    assert titles[start:start + 4] == [
+        "**Base**", "**Post-trained**", "**Steered base (layer 2, strength 3)**", "**Amplified, α = 2 (sample 1)**"]
+
+    picker.set_value(1.0).run()
+    index, prompt = next((i, p) for i, p in enumerate(generations.prompts) if p.suite == "sycophancy")
+    app.selectbox(key=SUITE_KEY).select("sycophancy").run()
+    app.selectbox(key=prompt_key("sycophancy")).select(f"sycophancy/{prompt.prompt_id}").run()
+
+    assert answers(app)[3:] == [f"steered {index}", f"α=1 sample 1 prompt {index}"]
+
+
+def test_a_steering_at_strength_zero_says_its_answers_are_the_bases(afterburn_home):
+    generations, _, _ = demo_generation_results()
+    internals = replace(causal_internals(generations, strength=0.0), amplification=None)
+    app = open_prompts(afterburn_home, (generations, internals))
+
+    assert not app.exception
+    assert ALPHA_KEY not in [box.key for box in app.selectbox]
+    assert "**Steered base (strength 0: the base's own answer)**" in [element.value for element in app.markdown]
+    assert len(answers(app)) == 4
+
+
+def test_without_internals_only_base_and_trained_are_shown(afterburn_home):
+    generations, token_kl, _ = demo_generation_results()
+    app = open_prompts(afterburn_home, (generations, token_kl))
+
+    assert ALPHA_KEY not in [box.key for box in app.selectbox]
+    assert len(answers(app)) == 3
+
+
+def test_hostile_steered_and_amplified_answers_show_as_text(afterburn_home):
+    generations, token_kl, _ = demo_generation_results()
+    app = open_prompts(afterburn_home, (generations, token_kl, causal_internals(generations, hostile_index=0)))
+
+    assert not app.exception
+    assert answers(app)[3:] == [spell_invisible(HOSTILE_STEERED), HOSTILE_AMPLIFIED]
+    assert "\u202e" not in answers(app)[3]
+    for text in markdown_strings(app):
+        assert "alert(4)" not in text and "alert(5)" not in text, text

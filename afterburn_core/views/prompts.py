@@ -5,7 +5,10 @@ indexes the scored prompts by link. ``prompt_rows`` orders a suite's prompts
 (as listed, by divergence, by length change) with the label a picker shows;
 ``prompt_details`` words a prompt's metadata; ``diff_reading`` and
 ``divergence_reading`` are the one-line readings of the word diff and of the
-per-token KL. Orders and words what the ``generations`` and ``token_kl``
+per-token KL. ``causal_answers`` picks the internals result's steered and
+amplified answers to a prompt (the extra columns beside base and
+post-trained) and ``amplification_alphas`` the α values a picker offers.
+Orders and words what the ``generations``, ``token_kl`` and ``internals``
 analyses stored; draws and escapes nothing. Cost: linear in the prompts,
 plus a sort.
 """
@@ -16,7 +19,8 @@ from dataclasses import dataclass
 
 from afterburn_core.behaviour.diffing import DiffRun, changed_share
 from afterburn_core.generation.results import GenerationsResult, PromptDivergence, TokenKLResult
-from afterburn_core.generation.types import Prompt
+from afterburn_core.generation.types import Completion, Prompt
+from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.text import spell_invisible
 from afterburn_core.views.wording import visible
 
@@ -36,6 +40,14 @@ class GenerationsView:
 
     suites: tuple[str, ...]
     links: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExtraAnswer:
+    """An answer to the prompt shown beside the base's and the post-trained one, under ``title``."""
+
+    title: str
+    completion: Completion
 
 
 @dataclass(frozen=True)
@@ -133,3 +145,29 @@ def divergence_reading(scored: PromptDivergence) -> str:
         ratio = f", {top.kl / scored.mean_kl:.1f}× the mean" if scored.mean_kl > 0 else ""
         line += f"; largest at token {top.position} {visible(top.token)}: {top.kl:.3g} nats{ratio}."
     return line
+
+
+def amplification_alphas(internals: InternalsResult | None) -> tuple[float, ...]:
+    """The α values whose amplified answers the run stored, in increasing order (empty: none)."""
+    if internals is None or internals.amplification is None:
+        return ()
+    return tuple(sorted(level.alpha for level in internals.amplification))
+
+
+def causal_answers(internals: InternalsResult | None, index: int, prompts: int,
+                   alpha: float | None) -> tuple[ExtraAnswer, ...]:
+    """The steered base's answer to prompt ``index`` (of ``prompts``) and the first sample amplified at
+    ``alpha``, each where the run stored it (amplified answers are sample-major: sample 1 of prompt i is
+    ``completions[i]``)."""
+    if internals is None:
+        return ()
+    answers = []
+    steering = internals.steering
+    if steering is not None and len(steering.completions) == prompts:
+        title = (f"Steered base (layer {steering.layer}, strength {steering.strength:g})" if steering.strength
+                 else "Steered base (strength 0: the base's own answer)")
+        answers.append(ExtraAnswer(title, steering.completions[index]))
+    level = next((level for level in internals.amplification or () if level.alpha == alpha), None)
+    if level is not None and len(level.completions) >= prompts:
+        answers.append(ExtraAnswer(f"Amplified, α = {level.alpha:g} (sample 1)", level.completions[index]))
+    return tuple(answers)
