@@ -31,7 +31,8 @@ The causal half (``causal``), one ``CausalPartCost`` per part whose setting is o
 
 The model's size comes from its shape (``approximate_parameters``): the description holds no parameter
 count and reading every tensor header to count them is the run's job. It computes nothing else and
-loads nothing; choosing the device imports torch. Cost: one read of the bundled corpus (cached).
+loads nothing; choosing the device imports torch. Cost: one read of the bundled corpus (cached) and, with
+amplification on for two full models, one read of the memory available on the device.
 """
 
 from __future__ import annotations
