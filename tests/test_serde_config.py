@@ -150,7 +150,9 @@ BAD_CONFIG_FILES = [
     ("deeper.yaml", "suites: " + "[" * 30_000 + "]" * 30_000 + "\n",  # past libyaml's own 1 000, under 64 KiB
      "line 1: lists and mappings nest deeper than 64 levels; flatten the data"),
     ("keys.yaml", "{1: a, b: c}\n", ": unknown key 1; known keys are method, device, suites, max_new_tokens, "
-     "batch_size, temperature, top_p, seed, spectrum_top_k, exact_spectra, trust_remote_code, reward_hack_weights"),
+     "batch_size, temperature, top_p, seed, spectrum_top_k, exact_spectra, trust_remote_code, internals_passages, "
+     "internals_tokens, adl_positions, adl_all_layers, steering, localization, amplification, amplification_alphas, "
+     "amplification_samples, reward_hack_weights"),
     ("weights.yaml", "reward_hack_weights: {length_bias: " + "9" * 999 + "}\n",
      ": reward_hack_weights: length_bias = <a 3319-bit integer> must be a finite number >= 0"),
 ]
