@@ -26,8 +26,8 @@ whole-process wall time and that process's peak RSS from ``os.wait4``):
 3. **Peak memory vs corpus size** (``--worker whole``, one fresh process per size):
    ``analyze_internals(..., generations=None)`` on the pair at two ``internals_passages``; peak RSS
    (``ru_maxrss``) and, sampled from ``/proc/self/status``, the peak anonymous RSS (heap) and the
-   peak file-backed RSS (the scratch is a file mapped shared: every page written counts as resident
-   until the kernel reclaims it).
+   peak file-backed RSS (what a mapped file would keep resident; the scratch is written and read with
+   plain file I/O, so it stays flat).
 4. **The stage on the demo pair**: ``analyze_internals`` on ``demo:base`` / ``demo:trained`` with
    ``generations=None`` (``--worker whole``), and ``afterburn internals --base demo --trained demo``
    (the CLI, fresh store: generations first, then the stage with every suite prompt), its stage
@@ -339,7 +339,7 @@ def summarize(runs: dict) -> tuple[list[list[str]], list[dict]]:
         f"{alone['block_states']:.2f} s", f"{alone['strict_floor']:.2f} s",
         _ratio(alone["block_states"], alone["strict_floor"]))
     for key, label in (("process_peak_rss_bytes", "peak RSS (`ru_maxrss`)"), ("RssAnon", "peak anonymous RSS"),
-                       ("RssFile", "peak file-backed RSS (the mapped scratch)")):
+                       ("RssFile", "peak file-backed RSS")):
         low = small[key] if key in small else small["peak_bytes"].get(key, 0)
         high = large[key] if key in large else large["peak_bytes"].get(key, 0)
         ratio = _ratio(high, low)
