@@ -47,6 +47,9 @@ SUITES_KEY = "new_run_suites"
 SUITE_FILES_KEY = "new_run_suite_files"
 MAX_NEW_TOKENS_KEY = "new_run_max_new_tokens"
 EXACT_KEY = "new_run_exact_spectra"
+#: The internals analysis's causal parts, each a toggle (setting name → session key).
+CAUSAL_KEYS = {"steering": "new_run_steering", "localization": "new_run_localization",
+               "amplification": "new_run_amplification"}
 SEED_KEY = "new_run_seed"
 WATCH_KEY = "new_run_watched"
 #: Query parameter naming the run the progress view follows, so a reload keeps following it.
@@ -91,7 +94,7 @@ def _restore(key: str, default: str) -> None:
 
 @st.cache_data(ttl=CHECK_TTL_S, show_spinner=False)
 def _internals_cost(description: ModelDescription | None, device: str, suites: tuple[str, ...],
-                    max_new_tokens: int) -> tuple[str, ...] | None:
+                    max_new_tokens: int, causal: tuple[tuple[str, bool], ...] = ()) -> tuple[str, ...] | None:
     """The internals cost lines for the trained side's description: the reading half's, then one per causal
     part; None while a suite file is unreadable (Launch says why in one line); raises ``ConfigError`` for a
     device this machine lacks."""
@@ -101,7 +104,7 @@ def _internals_cost(description: ModelDescription | None, device: str, suites: t
         prompts = sum(len(suite.prompts) for suite in load_suites(suites))
     except AfterburnError:
         return None
-    config = AnalysisConfig(device=device, suites=suites, max_new_tokens=max_new_tokens)
+    config = AnalysisConfig(device=device, suites=suites, max_new_tokens=max_new_tokens, **dict(causal))
     estimate = estimate_internals_cost(description, config, prompts)
     return (cost_estimate_line(estimate), *causal_cost_lines(estimate))
 
@@ -187,7 +190,8 @@ device = device_column.selectbox(
 )
 for key, default in ((SUITES_KEY, list(DEFAULT_SUITES)), (SUITE_FILES_KEY, ""),
                      (MAX_NEW_TOKENS_KEY, _DEFAULTS.max_new_tokens), (EXACT_KEY, _DEFAULTS.exact_spectra),
-                     (SEED_KEY, _DEFAULTS.seed)):
+                     (SEED_KEY, _DEFAULTS.seed),
+                     *((key, getattr(_DEFAULTS, name)) for name, key in CAUSAL_KEYS.items())):
     _restore(key, default)
 with st.expander("Analysis settings"):
     suites_column, files_column = st.columns(2)
@@ -213,12 +217,17 @@ with st.expander("Analysis settings"):
     exact_spectra = exact_column.toggle(
         "Exact spectra", key=EXACT_KEY, on_change=_remember, args=(EXACT_KEY,), help=_FIELD_HELP["exact_spectra"],
     )
+    causal_columns = st.columns(len(CAUSAL_KEYS))
+    causal = tuple(
+        (name, column.toggle(name.capitalize(), key=key, on_change=_remember, args=(key,), help=_FIELD_HELP[name]))
+        for column, (name, key) in zip(causal_columns, CAUSAL_KEYS.items())
+    )
 suite_paths = tuple(part.strip() for part in suite_files.split(",") if part.strip())
 references_ok = base_check.ok and trained_check.ok
 if references_ok and (chosen_suites or suite_paths):
     try:
         cost_lines = _internals_cost(trained_check.description, device, (*chosen_suites, *suite_paths),
-                                     int(max_new_tokens))
+                                     int(max_new_tokens), causal)
     except AfterburnError as error:
         st.error(escape_markdown(str(error)))
     else:
@@ -239,7 +248,8 @@ if launch_column.button(
         if suite_paths:
             load_suites(suite_paths)  # a bad file is one line here, not a failed run later
         config = AnalysisConfig(method=method, device=device, suites=(*chosen_suites, *suite_paths),
-                                max_new_tokens=int(max_new_tokens), seed=int(seed), exact_spectra=exact_spectra)
+                                max_new_tokens=int(max_new_tokens), seed=int(seed), exact_spectra=exact_spectra,
+                                **dict(causal))
         new_run_id = create_run(store, base_reference, trained_reference, config)
         launch_worker(store, new_run_id)
     except AfterburnError as error:

@@ -39,7 +39,7 @@ from afterburn_core.internals.localization import localize_blocks
 from afterburn_core.internals.steering import STEERING_STRENGTHS, steer_base
 from afterburn_core.internals.readings import NEUTRAL
 from afterburn_core.internals.types import InternalsResult
-from afterburn_core.jobs import create_run
+from afterburn_core.jobs import cancel_run, create_run
 from afterburn_core.runner import execute_run
 from afterburn_core.store import RunStore, load_result
 from afterburn_core.views.internals import cost_estimate_line
@@ -331,3 +331,22 @@ def test_amplification_runs_within_the_estimate(full_generations):
     assert len(levels) == estimated.decodes
     # At least a prefill per model per decode per batch, at most every step of every one.
     assert (1 + 2 + 2) * CAUSAL_BATCHES <= sum(counts.values()) <= estimated.decode_steps_per_batch * CAUSAL_BATCHES
+
+
+@pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
+def test_the_causal_toggles_drop_their_cost_lines_and_reach_the_launched_run(afterburn_home):
+    app = open_app()
+    app.toggle(key="new_run_amplification").set_value(False)
+    app.toggle(key="new_run_steering").set_value(False).run()
+    captions = [element.value for element in app.caption]
+    # Captions are markdown-escaped ("Localization\\:"): compare the part names.
+    assert not any(line.startswith(("Amplification", "Steering")) for line in captions)
+    assert any(line.startswith("Localization") for line in captions), captions
+
+    app.button(key="new_run_launch").click().run()
+    assert not app.exception
+    with RunStore(afterburn_home) as store:
+        [record] = store.list_runs()
+        config = AnalysisConfig.from_json(record.config_json)
+        assert (config.steering, config.localization, config.amplification) == (False, True, False)
+        cancel_run(store, record.run_id)  # the settings are what this test reads; the worker need not finish
