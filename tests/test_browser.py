@@ -423,3 +423,29 @@ def test_internals_page_draws_the_curves_and_the_lens_heatmap_of_a_real_run(serv
     _no_exception(page, "internals page")
     page.screenshot(path=str(INTERNALS_SCREENSHOT), full_page=True, animations="disabled")
     _shot(page, "07b-internals")
+
+
+#: Tall enough for the three causal sections (steering tables, localization bars, amplification curve and table).
+CAUSAL_VIEWPORT = {"width": 1400, "height": 2100}
+#: Where a person looks at the causal half of the Internals page as it was drawn (besides test-artifacts/).
+CAUSAL_SCREENSHOT = Path("/tmp/internals_causal.png")
+
+
+def test_internals_page_draws_the_causal_half_of_a_real_run(server_url: str, afterburn_home: Path, new_page):
+    config = AnalysisConfig(suites=("math", "sycophancy"), max_new_tokens=48)
+    with RunStore(afterburn_home) as store:
+        run_id = create_run(store, "demo:base", "demo:trained", config, analyses=("internals",))
+        assert execute_run(store, run_id) == "done", store.get_run(run_id).error
+
+    page = new_page(CAUSAL_VIEWPORT)
+    page.goto(f"{server_url}/internals?run={run_id}")
+    expect(page.get_by_role("heading", name="Amplification")).to_be_visible(timeout=30_000)
+    _settled(page)
+    _charts_drawn(page, 6)  # four layer curves, the localization bars, the amplification curve
+    expect(page.get_by_text("of the KL gap", exact=False).first).to_be_visible()
+    expect(page.get_by_text("the largest rise with α of any detector", exact=False)).to_be_visible()
+    expect(page.get_by_text("Sycophancy: ", exact=False).first).to_be_visible()
+    _no_exception(page, "internals page, causal half")
+    page.get_by_role("heading", name="Steering", exact=True).evaluate("heading => heading.scrollIntoView()")
+    page.screenshot(path=str(CAUSAL_SCREENSHOT), animations="disabled")
+    _shot(page, "07c-internals-causal")
