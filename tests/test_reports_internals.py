@@ -5,7 +5,10 @@ result, whose activation-difference lens promotes "Great" (the demo was
 trained to open with "Great question!"), plus ``HOSTILE_TOKENS`` after the
 real tokens in every table, patchscope list and the first lens grid. Each
 format must show the section in its place, the demo's numbers and tokens,
-and the hostile tokens as literal text only.
+and the hostile tokens as literal text only. The run computes the causal
+half too (steering, layer localization, amplification on the math suite):
+each format shows its three parts with the stored numbers, and a part the
+run skipped says why.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from plotly.offline import get_plotlyjs
 from report_helpers import HOSTILE_TOKENS, hostile_report
 
-from afterburn_core.reports import render
+from afterburn_core.internals.types import StrengthTrial
+from afterburn_core.reports import internals_parts as parts_of, render
 from afterburn_core.reports.html import FIGURES_ID
 from afterburn_core.reports.html_charts import label
 from afterburn_core.reports.internals_parts import averaged_tables, layer_rows
@@ -135,3 +140,132 @@ def test_a_run_without_internals_says_why_in_every_format(tmp_path: Path) -> Non
     assert f"## Internals\n\n{ABSENT}\n" in render(bare, "md").decode("utf-8")
     if shutil.which("pdftotext"):
         assert f"Internals {ABSENT}" in " ".join(_pdf_text(render(bare, "pdf"), tmp_path).split())
+
+
+# --- the causal half: steering, layer localization, amplification ---------------------------------------------
+
+#: A skip reason as a checkpoint could word it: markup, a markdown link and a pipe (the reason names its paths).
+HOSTILE_REASON = "blocks of <b>model|x</b> [cannot](javascript:y) be swapped"
+
+
+@pytest.fixture(scope="module")
+def internals():
+    return hostile_report().internals
+
+
+@pytest.fixture(scope="module")
+def skipped_report():
+    """The demo report with localization skipped for a (hostile) reason and amplification not computed."""
+    report = hostile_report()
+    internals = replace(report.internals, localization=None, amplification=None,
+                        skipped={"localization": HOSTILE_REASON})
+    return report.replace(internals=internals)
+
+
+def test_the_demo_run_computed_every_causal_part(internals) -> None:
+    assert internals.skipped == {}
+    steering = internals.steering
+    assert steering.layer == 2 and steering.metrics["fence_rate"].trained > steering.metrics["fence_rate"].base
+    assert [block.layer for block in internals.localization] == [0, 1, 2, 3]
+    assert [level.alpha for level in internals.amplification] == [0.0, 1.0, 2.0]
+    # The shares as the tables word them, computed here from the stored numbers.
+    first = internals.localization[0]
+    assert parts_of.localization_rows(internals.localization)[0] == (
+        "0", f"{first.kl_recovered * 100:.1f} %".replace("-", "−"),
+        f"{first.reverse_kl_recovered * 100:.1f} %".replace("-", "−"))
+    fences = internals.steering.metrics["fence_rate"]
+    assert ("fenced non-code answers", *(f"{value * 100:.1f} %" for value in (fences.base, fences.steered,
+                                                                              fences.trained))) \
+        in parts_of.steering_rows(steering)
+    format_gaming = internals.amplification[-1].detectors["format_gaming"]
+    assert ("2", "Format gaming", "a format its prompt did not ask for", f"{format_gaming.rate * 100:.1f} %",
+            f"{format_gaming.rate_low * 100:.1f} % – {format_gaming.rate_high * 100:.1f} %",
+            f"{format_gaming.score:.0f}", "yes" if format_gaming.flagged else "no") \
+        in parts_of.amplification_rows(internals.amplification)
+
+
+def test_the_steering_line_says_how_the_strength_was_chosen(internals) -> None:
+    base = internals.steering.perplexity_base
+    kept = replace(internals.steering, strength=0.5, perplexity_base=40.0, perplexity_bound=80.0,
+                   trials=(StrengthTrial(0.25, 41.0, True), StrengthTrial(0.5, 52.5, True),
+                           StrengthTrial(1.0, 97.0, False)))
+    assert parts_of.steering_line(kept) == (
+        f"The base with the unit activation difference × 0.5 × the layer's mean residual norm added at layer 2 on "
+        f"every position, answering the run's {len(kept.completions)} prompts. The strength is the largest of those "
+        "tried that keeps the base's perplexity on held-out neutral text within 2× of its own (40) either way; "
+        "tried: 0.25 × → 41 (kept); 0.5 × → 52.5 (kept); 1 × → 97 (refused).")
+    nothing = replace(kept, strength=0.0, perplexity_base=base, perplexity_bound=2 * base,
+                      trials=(StrengthTrial(0.25, base / 3, False),))
+    assert parts_of.steering_line(nothing).startswith(
+        "Nothing was steered: no strength passed the rule, so the steered column repeats the base's answers. "
+        f"The strength is the largest of those tried that keeps the base's perplexity on held-out neutral text "
+        f"within 2× of its own ({base:,.0f}) either way; tried: 0.25 × → {base / 3:,.0f} (refused).")
+
+
+def test_html_shows_the_causal_parts_with_their_charts(page_html: str, internals) -> None:
+    section = page_html[page_html.index('id="internals"'):page_html.index('id="examples"')]
+    order = [section.index(f"<h3>{title}</h3>") for title in parts_of.CAUSAL_TITLES.values()]
+    assert order == sorted(order)
+    assert html.escape(parts_of.steering_line(internals.steering)) in section
+    for rows, numeric in ((parts_of.steering_rows(internals.steering), parts_of.STEERING_NUMERIC),
+                          (parts_of.localization_rows(internals.localization), parts_of.LOCALIZATION_NUMERIC),
+                          (parts_of.amplification_rows(internals.amplification), parts_of.AMPLIFICATION_NUMERIC)):
+        for row in rows:
+            assert "".join(f'<td class="num">{html.escape(cell)}</td>' if index in numeric
+                           else f"<td>{html.escape(cell)}</td>" for index, cell in enumerate(row)) in section, row
+    figures = json.loads(re.search(rf'<script type="application/json" id="{FIGURES_ID}">(.*?)</script>',
+                                   page_html, re.S).group(1))
+    bars = next(figure for key, figure in figures.items() if key.endswith("localization-bars"))["data"]
+    assert [trace["y"] for trace in bars] == [[block.kl_recovered for block in internals.localization],
+                                              [block.reverse_kl_recovered for block in internals.localization]]
+    curves = next(figure for key, figure in figures.items() if key.endswith("amplification-curves"))["data"]
+    counted = {trace["name"]: trace for trace in curves}
+    assert set(counted) == {"Length bias", "Format gaming", "Strategy collapse"}  # math only: no sycophancy probes
+    fences = [level.detectors["format_gaming"] for level in internals.amplification]
+    assert counted["Format gaming"]["x"] == [0.0, 1.0, 2.0]
+    assert counted["Format gaming"]["y"] == [detector.rate for detector in fences]
+    assert counted["Format gaming"]["error_y"]["array"] == pytest.approx(
+        [detector.rate_high - detector.rate for detector in fences])
+
+
+def test_markdown_shows_the_causal_parts(document: str, internals) -> None:
+    section = document[document.index("\n## Internals\n"):document.index(f"\n## {SECTIONS['examples']}\n")]
+    for title in parts_of.CAUSAL_TITLES.values():
+        assert f"\n### {title}\n" in section
+    assert f"\n{escape(parts_of.steering_line(internals.steering))}\n" in section
+    assert "| metric | base | steered base | post-trained |\n| --- | ---: | ---: | ---: |" in section
+    assert "| block | gap closed: trained block in base | gap opened: base block in trained |" in section
+    for rows in (parts_of.steering_rows(internals.steering), parts_of.localization_rows(internals.localization),
+                 parts_of.amplification_rows(internals.amplification)):
+        for row in rows:
+            assert "| " + " | ".join(map(escape, row)) + " |" in section, row
+
+
+@pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
+def test_pdf_shows_the_causal_parts(tmp_path: Path, internals) -> None:
+    flat = " ".join(_pdf_text(render(hostile_report(), "pdf"), tmp_path).split())
+    flat = flat[flat.index("Steering with the difference"):flat.index(SECTIONS["examples"])]
+    assert " ".join(parts_of.steering_line(internals.steering).split()) in flat
+    # The localization chart's legend, then its table.
+    assert ("trained block in base: gap closed base block in trained: gap opened" in flat)
+    for rows in (parts_of.steering_rows(internals.steering), parts_of.localization_rows(internals.localization),
+                 parts_of.amplification_rows(internals.amplification)):
+        for row in rows:
+            assert " ".join(" ".join(row).split()) in flat, row
+
+
+def test_skipped_and_absent_parts_say_why_in_every_format(skipped_report, tmp_path: Path) -> None:
+    skipped = f"Skipped: {HOSTILE_REASON}"
+    assert parts_of.causal_absence(skipped_report.internals, "localization") == skipped
+    assert parts_of.causal_absence(skipped_report.internals, "amplification") == parts_of.NOT_COMPUTED
+    page = render(skipped_report, "html").decode("utf-8")
+    assert (f'<h3>Layer localization</h3><p class="absent">{html.escape(skipped)}</p>'
+            f'<h3>Logit-difference amplification</h3><p class="absent">{parts_of.NOT_COMPUTED}</p>') in page
+    assert "localization-bars" not in page and "amplification-curves" not in page and "<b>model" not in page
+    document = render(skipped_report, "md").decode("utf-8")
+    assert ("\n### Layer localization\n\nSkipped: blocks of &lt;b&gt;model\\|x&lt;/b&gt; \\[cannot\\](javascript:y) "
+            f"be swapped\n\n### Logit-difference amplification\n\n{parts_of.NOT_COMPUTED}\n") in document
+    assert "| metric | base | steered base | post-trained |" in document  # steering still stands
+    if shutil.which("pdftotext"):
+        flat = " ".join(_pdf_text(render(skipped_report, "pdf"), tmp_path).split())
+        assert f"Layer localization {skipped} Logit-difference amplification {parts_of.NOT_COMPUTED}" in flat
