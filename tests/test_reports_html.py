@@ -111,8 +111,9 @@ def test_opens_offline_renders_every_chart_and_runs_no_model_text(page_html: str
             charts = page.eval_on_selector_all(".chart", "cs => cs.map(c => [c.id, c.querySelectorAll('.main-svg *')"
                                                          ".length])")
             # 2 heatmaps, spectra, 2 length charts, strategy and formats, the composite's gauge and one per
-            # detector, the internals' layer curves and lens heatmap: each drew its marks.
-            assert len(charts) == 7 + 1 + len(detector_names()) + 2 and all(parts > 20 for _, parts in charts), charts
+            # detector, the internals' layer curves, lens heatmap, localization bars and amplification curves:
+            # each drew its marks.
+            assert len(charts) == 7 + 1 + len(detector_names()) + 4 and all(parts > 20 for _, parts in charts), charts
             assert page.evaluate("window.__pwned") is None
             assert page.locator("script").count() == 3 and page.locator("img, iframe").count() == 0
             text = page.inner_text("body")
