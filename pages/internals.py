@@ -137,9 +137,9 @@ def localization_chart(localization: LocalizationView) -> alt.Chart:
         x=alt.X("block:O", axis=alt.Axis(labelAngle=0)),
         xOffset="swap:N",
         y=alt.Y("share of the KL gap:Q", axis=alt.Axis(format="%")),
-        color=alt.Color("swap:N", legend=alt.Legend(orient="top", title=None)),
+        color=alt.Color("swap:N", legend=alt.Legend(orient="top", title=None, labelLimit=0)),
         tooltip=[alt.Tooltip("block:O"), alt.Tooltip("swap:N"), alt.Tooltip("share of the KL gap:Q", format=".1%")],
-    ).properties(width="container", height=CURVE_HEIGHT_PX)
+    ).properties(width="container", height=CURVE_HEIGHT_PX * 3 // 2)
 
 
 def amplification_chart(amplification: AmplificationView) -> alt.Chart:
@@ -149,7 +149,7 @@ def amplification_chart(amplification: AmplificationView) -> alt.Chart:
                           "rate": [point.rate for point in amplification.points],
                           "low": [point.rate_low for point in amplification.points],
                           "high": [point.rate_high for point in amplification.points]})
-    base = alt.Chart(frame).encode(x=alt.X("α:Q", axis=alt.Axis(values=list(amplification.alphas))),
+    base = alt.Chart(frame).encode(x=alt.X("α:Q", axis=alt.Axis(values=list(amplification.alphas), format="~g")),
                                    color=alt.Color("detector:N", legend=alt.Legend(orient="top", title=None)))
     line = base.mark_line(point=True).encode(
         y=alt.Y("rate:Q", axis=alt.Axis(format="%"), title="share of answers", scale=alt.Scale(domain=[0, 1])),
@@ -157,7 +157,7 @@ def amplification_chart(amplification: AmplificationView) -> alt.Chart:
                  alt.Tooltip("low:Q", format=".1%", title="95 % low"),
                  alt.Tooltip("high:Q", format=".1%", title="95 % high")],
     )
-    bars = base.mark_errorbar(ticks=True).encode(y="low:Q", y2="high:Q")
+    bars = base.mark_errorbar(ticks=True).encode(y=alt.Y("low:Q", title="share of answers"), y2="high:Q")
     return (line + bars).properties(width="container", height=CURVE_HEIGHT_PX * 3 // 2)
 
 
