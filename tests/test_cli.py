@@ -18,10 +18,12 @@ def test_help_lists_the_commands() -> None:
 
 def test_diagnose_twice_hits_the_cache_and_lists_the_run(afterburn_home: Path, tiny_pair) -> None:
     base, trained = map(str, tiny_pair)
-    first = afterburn("diagnose", "--base", base, "--trained", trained, "--method", "sft")
+    # Random weights never stop early: one short suite keeps the run to seconds.
+    quick = ("--suites", "math", "--max-new-tokens", "16")
+    first = afterburn("diagnose", "--base", base, "--trained", trained, "--method", "sft", *quick)
     assert first.returncode == 0, first.stderr
     assert "LlamaForCausalLM" in first.stdout and "trained only" in first.stdout
-    second = afterburn("diagnose", "--base", base, "--trained", trained, "--method", "sft")
+    second = afterburn("diagnose", "--base", base, "--trained", trained, "--method", "sft", *quick)
     assert second.returncode == 0 and "cached" in second.stderr
     listed = afterburn("runs", "list")
     assert listed.stdout.count("done") == 2
