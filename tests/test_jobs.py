@@ -57,8 +57,12 @@ def slow_worker_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")])))
 
 
+#: Every stage runs, on one short suite: random weights never stop early, and the worker's life is the subject.
+CONFIG = AnalysisConfig(method="sft", suites=("math",), max_new_tokens=16)
+
+
 def _create(store: RunStore, pair: tuple[Path, Path], stages: tuple[str, ...] | None = None) -> str:
-    run_id = create_run(store, str(pair[0]), str(pair[1]), AnalysisConfig(method="sft"))
+    run_id = create_run(store, str(pair[0]), str(pair[1]), CONFIG)
     if stages is not None:  # the slow analysis needs its stage row
         store._transaction([("INSERT INTO stages (run_id, position, stage, status, updated_at) "
                              "VALUES (?, 99, 'slow', 'pending', 0)", (run_id,))])
