@@ -125,7 +125,10 @@ def test_launch_runs_a_worker_and_the_progress_view_follows_it_to_done(tiny_pair
     app = open_app()
     app.text_input(key="new_run_base").input(str(base))
     app.text_input(key="new_run_trained").input(str(trained))
-    app.selectbox(key="new_run_method").select("dpo").run()
+    app.selectbox(key="new_run_method").select("dpo")
+    # Every stage runs; one short suite keeps it to seconds (random weights never stop early).
+    app.multiselect(key="new_run_suites").set_value(["math"])
+    app.number_input(key="new_run_max_new_tokens").set_value(16).run()
 
     button(app, "new_run_launch").click().run()
 
@@ -133,7 +136,8 @@ def test_launch_runs_a_worker_and_the_progress_view_follows_it_to_done(tiny_pair
     with RunStore(afterburn_home) as store:
         [record] = store.list_runs()
         assert record.base_reference == str(base)
-        assert AnalysisConfig.from_json(record.config_json).method == "dpo"
+        config = AnalysisConfig.from_json(record.config_json)
+        assert (config.method, config.suites, config.max_new_tokens) == ("dpo", ("math",), 16)
         assert app.query_params["active"] == record.run_id
         deadline = time.monotonic() + 600  # stops a hung worker only: a busy machine is slow, not wrong
         while store.get_run(record.run_id).is_active and time.monotonic() < deadline:
