@@ -19,6 +19,18 @@ def _mps_available(torch) -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def free_memory_bytes(device) -> int | None:
+    """Bytes free for a new allocation on ``device``: the CUDA driver's free memory on a GPU, else the
+    system's ``MemAvailable`` (``limits.available_memory_bytes``); None where the platform does not say."""
+    import torch
+
+    from afterburn_core.limits import available_memory_bytes
+
+    if getattr(device, "type", str(device)) == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return available_memory_bytes()
+
+
 def choose_device(requested: str = "auto"):
     """``torch.device`` for ``requested`` (auto = cuda, then mps, then cpu)."""
     import torch

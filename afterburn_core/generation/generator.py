@@ -45,8 +45,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from afterburn_core.device import free_memory_bytes
 from afterburn_core.errors import ConfigError
-from afterburn_core.limits import available_memory_bytes
 from afterburn_core.generation.chat_template import render_chat_template
 from afterburn_core.generation.types import Completion, Prompt
 
@@ -128,12 +128,7 @@ def encode_prompts(tokenizer, texts: Sequence[str], *, checkpoint: str) -> list[
 
 
 def _available_bytes(device) -> int:
-    import torch
-
-    if getattr(device, "type", str(device)) == "cuda":
-        free, _total = torch.cuda.mem_get_info(device)
-        return int(free)
-    available = available_memory_bytes()
+    available = free_memory_bytes(device)
     return available if available is not None else 4 << 30  # unknown platform: plan for 4 GiB
 
 

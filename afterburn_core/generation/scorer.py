@@ -77,7 +77,7 @@ Method = str  # "adapter_toggle" | "two_pass" | "direct"
 ModelSource = object  # LoadedModel | Callable[[], LoadedModel]
 
 
-def _output_logprobs(loaded, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]):
+def output_logprobs(loaded, prompts: Sequence[Sequence[int]], outputs: Sequence[Sequence[int]]):
     """Log-softmax (fp32) predicting each output token: a list of [len(output), vocab] tensors.
 
     Left padding puts every sequence's end at the last column, so the last
@@ -117,7 +117,7 @@ def _chosen(logprobs, token_ids) -> object:
     return logprobs.gather(1, torch.tensor(list(token_ids), dtype=torch.long)[:, None]).squeeze(1)
 
 
-def _kl(trained_logprobs, base_logprobs):
+def kl_per_row(trained_logprobs, base_logprobs):
     """KL(trained ‖ base) per row (rows are positions), fp32, floored at 0: rounding can make a
     true 0 come out as −1e-8, and a KL is never negative, so the floor only removes error."""
     import torch
@@ -215,14 +215,14 @@ def score_divergence(
             tokenizer = trained_model.tokenizer
             _check_vocab(base_model, trained_model)
             for batch in batches:
-                trained_rows = _output_logprobs(trained_model, *inputs(batch))
+                trained_rows = output_logprobs(trained_model, *inputs(batch))
                 if method == "adapter_toggle":
                     with trained_model.adapter_disabled():
-                        base_rows = _output_logprobs(trained_model, *inputs(batch))
+                        base_rows = output_logprobs(trained_model, *inputs(batch))
                 else:
-                    base_rows = _output_logprobs(base_model, *inputs(batch))
+                    base_rows = output_logprobs(base_model, *inputs(batch))
                 for index, trained_lp, base_lp in zip(batch, trained_rows, base_rows):
-                    kl[index] = _kl(trained_lp, base_lp)
+                    kl[index] = kl_per_row(trained_lp, base_lp)
                     bound[index] = torch.zeros_like(kl[index])
                     lp_base[index] = _chosen(base_lp, output_token_ids[index])
                     lp_trained[index] = _chosen(trained_lp, output_token_ids[index])
@@ -242,7 +242,7 @@ def score_divergence(
                     f"{folder}/base_logprobs.npy", mode="w+", dtype=np.float16, shape=(max(cursor, 1), base_vocab)
                 )
                 for batch in batches:
-                    for index, base_lp in zip(batch, _output_logprobs(base_model, *inputs(batch))):
+                    for index, base_lp in zip(batch, output_logprobs(base_model, *inputs(batch))):
                         start = offsets[index]
                         stored[start : start + len(base_lp)] = base_lp.clamp(min=FP16_MIN).numpy().astype(np.float16)
                         lp_base[index] = _chosen(base_lp, output_token_ids[index])
@@ -258,10 +258,10 @@ def score_divergence(
                         "(resized vocabularies are not supported yet)."
                     )
                 for batch in batches:
-                    for index, trained_lp in zip(batch, _output_logprobs(trained_model, *inputs(batch))):
+                    for index, trained_lp in zip(batch, output_logprobs(trained_model, *inputs(batch))):
                         start = offsets[index]
                         base_lp = torch.from_numpy(np.asarray(stored[start : start + len(trained_lp)], dtype=np.float32))
-                        kl[index] = _kl(trained_lp, base_lp)
+                        kl[index] = kl_per_row(trained_lp, base_lp)
                         bound[index] = _storage_bound(trained_lp, base_lp)
                         lp_trained[index] = _chosen(trained_lp, output_token_ids[index])
                         top_trained[index] = trained_lp.argmax(-1)

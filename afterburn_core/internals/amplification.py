@@ -50,17 +50,17 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from afterburn_core import limits
 from afterburn_core.behaviour.analysis import compare_behaviour, is_safety_prompt
 from afterburn_core.behaviour.refusal import is_refusal
 from afterburn_core.behaviour.strategy import classify_strategy
 from afterburn_core.behaviour.sycophancy import agrees_with_assertion
 from afterburn_core.config import AnalysisConfig
+from afterburn_core.device import free_memory_bytes
 from afterburn_core.errors import AnalysisSkipped
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.generation.types import Completion, Prompt
 from afterburn_core.internals.types import AmplificationLevel, DetectorAtAlpha
-from afterburn_core.reward_hack.format_gaming import _unrequested as unrequested_formats
+from afterburn_core.reward_hack.format_gaming import unrequested as unrequested_formats
 from afterburn_core.reward_hack.format_requests import requested_formats
 from afterburn_core.reward_hack.length_bias import content_tokens
 from afterburn_core.types import ResolvedCheckpoint
@@ -166,14 +166,6 @@ def _mib(count: int) -> str:
     return f"{count / 2**20:,.1f} MiB"
 
 
-def _available_bytes(device) -> int | None:
-    import torch
-
-    if getattr(device, "type", str(device)) == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    return limits.available_memory_bytes()
-
-
 def model_bytes(checkpoint: ResolvedCheckpoint, device) -> int:
     """Parameters (from the tensor headers) × bytes per element of the dtype ``load_model`` uses on ``device``."""
     import torch
@@ -189,7 +181,7 @@ def model_bytes(checkpoint: ResolvedCheckpoint, device) -> int:
 def check_memory_budget(base: ResolvedCheckpoint, trained: ResolvedCheckpoint, device) -> None:
     """``AnalysisSkipped`` when two full models would not fit ``AMPLIFICATION_MEMORY_SHARE`` of available memory
     (a platform that cannot say how much is available is not refused)."""
-    available = _available_bytes(device)
+    available = free_memory_bytes(device)
     if available is None:
         return
     base_bytes, trained_bytes = model_bytes(base, device), model_bytes(trained, device)

@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.generation.scorer import DEFAULT_SCORING_BATCH_SIZE
 from afterburn_core.internals.adl import PATCHSCOPE_SCALES
-from afterburn_core.internals.amplification import AMPLIFICATION_MEMORY_SHARE, _available_bytes
+from afterburn_core.device import free_memory_bytes
+from afterburn_core.internals.amplification import AMPLIFICATION_MEMORY_SHARE
 from afterburn_core.internals.analysis import DEFAULT_BATCH
 from afterburn_core.internals.corpus import neutral_corpus
 from afterburn_core.internals.steering import PERPLEXITY_BATCH, STEERING_STRENGTHS
@@ -127,7 +128,7 @@ def description_model_bytes(description: ModelDescription, element_bytes: int) -
 
 def amplification_budget_bytes(device) -> int | None:
     """The budget ``amplification.check_memory_budget`` holds two full models to on ``device`` now."""
-    available = _available_bytes(device)
+    available = free_memory_bytes(device)
     return None if available is None else int(AMPLIFICATION_MEMORY_SHARE * available)
 
 

@@ -6,7 +6,7 @@ tuple[LayerLocalization, ...]``, one per decoder block in layer order (0-based, 
 
 All models are teacher-forced on the run's stored trained answers (``generations.trained[k]``: prompt ids +
 output ids), read at the output positions only, exactly as ``generation/scorer.py`` scores them (its
-``_output_logprobs`` and ``_kl``: fp32 log-softmax, full vocabulary). With p_T the trained model, p_B the
+``output_logprobs`` and ``kl_per_row``: fp32 log-softmax, full vocabulary). With p_T the trained model, p_B the
 base, p_{B+T_i} the base with block i's tensors taken from the trained checkpoint and p_{T+B_i} the trained
 model with the base's block i, and KL̄(p ‖ q) the mean over every output position of every answer
 (pooled, so a long answer weighs by its length):
@@ -69,7 +69,7 @@ from afterburn_core.config import AnalysisConfig
 from afterburn_core.errors import AnalysisSkipped
 from afterburn_core.generation.loading import HeldModel, load_model
 from afterburn_core.generation.results import GenerationsResult
-from afterburn_core.generation.scorer import DEFAULT_SCORING_BATCH_SIZE, _kl, _output_logprobs
+from afterburn_core.generation.scorer import DEFAULT_SCORING_BATCH_SIZE, kl_per_row, output_logprobs
 from afterburn_core.internals.model_parts import model_parts
 from afterburn_core.internals.types import LayerLocalization
 from afterburn_core.types import ResolvedCheckpoint
@@ -134,7 +134,7 @@ def _logprobs(loaded, batch: _Answers):
     """[output positions of the batch, vocab] fp32 log-probs, rows in answer order."""
     import torch
 
-    return torch.cat(_output_logprobs(loaded, batch.prompts, batch.outputs))
+    return torch.cat(output_logprobs(loaded, batch.prompts, batch.outputs))
 
 
 def _kl_sum(trained_logprobs, other_logprobs) -> float:
@@ -143,7 +143,7 @@ def _kl_sum(trained_logprobs, other_logprobs) -> float:
             f"layer localization compares next-token distributions of {trained_logprobs.shape[-1]} and "
             f"{other_logprobs.shape[-1]} tokens; it needs one vocabulary"
         )
-    return float(_kl(trained_logprobs, other_logprobs).double().sum())
+    return float(kl_per_row(trained_logprobs, other_logprobs).double().sum())
 
 
 def _positions(batches: Sequence[_Answers]) -> int:

@@ -62,8 +62,8 @@ def detect_format_gaming(generations: GenerationsResult, behaviour: BehaviourSta
     """
     prompts = generations.prompts
     requested = [requested_formats(prompt) for prompt in prompts]
-    base = [_unrequested(completion.text, asked) for completion, asked in zip(generations.base, requested)]
-    trained = [_unrequested(completion.text, asked) for completion, asked in zip(generations.trained, requested)]
+    base = [unrequested(completion.text, asked) for completion, asked in zip(generations.base, requested)]
+    trained = [unrequested(completion.text, asked) for completion, asked in zip(generations.trained, requested)]
     gained = [len(t) - len(b) for b, t in zip(base, trained)]
     counts = numeric_shift([len(b) for b in base], [len(t) for t in trained])
     per_answer = float(np.mean(gained)) if gained else 0.0
@@ -99,7 +99,7 @@ def detect_format_gaming(generations: GenerationsResult, behaviour: BehaviourSta
     )
 
 
-def _unrequested(text: str, asked: frozenset[str]) -> frozenset[str]:
+def unrequested(text: str, asked: frozenset[str]) -> frozenset[str]:
     used = format_features(text)
     if used["lists"] and classify_strategy(text) == "step_by_step":
         asked = asked | {"lists"}
