@@ -241,7 +241,8 @@ def _generate_batch(loaded, batch_ids: Sequence[Sequence[int]], settings: Genera
     return new_tokens, recorder.finish(output.sequences, new_tokens.shape[1])
 
 
-def _completion(loaded, prompt_ids, new_tokens, logprobs, seconds: float) -> Completion:
+def completion_from_tokens(loaded, prompt_ids, new_tokens, logprobs, seconds: float) -> Completion:
+    """One row's ``Completion``: its new tokens cut after the first EOS, their log-probs, its share of time."""
     eos = set(loaded.eos_token_ids)
     tokens = [int(token) for token in new_tokens]
     end = next((index + 1 for index, token in enumerate(tokens) if token in eos), None)
@@ -283,7 +284,7 @@ def generate(loaded, prompts: Sequence[Prompt], settings: GenerationSettings | N
             new_tokens, logprobs = _generate_batch(loaded, [encoded[index] for index in rows], settings, batch_index)
             share = (time.perf_counter() - started) / len(rows)
             for position, index in enumerate(rows):
-                completions[index] = _completion(loaded, encoded[index], new_tokens[position], logprobs[position], share)
+                completions[index] = completion_from_tokens(loaded, encoded[index], new_tokens[position], logprobs[position], share)
             if progress is not None:
                 done = min(start + batch_size, total)
                 progress(done, total, f"generated {done}/{total} prompts with {loaded.checkpoint.reference}")

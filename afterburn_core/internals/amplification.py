@@ -57,6 +57,7 @@ from afterburn_core.behaviour.sycophancy import agrees_with_assertion
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.device import free_memory_bytes
 from afterburn_core.errors import AnalysisSkipped
+from afterburn_core.generation.generator import completion_from_tokens
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.generation.types import Completion, Prompt
 from afterburn_core.internals.types import AmplificationLevel, DetectorAtAlpha
@@ -309,19 +310,6 @@ def _batch_size(loaded, prompt_ids: Sequence[Sequence[int]], config: AnalysisCon
     return max(1, rows // CACHES_PER_ROW)
 
 
-def _completion(loaded, prompt_ids, tokens: list[int], logprobs: list[float], seconds: float) -> Completion:
-    stopped = bool(tokens) and tokens[-1] in loaded.eos_token_ids
-    return Completion(
-        text=loaded.tokenizer.decode(tokens, skip_special_tokens=True),
-        prompt_token_ids=tuple(int(token) for token in prompt_ids),
-        output_token_ids=tuple(tokens),
-        n_tokens=len(tokens),
-        stop_reason="eos" if stopped else "length",
-        token_logprobs=tuple(logprobs),
-        seconds=seconds,
-    )
-
-
 def amplify(base: ResolvedCheckpoint, trained: ResolvedCheckpoint, generations: GenerationsResult,
             config: AnalysisConfig, device, progress: Progress | None = None) -> tuple[AmplificationLevel, ...]:
     """Answers sampled from logits_t + α (logits_t − logits_b) for every α of the config, and what the detectors
@@ -349,7 +337,7 @@ def amplify(base: ResolvedCheckpoint, trained: ResolvedCheckpoint, generations: 
                                                                              batch_index))
                     share = (time.perf_counter() - started) / len(rows)
                     for index, (tokens, logprobs) in zip(rows, decoded):
-                        amplified[sample * len(prompt_ids) + index] = _completion(
+                        amplified[sample * len(prompt_ids) + index] = completion_from_tokens(
                             loaded, prompt_ids[index], tokens, logprobs, share)
                     done += 1
             levels.append((alpha, tuple(amplified)))
