@@ -55,11 +55,16 @@ CAUSAL_BATCHES = 4
 SCRATCH_SLACK = 1.10
 
 
-def internals_run(tmp_path_factory, trained: str) -> InternalsResult:
+def demo_result(tmp_path_factory, trained: str, config: AnalysisConfig, result_type):
+    """The ``result_type`` result of a real run of demo:base against ``trained`` (only what it needs)."""
     with RunStore(tmp_path_factory.mktemp("internals-cost")) as store:
-        run_id = create_run(store, "demo:base", trained, CONFIG, analyses=("internals",))
+        run_id = create_run(store, "demo:base", trained, config, analyses=(result_type.KIND,))
         assert execute_run(store, run_id) == "done", store.get_run(run_id).error
-        return load_result(store, run_id, InternalsResult)
+        return load_result(store, run_id, result_type)
+
+
+def internals_run(tmp_path_factory, trained: str) -> InternalsResult:
+    return demo_result(tmp_path_factory, trained, CONFIG, InternalsResult)
 
 
 @pytest.fixture(scope="module")
@@ -164,10 +169,7 @@ def test_the_new_run_page_shows_the_estimate_before_launch():
 
 
 def causal_generations(tmp_path_factory, trained: str) -> GenerationsResult:
-    with RunStore(tmp_path_factory.mktemp("causal-cost")) as store:
-        run_id = create_run(store, "demo:base", trained, CAUSAL_CONFIG, analyses=("generations",))
-        assert execute_run(store, run_id) == "done", store.get_run(run_id).error
-        return load_result(store, run_id, GenerationsResult)
+    return demo_result(tmp_path_factory, trained, CAUSAL_CONFIG, GenerationsResult)
 
 
 @pytest.fixture(scope="module")
