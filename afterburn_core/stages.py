@@ -32,9 +32,23 @@ def weights(context: RunContext, progress: StageReporter):
 
 
 def generations(context: RunContext, progress: StageReporter):
+    """Both sides' answers; the base's come from the store when a run with the same base, suites and
+    settings stored them (a trajectory's later checkpoints), and are stored for the next run otherwise."""
     from afterburn_core.generation.pipeline import generate_pair
+    from afterburn_core.generation.results import BaseAnswers
+    from afterburn_core.serde import to_jsonable
+    from afterburn_core.store import stored_result
 
-    return generate_pair(*context.pair(), context.config, progress.update, device=context.device)
+    key = base_answers_key(context)
+    stored = stored_result(context.store, key, BaseAnswers)
+    result = generate_pair(*context.pair(), context.config, progress.update, device=context.device,
+                           base_answers=stored)
+    if stored is None:
+        # Linked to no run: no run shows them, and deleting any run clears them with the store's other
+        # unused results (the next run then generates them once more).
+        context.store.put_result(None, key, BaseAnswers.KIND, BaseAnswers.SCHEMA_VERSION,
+                                 to_jsonable(BaseAnswers(result.base, result.chat_template)))
+    return result
 
 
 def _require_one_vocabulary(base, trained, subject: str) -> None:
@@ -91,6 +105,36 @@ def generation_key(context: RunContext) -> dict[str, Any]:
         "device": context.device.type,
         "batch_size": config.batch_size if config.temperature > 0 else None,
     }
+
+
+def base_answers_key(context: RunContext) -> str:
+    """The key of the base's answers: the generations key's inputs over the base's fingerprint alone.
+
+    For a LoRA adapter the base answers with the adapter switched off, through the adapter folder's tokenizer
+    and chat template when it has its own, so the key holds those files' fingerprint too.
+    """
+    from afterburn_core.analyses import analysis
+    from afterburn_core.generation.results import BaseAnswers, GenerationsResult
+    from afterburn_core.store import cache_key
+
+    base, trained = context.pair()
+    inputs = {**context.config.subset(analysis("generations").config_fields), "extra": generation_key(context),
+              "generations_schema": GenerationsResult.SCHEMA_VERSION}
+    if trained.kind == "adapter":
+        inputs["adapter_files"] = _adapter_tokenizer_fingerprint(trained)
+    return cache_key(BaseAnswers.KIND, BaseAnswers.SCHEMA_VERSION, (base.fingerprint,), inputs)
+
+
+def _adapter_tokenizer_fingerprint(adapter) -> str:
+    """The fingerprint of an adapter folder's tokenizer, template and generation files (its own config aside)."""
+    from pathlib import Path
+
+    from afterburn_core.checkpoints.fingerprint import fingerprint_files, is_model_file
+
+    root = Path(adapter.root)
+    files = [path for path in root.iterdir()
+             if path.is_file() and is_model_file(path.name) and str(path) != adapter.config_path]
+    return fingerprint_files(root, files)
 
 
 def device_key(context: RunContext) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Cost: ``generate_pair`` loads one model at a time (base, released, then
 trained; for a LoRA adapter one base with the adapter toggled) and runs every
-prompt once per model, batched. ``score_pair`` teacher-forces both models on
+prompt once per model, batched; given the base's stored answers
+(``BaseAnswers``), it generates the trained side only. ``score_pair`` teacher-forces both models on
 (prompt + trained output): two forward passes per prompt, one model in memory
 at a time (``scorer``'s two-pass method; the adapter toggle for LoRA). Both
 report progress per batch and can be cancelled from the progress callback.
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable
 
 from afterburn_core.config import AnalysisConfig
-from afterburn_core.generation.results import GenerationsResult, SuiteRef, TokenKLResult
+from afterburn_core.generation.results import BaseAnswers, GenerationsResult, SuiteRef, TokenKLResult
 from afterburn_core.generation.suites import load_suites
 from afterburn_core.types import ResolvedCheckpoint
 
@@ -40,11 +41,13 @@ def suites_key(config: AnalysisConfig) -> list[dict]:
 
 def generate_pair(
     base: ResolvedCheckpoint, trained: ResolvedCheckpoint, config: AnalysisConfig, progress: Progress | None = None,
-    *, device=None,
+    *, device=None, base_answers: BaseAnswers | None = None,
 ) -> GenerationsResult:
     """Every prompt of ``config.suites`` answered by both models, one model in memory at a time.
 
     ``device``: the ``torch.device`` the run chose (None: chosen here from ``config.device``).
+    ``base_answers``: the base's completions of these suites under these settings, stored by an earlier
+    run (the caller keys them); the base is then not loaded and its time here is 0.
     """
     from afterburn_core.device import choose_device
     from afterburn_core.generation.generator import generate, has_chat_template
@@ -62,13 +65,17 @@ def generate_pair(
                 progress(offset + done, total, f"{label}: {message}")
         return update
 
+    if base_answers is not None:
+        base_outputs, seconds_base, chat_template = base_answers.completions, 0.0, base_answers.chat_template
+        report(0, "base")(len(prompts), len(prompts), "answers reused from the store")
     if trained.kind == "adapter":
         loaded = load_model(trained, device, trust_remote_code=config.trust_remote_code)
         try:
-            started = time.perf_counter()
-            with loaded.adapter_disabled():
-                base_outputs = generate(loaded, prompts, settings, report(0, "base"))
-            seconds_base = time.perf_counter() - started
+            if base_answers is None:
+                started = time.perf_counter()
+                with loaded.adapter_disabled():
+                    base_outputs = generate(loaded, prompts, settings, report(0, "base"))
+                seconds_base = time.perf_counter() - started
             started = time.perf_counter()
             trained_outputs = generate(loaded, prompts, settings, report(len(prompts), "trained"))
             seconds_trained = time.perf_counter() - started
@@ -76,7 +83,10 @@ def generate_pair(
         finally:
             loaded.release()
     else:
-        base_outputs, seconds_base, chat_template = _generate_with(base, device, config, prompts, report(0, "base"))
+        if base_answers is None:
+            base_outputs, seconds_base, chat_template = _generate_with(
+                base, device, config, prompts, report(0, "base")
+            )
         if trained.fingerprint == base.fingerprint:
             # The same files: decoding is deterministic (greedy, or sampling seeded per batch), so a second
             # pass would reproduce these answers token for token. Reuse them instead of paying twice.

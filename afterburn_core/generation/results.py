@@ -119,6 +119,23 @@ class GenerationsResult:
 
 
 @dataclass(frozen=True)
+class BaseAnswers:
+    """The base model's completions of one set of suites under one set of generation settings.
+
+    Stored apart from any pair (keyed by the base's fingerprint alone, ``stages.base_answers_key``), so a
+    run comparing the same base with another checkpoint (the next step of a trajectory) reuses them
+    instead of generating them again. Not an analysis kind: no run shows it.
+    """
+
+    KIND: ClassVar[str] = "base_answers"
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    completions: tuple[Completion, ...]
+    chat_template: bool
+    schema_version: int = field(default=SCHEMA_VERSION)
+
+
+@dataclass(frozen=True)
 class TokenKLResult:
     """The ``token_kl`` analysis: per prompt divergences, per suite the tokens that carry them."""
 
