@@ -286,3 +286,23 @@ def write_shard_index(folder: Path, weight_map: dict, name: str = "model.safeten
     path = Path(folder) / name
     path.write_text(json.dumps({"metadata": {"total_size": 0}, "weight_map": weight_map}))
     return path
+
+
+def edited_demo(folder: Path, edit) -> Path:
+    """A checkpoint folder: demo:base's files with its weights replaced by ``edit(base, trained)``, where both
+    are demo:base's and demo:trained's tensors by name; a planted pair whose every other file is the demo's."""
+    from safetensors.torch import load_file, save_file
+
+    from afterburn_core.checkpoints import resolve
+
+    base, trained = resolve("demo:base"), resolve("demo:trained")
+    shutil.copytree(base.root, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    save_file(edit(load_file(base.weight_files[0]), load_file(trained.weight_files[0])),
+              str(folder / "model.safetensors"), metadata={"format": "pt"})
+    return folder
+
+
+def interpolated_demo(folder: Path, share: float) -> Path:
+    """demo:base moved ``share`` of the way to demo:trained: W_base + share · (W_trained − W_base), every tensor."""
+    return edited_demo(folder, lambda base, trained: {
+        name: tensor + share * (trained[name] - tensor) for name, tensor in base.items()})

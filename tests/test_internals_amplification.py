@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+
+from checkpoint_factories import interpolated_demo
 
 from afterburn_core import serde
 from afterburn_core.checkpoints import resolve
@@ -38,16 +39,6 @@ CONFIG = AnalysisConfig(device="cpu", suites=("math",), max_new_tokens=20, ampli
 RARE_SHARE = 0.3
 #: Prompts of the quicker checks (identity, adapter): enough rows for two batches' worth of different lengths.
 FEW = 8
-
-
-def interpolated(folder: Path, share: float) -> Path:
-    """A checkpoint folder: the demo's files with weights base + ``share`` × (trained − base)."""
-    base, trained = resolve("demo:base"), resolve("demo:trained")
-    base_weights, trained_weights = load_file(base.weight_files[0]), load_file(trained.weight_files[0])
-    shutil.copytree(base.root, folder, ignore=shutil.ignore_patterns("model.safetensors"))
-    save_file({name: tensor + share * (trained_weights[name] - tensor) for name, tensor in base_weights.items()},
-              str(folder / "model.safetensors"))
-    return folder
 
 
 def merged_lora(folder: Path) -> Path:
@@ -78,7 +69,7 @@ def run(trained_reference: str, config: AnalysisConfig = CONFIG, count: int | No
 
 @pytest.fixture(scope="module")
 def rare(tmp_path_factory) -> tuple:
-    return run(str(interpolated(tmp_path_factory.mktemp("rare") / "model", RARE_SHARE)), CONFIG)
+    return run(str(interpolated_demo(tmp_path_factory.mktemp("rare") / "model", RARE_SHARE)), CONFIG)
 
 
 def tokens(level: AmplificationLevel) -> list[tuple[int, ...]]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from checkpoint_factories import edited_demo
 from generation_helpers import CPU, prompts_of
-from safetensors.torch import load_file, save_file
 
 from afterburn_core.checkpoints import resolve
 from afterburn_core.checkpoints.architecture import architecture_map
@@ -30,7 +30,7 @@ from afterburn_core.generation.loading import load_model
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.internals import localization
 from afterburn_core.internals.localization import localize_blocks
-from afterburn_core.internals.types import LayerLocalization
+from afterburn_core.internals.types import LayerLocalization, Localization
 from afterburn_core.serde import from_jsonable, to_jsonable
 
 DEMO = Path(__file__).resolve().parent.parent / "afterburn_core" / "demo"
@@ -52,7 +52,7 @@ def answers(trained) -> GenerationsResult:
     return GenerationsResult((), tuple(prompts), outputs, outputs, 24, 0.0, 1.0, 0, 5, True, "cpu", 0.0, 0.0)
 
 
-def localize(base, trained, generations=None, config=CONFIG) -> tuple[LayerLocalization, ...]:
+def localize(base, trained, generations=None, config=CONFIG) -> Localization:
     return localize_blocks(base, trained, generations or answers(trained), architecture_map(trained.description),
                            config, CPU)
 
@@ -64,16 +64,14 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory) -> Path:
     """demo:base with block ``PLANTED_BLOCK`` overwritten by demo:trained's, as a real safetensors folder."""
-    folder = tmp_path_factory.mktemp("planted") / "model"
-    shutil.copytree(DEMO / "base", folder)
-    tensors = load_file(str(folder / "model.safetensors"))
-    trained = load_file(str(DEMO / "trained" / "model.safetensors"))
     prefix = f"model.layers.{PLANTED_BLOCK}."
-    replaced = [name for name in tensors if name.startswith(prefix)]
-    assert len(replaced) == 9
-    tensors.update({name: trained[name] for name in replaced})
-    save_file(tensors, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    return folder
+
+    def swap_block(base, trained):
+        replaced = [name for name in base if name.startswith(prefix)]
+        assert len(replaced) == 9
+        return {**base, **{name: trained[name] for name in replaced}}
+
+    return edited_demo(tmp_path_factory.mktemp("planted") / "model", swap_block)
 
 
 def test_the_planted_block_closes_the_whole_gap_and_no_other_block_moves(planted, monkeypatch) -> None:
@@ -88,8 +86,9 @@ def test_the_planted_block_closes_the_whole_gap_and_no_other_block_moves(planted
     base_file = DEMO / "base" / "model.safetensors"
     before = sha256(base_file)
     result = localize(resolve("demo:base"), resolve(str(planted)))
-    assert [entry.layer for entry in result] == [0, 1, 2, 3]
-    ranked = sorted(result, key=lambda entry: -entry.kl_recovered)
+    assert result.gap > 0
+    assert [entry.layer for entry in result.blocks] == [0, 1, 2, 3]
+    ranked = sorted(result.blocks, key=lambda entry: -entry.kl_recovered)
     assert ranked[0].layer == PLANTED_BLOCK
     # Swapping the planted block in makes the base the trained model itself, and out makes it the base.
     assert (ranked[0].kl_recovered, ranked[0].reverse_kl_recovered) == (1.0, 1.0)
@@ -104,18 +103,26 @@ def test_the_planted_block_closes_the_whole_gap_and_no_other_block_moves(planted
 
 def test_identical_models_give_every_share_zero() -> None:
     base = resolve("demo:base")
-    assert localize(base, base) == tuple(LayerLocalization(layer, 0.0, 0.0) for layer in range(4))
+    assert localize(base, base) == Localization(0.0, tuple(LayerLocalization(layer, 0.0, 0.0) for layer in range(4)))
+
+
+def test_a_change_outside_every_block_keeps_its_gap_while_every_share_is_zero(tmp_path) -> None:
+    """Only the input embeddings moved: the models differ, yet no block swap closes or opens any of it."""
+    name = "model.embed_tokens.weight"
+    moved = edited_demo(tmp_path / "model", lambda base, _trained: {**base, name: base[name] * 1.5})
+    result = localize(resolve("demo:base"), resolve(str(moved)))
+    assert result.gap > 0
+    assert result.blocks == tuple(LayerLocalization(layer, 0.0, 0.0) for layer in range(4))
 
 
 def test_the_demo_pair_gives_a_finite_share_for_every_block_and_round_trips() -> None:
     result = localize(resolve("demo:base"), resolve("demo:trained"))
-    assert [entry.layer for entry in result] == [0, 1, 2, 3]
-    for entry in result:
+    assert [entry.layer for entry in result.blocks] == [0, 1, 2, 3]
+    for entry in result.blocks:
         assert math.isfinite(entry.kl_recovered) and entry.kl_recovered <= 1.0
         assert math.isfinite(entry.reverse_kl_recovered) and entry.reverse_kl_recovered >= 0.0
-    assert any(entry.kl_recovered != 0.0 for entry in result)
-    annotation = tuple[LayerLocalization, ...]
-    assert from_jsonable(annotation, to_jsonable(result)) == result
+    assert any(entry.kl_recovered != 0.0 for entry in result.blocks)
+    assert from_jsonable(Localization, to_jsonable(result)) == result
 
 
 def test_the_adapter_toggled_per_block_equals_the_adapter_merged_and_streamed(tmp_path) -> None:
@@ -129,9 +136,10 @@ def test_the_adapter_toggled_per_block_equals_the_adapter_merged_and_streamed(tm
     generations = answers(adapter)
     toggled = localize(resolve("demo:base"), adapter, generations)
     streamed = localize(resolve("demo:base"), resolve(str(merged_folder)), generations)
-    assert [entry.layer for entry in toggled] == [0, 1, 2, 3]
-    assert any(entry.kl_recovered > 0.1 for entry in toggled)
-    for by_toggle, by_stream in zip(toggled, streamed):
+    assert [entry.layer for entry in toggled.blocks] == [0, 1, 2, 3]
+    assert any(entry.kl_recovered > 0.1 for entry in toggled.blocks)
+    assert toggled.gap == pytest.approx(streamed.gap, rel=1e-4)
+    for by_toggle, by_stream in zip(toggled.blocks, streamed.blocks):
         assert by_toggle.kl_recovered == pytest.approx(by_stream.kl_recovered, abs=1e-4)
         assert by_toggle.reverse_kl_recovered == pytest.approx(by_stream.reverse_kl_recovered, abs=1e-4)
 

@@ -35,13 +35,14 @@ def test_cli_output_validates_against_the_schema(written) -> None:
     document, stderr = written
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     jsonschema.validate(document, SCHEMA, cls=jsonschema.Draft202012Validator)
-    assert "wrote " in stderr and document["schema_version"] == 1
+    assert "wrote " in stderr and document["schema_version"] == 2
     assert document["base"]["reference"] == "demo:base" and document["corpus"]["passages"] == 64
     assert {entry["input_set"] for entry in document["input_sets"]} == {"neutral", "math"}
     # The causal half ran: the steered answers align with the prompts, one share per block, every α.
     assert document["skipped"] == {}
     assert len(document["steering"]["completions"]) == len(document["amplification"][0]["completions"]) == 32
     assert [block["layer"] for block in document["localization"]] == [0, 1, 2, 3]
+    assert document["localization_gap"] > 0
     assert [level["alpha"] for level in document["amplification"]] == [0.0, 1.0, 2.0]
 
 

@@ -15,8 +15,11 @@ Each result must obey the strength rule and survive the JSON round trip.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
+from checkpoint_factories import edited_demo
 from generation_helpers import CPU
 
 from afterburn_core.checkpoints import resolve
@@ -47,22 +50,40 @@ HELDOUT = neutral_corpus().passages[-8:]
 ARCHITECTURE = architecture_map(resolve("demo:base").description)
 
 
+PROMPTS = tuple(prompt for suite in load_suites(()) for prompt in suite.prompts)[::8]
+SETTINGS = GenerationSettings(max_new_tokens=MAX_NEW_TOKENS, batch_size=16)
+#: How far the planted pair's embeddings move along the fence direction (unit): measured, at 2 the trained
+#: model's answers run to the token limit without a fence, at 5 they fence none, at 10 every one of them.
+PLANTED_SHIFT = 10.0
+
+
+def answers(reference: str) -> tuple:
+    loaded = load_model(resolve(reference), CPU)
+    try:
+        return tuple(generate(loaded, PROMPTS, SETTINGS))
+    finally:
+        loaded.release()
+
+
 @pytest.fixture(scope="module")
 def generations(demo_base) -> GenerationsResult:
-    prompts = tuple(prompt for suite in load_suites(()) for prompt in suite.prompts)[::8]
-    settings = GenerationSettings(max_new_tokens=MAX_NEW_TOKENS, batch_size=16)
-    trained = load_model(resolve("demo:trained"), CPU)
-    try:
-        trained_answers = tuple(generate(trained, prompts, settings))
-    finally:
-        trained.release()
-    return GenerationsResult((), prompts, tuple(generate(demo_base, prompts, settings)), trained_answers,
+    return GenerationsResult((), PROMPTS, tuple(generate(demo_base, PROMPTS, SETTINGS)), answers("demo:trained"),
                              MAX_NEW_TOKENS, 0.0, 1.0, 0, 16, True, "cpu", 0.0, 0.0)
 
 
-def demo_difference(layer: int) -> tuple[torch.Tensor, float]:
-    """The demo pair's mean difference at ``layer`` over the first ``adl_positions`` neutral tokens, and the
-    layer's mean norm, as the internals analysis reads them."""
+def fence_direction(loaded) -> torch.Tensor:
+    """The fence and newline tokens' unembedding rows, each unit, summed: a direction that writes fenced
+    blocks (the fence token alone writes ``` inside sentences, which is no fenced block; with a newline it
+    opens one)."""
+    rows = [loaded.tokenizer(text)["input_ids"] for text in ("```", "\n")]
+    assert all(len(ids) == 1 for ids in rows)
+    unembedding = model_parts(loaded.model, ARCHITECTURE).head.unembedding.weight.detach()
+    return sum(unembedding[ids[0]] / unembedding[ids[0]].norm() for ids in rows)
+
+
+def difference(layer: int, trained: str = "demo:trained") -> tuple[torch.Tensor, float]:
+    """demo:base → ``trained``'s mean difference at ``layer`` over the first ``adl_positions`` neutral tokens,
+    and the layer's mean norm, as the internals analysis reads them."""
     readings = Readings(CONFIG.adl_positions, {})
     passages = neutral_corpus().passages[:DIFFERENCE_PASSAGES]
 
@@ -75,7 +96,7 @@ def demo_difference(layer: int) -> tuple[torch.Tensor, float]:
     def load(reference):
         return lambda: load_model(resolve(reference), CPU)
 
-    compare_pair(load("demo:base"), load("demo:trained"), make_batches, readings, ARCHITECTURE,
+    compare_pair(load("demo:base"), load(trained), make_batches, readings, ARCHITECTURE,
                  lambda *_: None, lambda *_: None)
     return readings.adl_means()[layer].mean(0).float(), float(readings.mean_norms()[layer])
 
@@ -100,7 +121,7 @@ def assert_round_trips(result: SteeringResult) -> None:
 
 def test_the_demo_difference_changes_the_neutral_text_too_much_to_steer(demo_base, generations) -> None:
     layer = len(model_parts(demo_base.model, ARCHITECTURE).blocks) // 2
-    direction, mean_norm = demo_difference(layer)
+    direction, mean_norm = difference(layer)
     result = steer_base(demo_base, generations, direction, layer, mean_norm, ARCHITECTURE, CONFIG, HELDOUT)
     assert_obeys_the_rule(result)
     # The demo base does not model prose (perplexity far above its 1 024-token vocabulary), and the planted
@@ -117,14 +138,9 @@ def test_the_demo_difference_changes_the_neutral_text_too_much_to_steer(demo_bas
 
 
 def test_steering_toward_the_fence_token_fences_the_answers(demo_base, generations) -> None:
-    parts = model_parts(demo_base.model, ARCHITECTURE)
-    rows = [demo_base.tokenizer(text)["input_ids"] for text in ("```", "\n")]
-    assert all(len(ids) == 1 for ids in rows)
-    # The fence token alone writes ``` inside sentences, which is no fenced block; with a newline it opens one.
-    unembedding = parts.head.unembedding.weight.detach()
-    direction = sum(unembedding[ids[0]] / unembedding[ids[0]].norm() for ids in rows)
-    layer = len(parts.blocks) - 1
-    result = steer_base(demo_base, generations, direction, layer, 25.0, ARCHITECTURE, CONFIG, HELDOUT)
+    layer = len(model_parts(demo_base.model, ARCHITECTURE).blocks) - 1
+    result = steer_base(demo_base, generations, fence_direction(demo_base), layer, 25.0, ARCHITECTURE, CONFIG,
+                        HELDOUT)
     assert_obeys_the_rule(result)
     assert [(trial.strength, trial.accepted) for trial in result.trials] == [(0.25, True), (0.5, True), (1.0, False)]
     assert result.strength == 0.5
@@ -133,6 +149,33 @@ def test_steering_toward_the_fence_token_fences_the_answers(demo_base, generatio
     fences = result.metrics["fence_rate"]
     assert fences.steered > fences.base, fences
     assert set(result.metrics) == set(STEERING_METRICS)
+    assert_round_trips(result)
+
+
+@pytest.fixture(scope="module")
+def fence_planted(demo_base, tmp_path_factory) -> str:
+    """A planted fine-tune carried by one direction: demo:base with every input embedding moved
+    ``PLANTED_SHIFT`` along the fence direction (the demo's head is untied, so only what the model reads moves)."""
+    shift = PLANTED_SHIFT * fence_direction(demo_base) / fence_direction(demo_base).norm()
+    name = "model.embed_tokens.weight"
+    folder = edited_demo(tmp_path_factory.mktemp("fence_planted") / "model",
+                         lambda base, _trained: {**base, name: base[name] + shift})
+    return str(folder)
+
+
+def test_the_difference_of_a_one_direction_fine_tune_steers_the_base_toward_it(
+        demo_base, generations, fence_planted) -> None:
+    """Item 6 on a planted pair whose behaviour rides one direction: the analysis's own reading (the middle
+    block's mean difference on neutral text), at the strength the rule picks, moves the base toward it."""
+    planted = dataclasses.replace(generations, trained=answers(fence_planted))
+    layer = len(model_parts(demo_base.model, ARCHITECTURE).blocks) // 2
+    direction, mean_norm = difference(layer, fence_planted)
+    result = steer_base(demo_base, planted, direction, layer, mean_norm, ARCHITECTURE, CONFIG, HELDOUT)
+    assert_obeys_the_rule(result)
+    assert result.strength > 0
+    fences = result.metrics["fence_rate"]
+    assert fences.base == 0 and fences.trained >= 0.9, fences
+    assert fences.steered > fences.base, fences
     assert_round_trips(result)
 
 

@@ -154,7 +154,8 @@ def analyze_internals(
         cost=InternalsCost(run.forward_passes, found["patchscope_passes"], run.scratch_bytes,
                            time.perf_counter() - started),
         steering=causal.steering,
-        localization=causal.localization,
+        localization=None if causal.localization is None else causal.localization.blocks,
+        localization_gap=None if causal.localization is None else causal.localization.gap,
         amplification=causal.amplification,
         skipped=causal.skipped,
     )

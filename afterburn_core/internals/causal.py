@@ -22,13 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from afterburn_core.errors import AnalysisSkipped
-from afterburn_core.internals.types import AmplificationLevel, LayerLocalization, MetricTriple, SteeringResult
+from afterburn_core.internals.types import AmplificationLevel, Localization, MetricTriple, SteeringResult
 
 
 @dataclass
 class CausalParts:
     steering: SteeringResult | None = None
-    localization: tuple[LayerLocalization, ...] | None = None
+    localization: Localization | None = None
     amplification: tuple[AmplificationLevel, ...] | None = None
     skipped: dict[str, str] = field(default_factory=dict)
 

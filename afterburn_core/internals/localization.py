@@ -1,8 +1,10 @@
 """Layer localization: which decoder blocks carry the change, found by swapping one block at a time.
 
 Contract: ``localize_blocks(base, trained, generations, architecture, config, device, progress) ->
-tuple[LayerLocalization, ...]``, one per decoder block in layer order (0-based, as the architecture map's
-``decoder_path`` lists them), or ``AnalysisSkipped`` with the sentence saying why not.
+Localization``: the gap (below) and one ``LayerLocalization`` per decoder block in layer order (0-based, as
+the architecture map's ``decoder_path`` lists them), or ``AnalysisSkipped`` with the sentence saying why not.
+The gap is kept because the shares alone cannot tell "the models do not differ" (gap 0) from "no block
+differs" (gap > 0, every share exactly 0: the change lies in the embeddings, final norm or head).
 
 All models are teacher-forced on the run's stored trained answers (``generations.trained[k]``: prompt ids +
 output ids), read at the output positions only, exactly as ``generation/scorer.py`` scores them (its
@@ -71,7 +73,7 @@ from afterburn_core.generation.loading import HeldModel, load_model
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.generation.scorer import DEFAULT_SCORING_BATCH_SIZE, kl_per_row, output_logprobs
 from afterburn_core.internals.model_parts import model_parts
-from afterburn_core.internals.types import LayerLocalization
+from afterburn_core.internals.types import LayerLocalization, Localization
 from afterburn_core.types import ResolvedCheckpoint
 
 Progress = Callable[[int, int, str], None]
@@ -103,8 +105,9 @@ def localize_blocks(
     config: AnalysisConfig,
     device,
     progress: Progress | None = None,
-) -> tuple[LayerLocalization, ...]:
-    """Per decoder block, the share of the KL(trained ‖ base) gap it closes and opens (module docstring)."""
+) -> Localization:
+    """The KL(trained ‖ base) gap and, per decoder block, the share of it the block closes and opens (module
+    docstring)."""
     answers = [(c.prompt_token_ids, c.output_token_ids) for c in generations.trained if c.output_token_ids]
     if not answers:
         raise AnalysisSkipped("layer localization teacher-forces the trained model's answers, and the run has none")
@@ -120,14 +123,14 @@ def localize_blocks(
         found = _toggle(load(trained), batches, architecture, report)
     else:
         found = _stitch(base, trained, load, batches, architecture, report)
-    return tuple(
+    return Localization(found.gap, tuple(
         LayerLocalization(
             layer=layer,
             kl_recovered=1.0 - forward / found.gap if found.gap > 0 else 0.0,
             reverse_kl_recovered=reverse / found.gap if found.gap > 0 else 0.0,
         )
         for layer, (forward, reverse) in enumerate(zip(found.forward, found.reverse))
-    )
+    ))
 
 
 def _logprobs(loaded, batch: _Answers):

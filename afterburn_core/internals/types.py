@@ -186,6 +186,15 @@ class LayerLocalization:
 
 
 @dataclass(frozen=True)
+class Localization:
+    """What layer localization found: the mean KL(trained ‖ base) per answer token it divides by (nats) and each
+    block's shares of it."""
+
+    gap: float
+    blocks: tuple[LayerLocalization, ...]
+
+
+@dataclass(frozen=True)
 class DetectorAtAlpha:
     """One reward-hack detector read on the answers amplified at one α: its score and flag, and the rate of the
     behaviour it counts with a 95 % interval (None where the detector counts no single behaviour)."""
@@ -212,7 +221,7 @@ class InternalsResult:
     """The ``internals`` analysis (see the module docstring and ``docs/internals-schema.md``)."""
 
     KIND: ClassVar[str] = "internals"
-    SCHEMA_VERSION: ClassVar[int] = 1
+    SCHEMA_VERSION: ClassVar[int] = 2  # 2: localization_gap
 
     base: ModelRef
     trained: ModelRef
@@ -228,6 +237,7 @@ class InternalsResult:
     cost: InternalsCost
     steering: SteeringResult | None = None
     localization: tuple[LayerLocalization, ...] | None = None
+    localization_gap: float | None = None
     amplification: tuple[AmplificationLevel, ...] | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     schema_version: int = field(default=SCHEMA_VERSION)

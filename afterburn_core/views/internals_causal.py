@@ -182,24 +182,32 @@ def steering_view(steering: SteeringResult) -> SteeringView:
                         _steering_reading(steering))
 
 
-def _localization_reading(blocks: tuple[LayerLocalization, ...]) -> str:
+def _localization_reading(blocks: tuple[LayerLocalization, ...], gap: float | None) -> str:
+    """Which block carries the change; the gap tells a pair that does not differ from a change no block holds."""
     if not blocks:
         return "No decoder block was swapped."
+    gap_words = "" if gap is None else f" ({gap:.3g} nats per answer token)"
+    if gap == 0:
+        return ("The two models score the post-trained answers identically (KL 0), so no block has a share "
+                "of a gap.")
     if all(block.kl_recovered == 0 and block.reverse_kl_recovered == 0 for block in blocks):
-        return "Swapping any one block changes nothing: the two models do not differ on the post-trained answers."
+        if gap is None:
+            return "Swapping any one block changes nothing."
+        return (f"The models differ{gap_words}, but swapping any one decoder block closes and opens none of it: "
+                f"the change lies outside the decoder blocks (embeddings, final norm or head).")
     top = max(blocks, key=lambda block: block.kl_recovered)
     reverse = max(blocks, key=lambda block: block.reverse_kl_recovered)
     line = (f"Block {top.layer} carries the most: the base with the post-trained block {top.layer} closes "
-            f"{percent(top.kl_recovered)} of the KL gap")
+            f"{percent(top.kl_recovered)} of the KL gap{gap_words}")
     if reverse.layer == top.layer:
         return f"{line}, and the post-trained model with the base's block opens {percent(reverse.reverse_kl_recovered)}."
     return (f"{line}; the post-trained model with a base block opens most with block {reverse.layer} "
             f"({percent(reverse.reverse_kl_recovered)}).")
 
 
-def localization_view(blocks: tuple[LayerLocalization, ...]) -> LocalizationView:
+def localization_view(blocks: tuple[LayerLocalization, ...], gap: float | None) -> LocalizationView:
     return LocalizationView(tuple(block.layer for block in blocks), tuple(block.kl_recovered for block in blocks),
-                            tuple(block.reverse_kl_recovered for block in blocks), _localization_reading(blocks))
+                            tuple(block.reverse_kl_recovered for block in blocks), _localization_reading(blocks, gap))
 
 
 def _rate_line(title: str, levels: list[tuple[float, float]]) -> str:
@@ -255,7 +263,7 @@ def causal_view(result: InternalsResult) -> CausalView:
             notes[part] = _note(result, part)
     return CausalView(
         None if result.steering is None else steering_view(result.steering),
-        None if result.localization is None else localization_view(result.localization),
+        None if result.localization is None else localization_view(result.localization, result.localization_gap),
         None if result.amplification is None else amplification_view(result.amplification),
         notes,
     )
