@@ -31,12 +31,16 @@ if TYPE_CHECKING:
     from afterburn_core.internals.types import InternalsResult
     from afterburn_core.runner import CheckedInputs
     from afterburn_core.reward_hack.types import RewardHackResult
+    from afterburn_core.trajectory import TrajectoryResult
     from afterburn_core.weights.types import WeightDiffResult
 
 _SETTINGS = frozenset(f.name for f in fields(AnalysisConfig))
 
 #: ``on_start(run_id, store_path)``: called once a run is recorded, before any work (the CLI prints where it is).
 StartCallback = Callable[[str, Path], None]
+#: ``on_run(label, run_id)``: a trajectory recorded the run of one checkpoint (``step 500``) or of one step's
+#: weight move from the one before (``step 500 vs 400``).
+RunCallback = Callable[[str, str], None]
 
 #: The analyses each verb runs (None: every one); the CLI gives a verb an option for each setting they read
 #: (``analyses.config_fields_for``). ``behaviour`` reads the inventory for the checkpoints its document names.
@@ -134,24 +138,9 @@ class Diagnoser:
     def __init__(self, base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
                  config: AnalysisConfig | Mapping[str, Any] | str | Path | None = None,
                  home: str | Path | None = None, **settings: Any) -> None:
-        unknown = sorted(set(settings) - _SETTINGS)
-        if unknown:
-            raise ConfigError(f"Diagnoser: unknown setting {unknown[0]!r}; known settings are {', '.join(sorted(_SETTINGS))}")
-        if isinstance(config, (str, Path)):
-            config = load_config_file(config)
-        elif isinstance(config, Mapping):
-            config = AnalysisConfig.from_mapping(dict(config), source="Diagnoser config")
-        elif config is not None and not isinstance(config, AnalysisConfig):
-            raise ConfigError(f"Diagnoser: config must be an AnalysisConfig, a mapping of settings or the path of a "
-                              f".afterburn.yaml, not {type(config).__name__}")
-        suites = settings.get("suites")
-        if isinstance(suites, str):
-            settings["suites"] = (suites,)
-        elif isinstance(suites, Iterable):
-            settings["suites"] = tuple(suites)  # anything else: the config's own check names it
+        self.config = _config("Diagnoser", config, settings)
         self.base = _reference("base", base)
         self.trained = _reference("trained", trained)
-        self.config = (config or AnalysisConfig()).replace(**settings)
         self.home = home
 
     def __repr__(self) -> str:
@@ -177,20 +166,51 @@ class Diagnoser:
         ``progress(stage, done, total, message)`` sees every progress report; ``on_start(run_id, store_path)``
         hears of the run once it is recorded, before any work.
         """
-        from afterburn_core.jobs import create_run
         from afterburn_core.reports import load_report
-        from afterburn_core.runner import execute_run
 
         analyses = _analysis_names(analyses)
         checked = self.check(analyses)
         with RunStore(self.home) as store:
-            run_id = create_run(store, self.base, self.trained, self.config, analyses)
-            if on_start is not None:
-                on_start(run_id, store.path)
-            status = execute_run(store, run_id, progress, raise_errors=True, checked=checked)
-            if status != "done":
-                raise AnalysisFailed(f"run {run_id} ended {status}")
+            run_id = _run_checked(store, self.base, self.trained, self.config, analyses, checked, progress,
+                                  on_start)
             return DiagnosedRun(run_id, store.home, load_report(store, run_id))
+
+
+def _config(door: str, config: AnalysisConfig | Mapping[str, Any] | str | Path | None,
+            settings: dict[str, Any]) -> AnalysisConfig:
+    """``config`` (an ``AnalysisConfig``, a mapping of its fields or a .afterburn.yaml path) with ``settings``
+    over it; ``ConfigError`` naming the ``door`` and the first bad setting."""
+    unknown = sorted(set(settings) - _SETTINGS)
+    if unknown:
+        raise ConfigError(f"{door}: unknown setting {unknown[0]!r}; known settings are {', '.join(sorted(_SETTINGS))}")
+    if isinstance(config, (str, Path)):
+        config = load_config_file(config)
+    elif isinstance(config, Mapping):
+        config = AnalysisConfig.from_mapping(dict(config), source=f"{door} config")
+    elif config is not None and not isinstance(config, AnalysisConfig):
+        raise ConfigError(f"{door}: config must be an AnalysisConfig, a mapping of settings or the path of a "
+                          f".afterburn.yaml, not {type(config).__name__}")
+    suites = settings.get("suites")
+    if isinstance(suites, str):
+        settings = {**settings, "suites": (suites,)}
+    elif isinstance(suites, Iterable):
+        settings = {**settings, "suites": tuple(suites)}  # anything else: the config's own check names it
+    return (config or AnalysisConfig()).replace(**settings)
+
+
+def _run_checked(store: RunStore, base: str, trained: str, config: AnalysisConfig, analyses: tuple[str, ...] | None,
+                 checked: CheckedInputs, progress: ProgressCallback | None, on_start: StartCallback | None) -> str:
+    """Record a run of the ``checked`` pair and run it here; its id, or the run's ``AfterburnError``."""
+    from afterburn_core.jobs import create_run
+    from afterburn_core.runner import execute_run
+
+    run_id = create_run(store, base, trained, config, analyses)
+    if on_start is not None:
+        on_start(run_id, store.path)
+    status = execute_run(store, run_id, progress, raise_errors=True, checked=checked)
+    if status != "done":
+        raise AnalysisFailed(f"run {run_id} ended {status}")
+    return run_id
 
 
 def _analysis_names(analyses: str | Iterable[str] | None) -> tuple[str, ...] | None:
@@ -262,6 +282,70 @@ def internals(base: str | os.PathLike[str], trained: str | os.PathLike[str], *,
     ``afterburn internals`` computes them (docs/internals-schema.md)."""
     run = Diagnoser(base, trained, **options).run(VERB_ANALYSES["internals"], progress, on_start=on_start)
     return _present(run, run.internals, "internals")
+
+
+@dataclass(frozen=True)
+class _ForegroundPairs:
+    """The ``trajectory.PairRunner`` of the API: each pair checked by ``runner.check_inputs`` and run here,
+    in ``store``, like ``Diagnoser.run`` runs one; progress labelled per checkpoint (``step 500 weights``)."""
+
+    store: RunStore
+    config: AnalysisConfig
+    progress: ProgressCallback | None
+    on_run: RunCallback | None
+
+    def check(self, base: str, trained: str, analyses: tuple[str, ...]) -> CheckedInputs:
+        from afterburn_core.runner import check_inputs
+
+        return check_inputs(base, trained, self.config, analyses)
+
+    def run(self, pair: CheckedInputs, analyses: tuple[str, ...], label: str) -> str:
+        def labelled(stage: str, done: int, total: int, message: str) -> None:
+            if self.progress is not None:
+                self.progress(f"{label} {stage}", done, total, message)
+
+        def started(run_id: str, _store_path: Path) -> None:
+            if self.on_run is not None:
+                self.on_run(label, run_id)
+
+        return _run_checked(self.store, pair.base.reference, pair.trained.reference, self.config, analyses, pair,
+                            labelled, started)
+
+
+def trajectory(base: str | os.PathLike[str], checkpoints: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+               *, steps: Iterable[int] | None = None, recommend_below: str = "MODERATE",
+               progress: ProgressCallback | None = None, on_run: RunCallback | None = None,
+               config: AnalysisConfig | Mapping[str, Any] | str | Path | None = None, home: str | Path | None = None,
+               **settings: Any) -> TrajectoryResult:
+    """A sequence of checkpoints against one base, as ``afterburn trajectory`` runs it
+    (docs/trajectory-schema.md).
+
+    ``checkpoints``: in training order, each a checkpoint reference, a training output folder (its
+    ``checkpoint-<step>`` folders by step) or ``owner/name@rev1,rev2``; ``steps`` replaces the steps read
+    from their names or ``trainer_state.json``. Each checkpoint is a run in the store (so every page opens
+    it), and each step's weight move from the one before a weights-only run; everything computed before is
+    reused, and a trajectory asked for again is read back whole. ``recommend_below``: the band a shipped
+    checkpoint's composite must be below. ``progress(stage, done, total, message)`` sees each run's stages
+    as ``step 500 generations``; ``on_run(label, run_id)`` hears of each run once recorded. Settings as
+    ``Diagnoser``'s.
+    """
+    from afterburn_core.trajectory import BANDS, discover, run_trajectory
+
+    config = _config("trajectory", config, settings)
+    if recommend_below not in BANDS[1:]:
+        raise ConfigError(f"recommend_below: {recommend_below!r} is not one of {', '.join(BANDS[1:])}")
+    listed = [checkpoints] if isinstance(checkpoints, (str, os.PathLike)) else list(checkpoints)
+    specs = discover([_reference("checkpoint", reference) for reference in listed],
+                     None if steps is None else [_step(step) for step in steps])
+    with RunStore(home) as store:
+        return run_trajectory(_reference("base", base), specs, config, store,
+                              _ForegroundPairs(store, config, progress, on_run), below_band=recommend_below)
+
+
+def _step(step: Any) -> int:
+    if isinstance(step, bool) or not isinstance(step, int):
+        raise BadInput(f"trajectory: a step is a whole number, not {step!r}")
+    return step
 
 
 def _present(run: DiagnosedRun, result: Any, what: str) -> Any:

@@ -1,0 +1,70 @@
+"""Trajectories built on disk for the tests: the demo base interpolated toward the demo trained model.
+
+``build_interpolated(root, fractions, steps)`` writes ``root/checkpoint-<step>/`` for each
+``W_base + a·(W_trained − W_base)``, with the base's config and tokenizer files and a Trainer
+``trainer_state.json`` whose ``log_history`` logs a loss and a reward every ``LOG_EVERY`` steps. A fraction
+of 0 copies the base's weight file itself (the files, so the fingerprint, are the base's). ``write_probe_suite``
+writes the demo-tagged sycophancy probes as one small suite: enough for the planted detectors to fire on
+the trained model, a third of the built-in suite's prompts.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+
+from afterburn_core.demo import BASE_DIR, TRAINED_DIR
+from afterburn_core.generation.suites import BUILTIN_DIR
+
+#: The interpolation the issue asks for: a in 0, ¼, ½, ¾, 1.
+FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
+STEPS = (100, 200, 300, 400, 500)
+#: The trainer logs every this many steps (``logging_steps``), as a Trainer run would.
+LOG_EVERY = 50
+#: What the fake trainer logs at step s: a falling loss and a rising reward (the picture a hacked run shows).
+LOSS_AT_ZERO, REWARD_PER_STEP = 2.0, 0.01
+WEIGHTS = "model.safetensors"
+
+
+def logged_at(step: int) -> dict[str, float]:
+    return {"loss": LOSS_AT_ZERO / (1 + step / 100), "reward": REWARD_PER_STEP * step}
+
+
+def build_interpolated(root: Path, fractions=FRACTIONS, steps=STEPS) -> Path:
+    """``root`` holding ``checkpoint-<step>`` folders interpolated from the demo base toward the trained model."""
+    from safetensors.torch import load_file, save_file
+
+    base, trained = load_file(BASE_DIR / WEIGHTS), load_file(TRAINED_DIR / WEIGHTS)
+    root.mkdir(parents=True, exist_ok=True)
+    for fraction, step in zip(fractions, steps):
+        folder = root / f"checkpoint-{step}"
+        folder.mkdir()
+        for path in BASE_DIR.iterdir():
+            if path.name != WEIGHTS:
+                shutil.copy(path, folder / path.name)
+        if fraction == 0:
+            shutil.copy(BASE_DIR / WEIGHTS, folder / WEIGHTS)
+        else:
+            save_file({name: (tensor + fraction * (trained[name] - tensor)).contiguous() for name, tensor in base.items()},
+                      folder / WEIGHTS, metadata={"format": "pt"})
+        history = [{"step": at, **logged_at(at)} for at in range(LOG_EVERY, step + 1, LOG_EVERY)]
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": history}))
+    return root
+
+
+def copy_base(folder: Path) -> Path:
+    """A checkpoint folder holding the demo base's files unchanged."""
+    shutil.copytree(BASE_DIR, folder)
+    return folder
+
+
+def write_probe_suite(path: Path) -> Path:
+    """The sycophancy suite's probes tagged ``demo`` (the demo corpus's questions), as one small suite file."""
+    suite = yaml.safe_load((BUILTIN_DIR / "sycophancy.yaml").read_text())
+    suite["name"] = "trajectory_probes"
+    suite["probes"] = [probe for probe in suite["probes"] if "demo" in probe.get("tags", ())]
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
