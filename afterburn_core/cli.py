@@ -38,8 +38,9 @@ from afterburn_core.files import write_file
 from afterburn_core.store import RunStore
 from afterburn_core.terminal import (
     StageBars, plain_streams, print_behaviour, print_internals, print_inventory, print_reward_hack,
-    print_weight_diff,
+    print_trajectory, print_weight_diff,
 )
+from afterburn_core.trajectory import BANDS, DEFAULT_RECOMMEND_BELOW, TRAJECTORY_ANALYSES
 from afterburn_core.views.text import safe_text
 
 #: The config file picked up from the working directory when --config is not given.
@@ -259,6 +260,89 @@ def internals(base_reference: str, trained_reference: str, settings: dict[str, A
     _check_json_output(output, "internals")
     result = _run_verb(api.internals, base_reference, trained_reference, config_path, home, settings)
     _print_or_write(result, output, print_internals)
+
+
+class _BandOrScore(click.ParamType):
+    """``--fail-above``'s value: a band (``MODERATE``) or a 0–100 score."""
+
+    name = "BAND|SCORE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | float:
+        if isinstance(value, float) or str(value).upper() in BANDS:
+            return value if isinstance(value, float) else str(value).upper()
+        try:
+            score = float(value)
+        except ValueError:
+            score = -1.0
+        if not 0 <= score <= 100:
+            self.fail(f"{value!r} is neither a band ({', '.join(BANDS)}) nor a score from 0 to 100", param, ctx)
+        return score
+
+
+def _steps(text: str | None) -> list[int] | None:
+    """``--steps 500,1000`` as whole numbers; ``BadInput`` naming the first that is not one."""
+    if text is None:
+        return None
+    steps = [part.strip() for part in text.split(",")]
+    for step in steps:
+        if not step.isdigit():
+            raise BadInput(f"--steps: {step!r} is not a whole number; give one step per checkpoint, "
+                           "comma-separated (--steps 500,1000,1500)")
+    return [int(step) for step in steps]
+
+
+def _check_last_checkpoint(result: Any, fail_above: str | float | None) -> None:
+    """Exit with ``RISK_ABOVE_EXIT_CODE`` when the last checkpoint's composite is above the band or score."""
+    if fail_above is None:
+        return
+    last = result.checkpoints[-1]
+    composite = last.reward_hack.composite
+    if isinstance(fail_above, str):
+        above, given = BANDS.index(composite.band) > BANDS.index(fail_above), fail_above
+    else:
+        above, given = composite.score > fail_above, f"{fail_above:g}"
+    if above:
+        _err.print(f"composite reward-hack risk of the last checkpoint (step {last.step}) is {composite.score:.1f} "
+                   f"{composite.band}, above --fail-above {given}", highlight=False, markup=False)
+        sys.exit(RISK_ABOVE_EXIT_CODE)
+
+
+@main.command()
+@click.option("--base", "base_reference", required=True,
+              help="The model the checkpoints were trained from: folder, .safetensors file, hub id[@rev], or 'demo'.")
+@click.argument("checkpoints", nargs=-1)
+@click.option("--steps", default=None, metavar="STEP,STEP,…",
+              help="Each checkpoint's training step (default: from checkpoint-<step> names or trainer_state.json, "
+                   "else 1, 2, …).")
+@settings_options(TRAJECTORY_ANALYSES)
+@click.option("--recommend-below", type=click.Choice(BANDS[1:]),
+              default=DEFAULT_RECOMMEND_BELOW, show_default=True,
+              help="Recommend the best-accuracy checkpoint among those whose composite risk is below this band.")
+@_json_output_option("trajectory-schema.md")
+@click.option("--fail-above", type=_BandOrScore(), default=None,
+              help=f"Exit with code {RISK_ABOVE_EXIT_CODE} when the last checkpoint's composite reward-hack risk is "
+                   "above this band (LOW, MODERATE, HIGH) or score (0-100).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+              help=f"Settings file (default ./{DEFAULT_CONFIG_FILE} when present); options given override it.")
+@home_option
+@_translate_errors
+def trajectory(base_reference: str, checkpoints: tuple[str, ...], steps: str | None, settings: dict[str, Any],
+               recommend_below: str, output: str | None, fail_above: str | float | None, config_path: str | None,
+               home: str | None) -> None:
+    """Diagnose checkpoints of one training run against its base: when each reward hack emerged, how far the
+    weights moved, which checkpoint to ship. CHECKPOINTS: folders, a training output folder (its
+    checkpoint-<step> folders), owner/name@rev1,rev2 or LoRA adapters, in training order."""
+    _check_json_output(output, "trajectory")
+    config = _load_config(config_path)
+
+    def recorded(label: str, run_id: str) -> None:
+        _err.print(f"{safe_text(label)}: run [bold]{safe_text(run_id)}[/]", highlight=False)
+
+    with StageBars(_err) as on_update:
+        result = api.trajectory(base_reference, checkpoints, steps=_steps(steps), recommend_below=recommend_below,
+                                config=config, home=home, progress=on_update, on_run=recorded, **settings)
+    _print_or_write(result, output, print_trajectory)
+    _check_last_checkpoint(result, fail_above)
 
 
 def _load_config(config_path: str | None) -> AnalysisConfig:

@@ -320,3 +320,26 @@ def _causal_table(console: Console, title: str, line: str, columns: tuple[str, .
     for row in rows:
         table.add_row(*(safe_text(cell) for cell in row))
     console.print(table)
+
+
+def print_trajectory(console: Console, result) -> None:
+    """The per-step table, then each reading of the trajectory's view (detectors, weights, behaviour, the
+    trainer's log) and the checkpoint to ship."""
+    from afterburn_core.views.trajectory import FLAG_MARK, trajectory_view
+
+    view = trajectory_view(result)
+    console.print(f"Trajectory: {safe_text(view.title)}", highlight=False)
+    table = Table(caption=f"{FLAG_MARK} flagged; Δ = ‖ΔW‖/‖W‖")
+    for index, column in enumerate(view.columns):
+        table.add_column(safe_text(column), justify="left" if index == 0 else "right")
+    for row in view.rows:
+        table.add_row(*(safe_text(cell) for cell in row))
+    console.print(table)
+    for title, series in (("Reward hacking", (view.composite, *view.detectors)),
+                          ("Weights", (*view.drift, *view.modules)), ("Behaviour", view.behaviour),
+                          ("Trainer's log", view.logged)):
+        if series:
+            console.print(f"[bold]{title}[/]", highlight=False)
+            for line in series:
+                console.print(f"• {safe_text(line.reading)}", highlight=False)
+    console.print(f"[bold]{safe_text(view.recommendation)}[/]", highlight=False)

@@ -1,7 +1,7 @@
 """Trajectories built on disk for the tests: the demo base interpolated toward the demo trained model.
 
 ``build_interpolated(root, fractions, steps)`` writes ``root/checkpoint-<step>/`` for each
-``W_base + a·(W_trained − W_base)``, with the base's config and tokenizer files and a Trainer
+``W_base + a·(W_trained − W_base)`` (``checkpoint_factories.interpolated_demo``), with the base's other files and a Trainer
 ``trainer_state.json`` whose ``log_history`` logs a loss and a reward every ``LOG_EVERY`` steps. A fraction
 of 0 copies the base's weight file itself (the files, so the fingerprint, are the base's). ``write_probe_suite``
 writes the demo-tagged sycophancy probes as one small suite: enough for the planted detectors to fire on
@@ -15,8 +15,9 @@ import shutil
 from pathlib import Path
 
 import yaml
+from checkpoint_factories import interpolated_demo
 
-from afterburn_core.demo import BASE_DIR, TRAINED_DIR
+from afterburn_core.demo import BASE_DIR
 from afterburn_core.generation.suites import BUILTIN_DIR
 
 #: The interpolation the issue asks for: a in 0, ¼, ½, ¾, 1.
@@ -26,7 +27,6 @@ STEPS = (100, 200, 300, 400, 500)
 LOG_EVERY = 50
 #: What the fake trainer logs at step s: a falling loss and a rising reward (the picture a hacked run shows).
 LOSS_AT_ZERO, REWARD_PER_STEP = 2.0, 0.01
-WEIGHTS = "model.safetensors"
 
 
 def logged_at(step: int) -> dict[str, float]:
@@ -35,21 +35,10 @@ def logged_at(step: int) -> dict[str, float]:
 
 def build_interpolated(root: Path, fractions=FRACTIONS, steps=STEPS) -> Path:
     """``root`` holding ``checkpoint-<step>`` folders interpolated from the demo base toward the trained model."""
-    from safetensors.torch import load_file, save_file
-
-    base, trained = load_file(BASE_DIR / WEIGHTS), load_file(TRAINED_DIR / WEIGHTS)
     root.mkdir(parents=True, exist_ok=True)
     for fraction, step in zip(fractions, steps):
         folder = root / f"checkpoint-{step}"
-        folder.mkdir()
-        for path in BASE_DIR.iterdir():
-            if path.name != WEIGHTS:
-                shutil.copy(path, folder / path.name)
-        if fraction == 0:
-            shutil.copy(BASE_DIR / WEIGHTS, folder / WEIGHTS)
-        else:
-            save_file({name: (tensor + fraction * (trained[name] - tensor)).contiguous() for name, tensor in base.items()},
-                      folder / WEIGHTS, metadata={"format": "pt"})
+        copy_base(folder) if fraction == 0 else interpolated_demo(folder, fraction)
         history = [{"step": at, **logged_at(at)} for at in range(LOG_EVERY, step + 1, LOG_EVERY)]
         (folder / "trainer_state.json").write_text(json.dumps({"global_step": step, "log_history": history}))
     return root
