@@ -75,6 +75,9 @@ def test_hub_revisions_of_one_repository_expand_in_the_order_given() -> None:
     (["demo:base", "demo:trained"], [1], "1 steps given for 2 checkpoints; give one step per checkpoint"),
     (["demo:base", "demo:trained"], [3, -1], "step -1 of 'demo:trained' is negative; steps count from 0"),
     (["org/model@a,,b"], None, "'org/model@a,,b' has an empty revision; write owner/name@rev1,rev2 without blanks"),
+    (["org/model@step200", "org/model@step100"], None,
+     "step 100 ('org/model@step100') is listed after step 200 ('org/model@step200'); list the checkpoints in "
+     "training order"),
 ])
 def test_refused_lists_say_why(references, steps, message: str) -> None:
     with pytest.raises(BadInput) as refused:
