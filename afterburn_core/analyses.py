@@ -240,10 +240,10 @@ register_analysis(AnalysisKind(
     "inventory", "Checkpoints", "afterburn_core.types:InventoryResult", "afterburn_core.stages:inventory",
     view="afterburn_core.views.inventory:inventory_view",
 ))
-# Device is left out of the key on purpose: the numbers do not depend on it beyond fp32 noise.
+# Device and threads are left out of the keys on purpose: the numbers do not depend on them beyond fp32 noise.
 register_analysis(AnalysisKind(
     "weights", "Weights", "afterburn_core.weights.types:WeightDiffResult", "afterburn_core.stages:weights",
-    config_fields=("spectrum_top_k", "exact_spectra", "seed"), reads=("device",),
+    config_fields=("spectrum_top_k", "exact_spectra", "seed"), reads=("device", "threads"),
     view="afterburn_core.views.weights:weights_view",
 ))
 # Suites enter the key as what they resolve to (names, versions, content hashes), not as typed:
@@ -252,13 +252,14 @@ register_analysis(AnalysisKind(
     "generations", "Generations", "afterburn_core.generation.results:GenerationsResult",
     "afterburn_core.stages:generations",
     config_fields=("max_new_tokens", "temperature", "top_p", "seed", "trust_remote_code"),
-    key_extra="afterburn_core.stages:generation_key", reads=("suites", "device", "batch_size"),
+    key_extra="afterburn_core.stages:generation_key", reads=("suites", "device", "batch_size", "threads"),
     view="afterburn_core.views.prompts:generations_view",
 ))
 register_analysis(AnalysisKind(
     "token_kl", "Token divergence", "afterburn_core.generation.results:TokenKLResult",
     "afterburn_core.stages:token_kl", depends_on=("generations",), key_extra="afterburn_core.stages:device_key",
-    reads=("device", "trust_remote_code"), view="afterburn_core.views.prompts:token_kl_view",
+    reads=("device", "trust_remote_code", "threads"),
+    view="afterburn_core.views.prompts:token_kl_view",
 ))
 register_analysis(AnalysisKind(
     "behaviour", "Behaviour", "afterburn_core.behaviour.types:BehaviourStats", "afterburn_core.stages:behaviour",
@@ -275,7 +276,7 @@ register_analysis(AnalysisKind(
     config_fields=("internals_passages", "internals_tokens", "adl_positions", "adl_all_layers", "trust_remote_code",
                    "steering", "localization", "amplification", "amplification_alphas", "amplification_samples",
                    "seed"),
-    depends_on=("generations",), key_extra="afterburn_core.stages:internals_key", reads=("device", "batch_size"),
+    depends_on=("generations",), key_extra="afterburn_core.stages:internals_key", reads=("device", "batch_size", "threads"),
     view="afterburn_core.views.internals:internals_view",
 ))
 

@@ -51,6 +51,8 @@ ADL_POSITIONS_LIMIT = 64
 AMPLIFICATION_ALPHA_LIMIT = 10.0
 AMPLIFICATION_ALPHAS_COUNT_LIMIT = 8
 AMPLIFICATION_SAMPLES_LIMIT = 64
+#: Upper bound of ``threads``: more than any CPU machine has; past it a value is a typo.
+THREADS_LIMIT = 1024
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -130,6 +132,11 @@ class AnalysisConfig:
     amplification_samples: int = field(
         default=1, metadata=_help("Answers sampled per prompt and α by logit-difference amplification.")
     )
+    threads: int = field(
+        default=0,
+        metadata=_help("CPU threads torch computes with; 0 picks them from the CPUs this process may use "
+                       "and the models' size (afterburn_core.threads)."),
+    )
     # Left out of the hash: a dict is unhashable, and equal configs still compare equal by it.
     reward_hack_weights: dict[str, float] = field(
         default_factory=dict,
@@ -155,6 +162,7 @@ class AnalysisConfig:
         _check_int("internals_tokens", self.internals_tokens, 2, INTERNALS_TOKENS_LIMIT)
         _check_int("adl_positions", self.adl_positions, 1, ADL_POSITIONS_LIMIT)
         _check_int("amplification_samples", self.amplification_samples, 1, AMPLIFICATION_SAMPLES_LIMIT)
+        _check_int("threads", self.threads, 0, THREADS_LIMIT)
         _check_alphas(self.amplification_alphas)
         _check_number("temperature", self.temperature, 0.0, 10.0)
         _check_number("top_p", self.top_p, 1e-6, 1.0)

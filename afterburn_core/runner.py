@@ -13,7 +13,8 @@ analyses the registry declares (``afterburn_core.analyses``), in its order,
 each keyed by the pair's fingerprints, its kind, its schema version, the
 config fields it reads and the keys of the results it depends on. A door that
 runs in the foreground (the API, the CLI) calls ``check_inputs`` before it
-records a run, so refused input leaves no run behind.
+records a run, so refused input leaves no run behind. The stages compute with the
+threads ``threads.thread_count`` picks for the pair, whichever door started them.
 
 A stored result is reused only when it fits its type (``store.stored_result``);
 one that does not is dropped and computed again. When the store itself fails
@@ -35,6 +36,7 @@ from afterburn_core.errors import AfterburnError, AnalysisFailed, AnalysisSkippe
 from afterburn_core.progress import ProgressCallback, StageReporter
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore, cache_key, stored_result
+from afterburn_core.threads import computing_with, thread_count
 
 if TYPE_CHECKING:
     from afterburn_core.types import ResolvedCheckpoint
@@ -112,9 +114,10 @@ def execute_run(
     wanted = tuple(stage.stage for stage in record.stages if stage.stage != RESOLVE_STAGE)
     try:
         _resolve(store, run_id, context, on_update, checked, wanted)
-        for analysis in analyses():
-            if analysis.kind in wanted:
-                _run_analysis(store, run_id, analysis, context, on_update)
+        with computing_with(thread_count(context.config.threads, *context.pair())):
+            for analysis in analyses():
+                if analysis.kind in wanted:
+                    _run_analysis(store, run_id, analysis, context, on_update)
     except (RunCancelled, KeyboardInterrupt) as error:
         _close(store, run_id, "cancelled", str(error) or "interrupted")
         if raise_errors or isinstance(error, KeyboardInterrupt):

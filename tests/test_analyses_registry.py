@@ -105,7 +105,7 @@ def test_stages_are_the_registered_kinds_in_order() -> None:
 
 
 def test_config_fields_of_a_kind_include_its_dependencies() -> None:
-    assert config_fields_for(("weights",)) == ("spectrum_top_k", "exact_spectra", "seed", "device")
+    assert config_fields_for(("weights",)) == ("spectrum_top_k", "exact_spectra", "seed", "device", "threads")
     reward_hack = config_fields_for(("reward_hack",))
     assert {"method", "reward_hack_weights", "suites", "max_new_tokens", "seed"} <= set(reward_hack)
     assert "spectrum_top_k" not in reward_hack

@@ -42,7 +42,7 @@ def test_every_setting_a_verb_reads_is_an_option_with_the_field_help(command: st
 
 
 def test_each_verb_takes_what_its_analyses_read_and_nothing_else() -> None:
-    assert set(config_fields_for(VERBS["weight-diff"])) == {"device", "seed", "spectrum_top_k", "exact_spectra"}
+    assert set(config_fields_for(VERBS["weight-diff"])) == {"device", "threads", "seed", "spectrum_top_k", "exact_spectra"}
     assert {"method", "reward_hack_weights"} & set(options_of("behaviour")) == set()
     assert {"suites", "method", "max_new_tokens"} & set(options_of("weight-diff")) == set()
     assert set(options_of("diagnose")) >= set(FIELDS)
