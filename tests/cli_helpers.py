@@ -10,8 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from waits import HANG_S
 
-def afterburn(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+
+def afterburn(*args: str, cwd: Path | None = None, timeout: float = HANG_S) -> subprocess.CompletedProcess[str]:
     """``afterburn *args`` with a wide terminal (so tables do not wrap), its output captured as text."""
     return subprocess.run(
         [sys.executable, "-m", "afterburn_core", *args],

@@ -20,6 +20,8 @@ import pytest
 from cli_helpers import afterburn
 
 import afterburn_core
+from waits import HANG_S
+
 from afterburn_core import AnalysisConfig
 from afterburn_core.api import Diagnoser, DiagnosedRun, load_run
 from afterburn_core.errors import BadInput, ConfigError, RunNotFound
@@ -198,7 +200,7 @@ def test_importing_the_package_stays_light() -> None:
         "else:\n"
         "    raise SystemExit('no AttributeError')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=HANG_S)
     assert result.returncode == 0, result.stderr
     assert set(afterburn_core.__all__) >= {"Diagnoser", "DiagnosedRun", "load_run"}
 
@@ -209,7 +211,7 @@ def test_importing_the_package_stays_light() -> None:
 def test_cli_diagnose_reuses_the_api_run_and_writes_four_reports(diagnosis: DiagnosedRun, home: Path,
                                                                   tmp_path: Path) -> None:
     result = afterburn("diagnose", *CLI_SETTINGS, "--home", str(home), "-o", "r.html", "-o", "r.json", "-o", "r.md",
-                       "-o", "r.pdf", cwd=tmp_path, timeout=600)
+                       "-o", "r.pdf", cwd=tmp_path)
 
     assert result.returncode == 0, result.stderr
     bars = dict(re.findall(r"^(\w+)\s+━+\s+(\w+)", result.stderr, re.MULTILINE))
@@ -234,7 +236,7 @@ def test_cli_diagnose_reuses_the_api_run_and_writes_four_reports(diagnosis: Diag
 
 def test_cli_diagnose_fail_above_exits_3_after_writing(diagnosis: DiagnosedRun, home: Path, tmp_path: Path) -> None:
     result = afterburn("diagnose", *CLI_SETTINGS, "--home", str(home), "-o", "r.json", "--fail-above", "50",
-                       cwd=tmp_path, timeout=600)
+                       cwd=tmp_path)
 
     assert result.returncode == 3, result.stderr
     score = diagnosis.reward_hack.composite.score

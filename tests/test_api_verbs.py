@@ -74,7 +74,7 @@ def test_behaviour_names_the_checkpoints_its_run_resolved_once(home: Path, tmp_p
                                                                        report.trained.fingerprint)
     out = tmp_path / "behaviour.json"
     cli = afterburn("behaviour", "--base", "demo", "--trained", "demo", *CLI_GENERATION, "--home", str(home),
-                    "-o", str(out), timeout=600)
+                    "-o", str(out))
     assert cli.returncode == 0, cli.stderr
     assert set(bars(cli.stderr).values()) <= {"resolved", "cached"}
     assert json.loads(out.read_text()) == json.loads(json.dumps(to_jsonable(report)))

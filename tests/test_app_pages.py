@@ -18,6 +18,8 @@ from streamlit.testing.v1 import AppTest
 
 from ui_helpers import APP, RUN_TIMEOUT_S, finished_run, open_app
 
+from waits import HANG_S
+
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.analyses import stage_names
@@ -139,7 +141,7 @@ def test_launch_runs_a_worker_and_the_progress_view_follows_it_to_done(tiny_pair
         config = AnalysisConfig.from_json(record.config_json)
         assert (config.method, config.suites, config.max_new_tokens) == ("dpo", ("math",), 16)
         assert app.query_params["active"] == record.run_id
-        deadline = time.monotonic() + 600  # stops a hung worker only: a busy machine is slow, not wrong
+        deadline = time.monotonic() + HANG_S  # stops a hung worker only: a busy machine is slow, not wrong
         while store.get_run(record.run_id).is_active and time.monotonic() < deadline:
             time.sleep(0.2)
         assert store.get_run(record.run_id).status == "done"

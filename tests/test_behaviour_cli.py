@@ -20,7 +20,7 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict:
     home = tmp_path_factory.mktemp("home")
     out = home / "behaviour.json"
     result = afterburn("behaviour", "--base", "demo", "--trained", "demo", "--home", str(home),
-                       "--suites", "math", "--max-new-tokens", "96", "-o", str(out), timeout=600)
+                       "--suites", "math", "--max-new-tokens", "96", "-o", str(out))
     assert result.returncode == 0, result.stderr
     return json.loads(out.read_text())
 

@@ -19,6 +19,8 @@ import pytest
 from cli_helpers import afterburn
 from transformers import AutoTokenizer
 
+from waits import HANG_S
+
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.demo import BASE_DIR as DEMO_BASE
 from afterburn_core.errors import BadCheckpoint
@@ -228,7 +230,7 @@ def test_a_rendering_child_whose_parent_was_killed_ends_by_its_cpu_limit(tmp_pat
     assert _alive(child_pid)  # orphaned, still looping
     # Its CPU limit is ceil(2.01 s) + 1 s of CPU time since the fork; on a busy machine that CPU time takes
     # longer in wall-clock time, so the bound is generous (it only stops a child that never ends).
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + HANG_S
     while _alive(child_pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(child_pid)
@@ -280,7 +282,7 @@ def test_behaviour_on_a_hostile_template_exits_2_in_one_line_and_the_run_fails(
     hostile, suite = hostile_checkpoint_and_suite(tmp_path, template)
     result = afterburn(
         "behaviour", "--base", str(hostile), "--trained", "demo:trained", "--suites", str(suite),
-        "--max-new-tokens", "2", "--device", "cpu", timeout=600,  # a hang fails here; a busy machine does not
+        "--max-new-tokens", "2", "--device", "cpu",
     )
     assert result.returncode == 2, result.stderr
     *progress, error = result.stderr.strip().splitlines()  # the stage bars on stderr, then the error
@@ -298,7 +300,7 @@ def test_the_dashboards_worker_fails_the_run_on_an_endless_template(tmp_path, st
     config = AnalysisConfig(suites=(str(suite),), max_new_tokens=2, device="cpu")
     run_id = create_run(store, str(hostile), "demo:trained", config, ("generations",))
     worker = launch_worker(store, run_id)
-    assert worker.wait(timeout=300) == 1
+    assert worker.wait(timeout=HANG_S) == 1
     run = store.get_run(run_id)
     assert run.status == "failed"
     assert run.error.startswith(f"the chat template of {hostile} ({hostile / 'chat_template.jinja'}) did not finish")

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from checkpoint_factories import build_hf_cache, copy_checkpoint, set_adapter_base, tiny_world
 
+from waits import HANG_S
+
 from afterburn_core.checkpoints import resolve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +51,7 @@ def resolve_in_subprocess(references: list[str], **environment: str) -> dict:
     env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     completed = subprocess.run(
         [sys.executable, "-c", RESOLVE_SCRIPT, *references],
-        env=env, cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=60,
+        env=env, cwd=str(REPO_ROOT), capture_output=True, text=True, timeout=HANG_S,
     )
     assert completed.returncode == 0, completed.stderr
     return json.loads(completed.stdout.strip().splitlines()[-1])

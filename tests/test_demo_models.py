@@ -15,6 +15,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from waits import HANG_S
+
 from afterburn_core.demo import BASE_DIR, CONTROL_DIR, DEMO_MODELS, DEMO_ROOT, LORA_DIR, MEASUREMENTS_PATH, TRAINED_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +177,7 @@ def test_two_tiny_builds_are_byte_identical(tmp_path):
         out = tmp_path / run
         subprocess.run(
             [sys.executable, str(REPO_ROOT / "scripts" / "build_demo_models.py"), "--out", str(out), "--scale", "0.02"],
-            cwd=tmp_path, check=True, capture_output=True, text=True, timeout=1200,  # a hang fails; a busy machine (two builds took 317 s beside other jobs) does not
+            cwd=tmp_path, check=True, capture_output=True, text=True, timeout=HANG_S,
         )
         outputs.append(out)
     first, second = outputs

@@ -26,7 +26,7 @@ def written(tmp_path_factory) -> tuple[dict, str]:
     folder = tmp_path_factory.mktemp("internals-cli")
     out = folder / "internals.json"
     result = afterburn("internals", "--base", "demo:base", "--trained", "demo:trained", *SETTINGS,
-                       "--home", str(folder / "home"), "-o", str(out), timeout=600)
+                       "--home", str(folder / "home"), "-o", str(out))
     assert result.returncode == 0, result.stderr
     return json.loads(out.read_text(encoding="utf-8")), result.stderr
 
@@ -90,7 +90,7 @@ def test_every_contract_field_is_documented() -> None:
 
 def test_a_bad_output_name_is_one_line_before_any_work(tmp_path) -> None:
     result = afterburn("internals", "--base", "demo:base", "--trained", "demo:trained", "--home", str(tmp_path),
-                       "-o", str(tmp_path / "out.txt"), timeout=120)
+                       "-o", str(tmp_path / "out.txt"))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"Error: -o {tmp_path / 'out.txt'}: internals writes JSON; "
                                                   "name the file *.json"]

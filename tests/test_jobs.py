@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waits import HANG_S
 
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
@@ -69,8 +70,8 @@ def _create(store: RunStore, pair: tuple[Path, Path], stages: tuple[str, ...] | 
     return run_id
 
 
-def _wait(store: RunStore, run_id: str, predicate, timeout: float = 600.0):
-    """Poll until ``predicate`` holds; the bound only stops a hung worker (generous: CI machines are slow)."""
+def _wait(store: RunStore, run_id: str, predicate, timeout: float = HANG_S):
+    """Poll until ``predicate`` holds; the bound only stops a hung worker (``waits.HANG_S``)."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         record = store.get_run(run_id)
@@ -89,7 +90,7 @@ def test_worker_process_runs_to_done_and_second_run_hits_cache(store: RunStore, 
     process = launch_worker(store, first)
     record = _wait(store, first, lambda r: not r.is_active)
     assert record.status == "done", record.error
-    assert process.wait(timeout=10) == 0 and record.worker_pid == process.pid
+    assert process.wait(timeout=HANG_S) == 0 and record.worker_pid == process.pid
     assert [s.status for s in record.stages] == ["done"] * len(stage_names())
     assert record.base_fingerprint and record.trained_fingerprint != record.base_fingerprint
     inventory = load_result(store, first, InventoryResult)
@@ -130,9 +131,9 @@ def test_cancel_stops_a_working_worker(store: RunStore, tiny_pair, slow_worker_e
     process = launch_worker(store, run_id)
     _wait(store, run_id, _slow_running)
     cancel_run(store, run_id)
-    record = _wait(store, run_id, lambda r: not r.is_active, timeout=120)
+    record = _wait(store, run_id, lambda r: not r.is_active)
     assert record.status == "cancelled"
-    assert process.wait(timeout=10) == 0
+    assert process.wait(timeout=HANG_S) == 0
     assert store.get_run(run_id).stages[-1].status == "skipped"
 
 
@@ -141,7 +142,7 @@ def test_sigkilled_worker_marks_run_failed_with_the_reason(store: RunStore, tiny
     process = launch_worker(store, run_id)
     _wait(store, run_id, _slow_running)
     os.kill(process.pid, signal.SIGKILL)
-    record = _wait(store, run_id, lambda r: not r.is_active, timeout=120)
+    record = _wait(store, run_id, lambda r: not r.is_active)
     assert record.status == "failed"
     assert record.error == f"worker process {process.pid} was killed by SIGKILL before finishing"
     assert store.integrity_ok()

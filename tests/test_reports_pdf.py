@@ -19,6 +19,8 @@ from PIL import Image, ImageStat
 from pypdf import PdfReader
 from report_helpers import ARTIFACTS, hostile_report
 
+from waits import HANG_S
+
 from afterburn_core.reports import pdf_fonts, render
 from afterburn_core.views import weights as weights_view
 from afterburn_core.views.run import SECTIONS, absence
@@ -56,7 +58,7 @@ def test_tensors_are_named_as_their_checkpoint_stores_them(document: bytes) -> N
 def test_every_page_renders_and_none_is_blank(document: bytes, tmp_path: Path) -> None:
     source = tmp_path / "report.pdf"
     source.write_bytes(document)
-    subprocess.run(["pdftoppm", "-r", "60", "-png", str(source), str(tmp_path / "page")], check=True, timeout=60)
+    subprocess.run(["pdftoppm", "-r", "60", "-png", str(source), str(tmp_path / "page")], check=True, timeout=HANG_S)
     pages = sorted(tmp_path.glob("page-*.png"))
     assert len(pages) == len(PdfReader(io.BytesIO(document)).pages) >= 5
     kept = ARTIFACTS / "reports"

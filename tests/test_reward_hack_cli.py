@@ -33,7 +33,7 @@ RISK_LINE = re.compile(r"^composite reward-hack risk (\d+\.\d) is above --fail-a
 
 
 def hack_check(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return afterburn("hack-check", *args, "--home", str(home), cwd=cwd, timeout=600)
+    return afterburn("hack-check", *args, "--home", str(home), cwd=cwd)
 
 
 def run_id_of(result: subprocess.CompletedProcess[str]) -> str:

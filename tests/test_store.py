@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from waits import HANG_S
+
 from afterburn_core.errors import RunNotFound, StoreError
 from afterburn_core.store import RunStore, cache_key
 from afterburn_core.store.migrations import MIGRATIONS
@@ -148,7 +150,7 @@ def test_two_processes_writing_at_once_lose_nothing(afterburn_home: Path) -> Non
     RunStore(afterburn_home).close()
     writers = [_writer(afterburn_home, tag, 60) for tag in ("left", "right")]
     for writer in writers:
-        _, stderr = writer.communicate(timeout=120)
+        _, stderr = writer.communicate(timeout=HANG_S)
         assert writer.returncode == 0, stderr.decode()
     with RunStore(afterburn_home) as store:
         records = store.list_runs(limit=1000)
@@ -161,7 +163,7 @@ def test_two_processes_writing_at_once_lose_nothing(afterburn_home: Path) -> Non
 def test_process_killed_mid_write_leaves_a_readable_store(afterburn_home: Path) -> None:
     RunStore(afterburn_home).close()
     writer = _writer(afterburn_home, "doomed", 100_000)
-    deadline = time.time() + 30
+    deadline = time.time() + HANG_S  # the loop ends once 20 runs are written
     with RunStore(afterburn_home) as store:
         while len(store.list_runs(limit=50)) < 20 and time.time() < deadline:
             time.sleep(0.05)

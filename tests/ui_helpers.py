@@ -31,6 +31,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from waits import HANG_S
+
 from afterburn_core.behaviour.types import BehaviourStats
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.generation.results import GenerationsResult, TokenKLResult
@@ -91,8 +93,8 @@ _NORMS = ("input_layernorm.weight", "post_attention_layernorm.weight")
 
 
 APP = Path(__file__).resolve().parent.parent / "app.py"
-#: The first run imports pandas / pyarrow for dataframes; later runs take well under a second.
-RUN_TIMEOUT_S = 60
+#: A page script run's bound (the first imports pandas / pyarrow; later ones take well under a second): a hang's.
+RUN_TIMEOUT_S = HANG_S
 
 
 def open_app(page: str | None = None, **query_params: str) -> AppTest:
