@@ -4,6 +4,7 @@ points and the recommendation over hand-made records, and the readings the view 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,18 @@ def test_no_checkpoint_below_the_band_is_said_with_the_lowest() -> None:
     assert trajectory_view(result).recommendation == (
         "No checkpoint's composite risk is below MODERATE; the lowest is step 200 (40.0, MODERATE). Ship none as it "
         "is, or accept a higher band.")
+
+
+def test_a_step_without_a_weight_diff_from_the_one_before_says_why() -> None:
+    first, second = checkpoint(1, {}, 5.0, 1.0), checkpoint(2, {}, 5.0, 1.0)
+    reason = "LoRA adapters are each compared with their base; two adapters are not compared with each other"
+    second = replace(second, weights=replace(second.weights, relative_change_vs_previous=None, modules_vs_previous={},
+                                             previous_reason=reason))
+
+    view = trajectory_view(result_of([first, second]))
+
+    assert view.rows[1][2] == "–"
+    assert view.drift[1].reading == (
+        "The largest move from one checkpoint to the next is 0.05, into step 1 (the first checkpoint's previous is "
+        "the base). Not computed into step 2: LoRA adapters are each compared with their base; two adapters are not "
+        "compared with each other.")

@@ -142,7 +142,11 @@ def drift_series(checkpoints: tuple[TrajectoryCheckpoint, ...]) -> tuple[Series,
     largest = max(measured, key=lambda point: point.value) if measured else None
     previous_reading = (f"The largest move from one checkpoint to the next is {largest.value:.3g}, into step "
                         f"{largest.step} (the first checkpoint's previous is the base)." if largest else
-                        checkpoints[-1].weights.previous_reason or "No step-to-step weight diff was computed.")
+                        "No step-to-step weight diff was computed.")
+    missing = [c for c in checkpoints if c.weights.previous_reason]
+    if missing:
+        previous_reading += (f" Not computed into step {', '.join(str(c.step) for c in missing)}: "
+                             f"{missing[0].weights.previous_reason}.")
     return (Series("vs_base", "‖ΔW‖/‖W‖ vs base", vs_base, reading),
             Series("vs_previous", "‖ΔW‖/‖W‖ vs previous checkpoint", vs_previous, previous_reading))
 
