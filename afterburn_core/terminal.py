@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from afterburn_core.types import InventoryResult
+from afterburn_core.views.internals_causal import AMPLIFICATION_NOTE, LOCALIZATION_NOTE, PART_TITLES, CausalTable, causal_view
 from afterburn_core.views.reward_hack import detectors as ordered_detectors
 from afterburn_core.views import weights_detail
 from afterburn_core.views.text import plain_text, safe_text
@@ -287,38 +288,39 @@ def print_internals(console: Console, result) -> None:
 
 
 def _print_causal(console: Console, result) -> None:
-    """Steering's metric table, the localization shares per block, per α the detector rates; or why each is absent.
-    The amplification table leaves out the behaviour each detector counts (the reports hold it) to fit 80 columns."""
-    from afterburn_core.reports import internals_parts as parts_of
-
-    for part, title in parts_of.CAUSAL_TITLES.items():
-        absent = parts_of.causal_absence(result, part)
-        if absent is not None:
-            console.print(f"[bold]{safe_text(title)}[/]: {safe_text(absent)}", highlight=False)
+    """Steering, layer localization and amplification as ``causal_view`` words them: each part's reading, how
+    it was measured, its tables; or why it is absent. The amplification table leaves out the behaviour each
+    detector counts (the reports hold it) to fit 80 columns."""
+    view = causal_view(result)
+    for part, title in PART_TITLES.items():
+        if part in view.notes:
+            console.print(f"[bold]{safe_text(title)}[/]: {safe_text(view.notes[part])}", highlight=False)
         elif part == "steering":
-            _causal_table(console, title, parts_of.steering_line(result.steering), parts_of.STEERING_COLUMNS,
-                          parts_of.steering_rows(result.steering), parts_of.STEERING_NUMERIC)
+            _causal_lines(console, title, view.steering.reading, view.steering.method_line)
+            _causal_table(console, view.steering.trials)
+            _causal_table(console, view.steering.metrics)
         elif part == "localization":
-            _causal_table(console, title, parts_of.localization_line(result.localization),
-                          parts_of.LOCALIZATION_COLUMNS, parts_of.localization_rows(result.localization),
-                          parts_of.LOCALIZATION_NUMERIC)
+            _causal_lines(console, title, view.localization.reading, LOCALIZATION_NOTE)
+            _causal_table(console, view.localization.table)
         else:
-            shown = [index for index, column in enumerate(parts_of.AMPLIFICATION_COLUMNS)
-                     if column != "behaviour counted"]
-            rows = [tuple(row[index] for index in shown) for row in parts_of.amplification_rows(result.amplification)]
-            _causal_table(console, title, parts_of.amplification_line(result.amplification),
-                          tuple(parts_of.AMPLIFICATION_COLUMNS[index] for index in shown), rows,
-                          tuple(place for place, index in enumerate(shown) if index in parts_of.AMPLIFICATION_NUMERIC))
+            _causal_lines(console, title, view.amplification.reading,
+                          f"{view.amplification.sample_line} {AMPLIFICATION_NOTE}")
+            _causal_table(console, view.amplification.table, leave_out="behaviour counted")
 
 
-def _causal_table(console: Console, title: str, line: str, columns: tuple[str, ...], rows: list[tuple[str, ...]],
-                  numeric: tuple[int, ...]) -> None:
-    console.print(f"[bold]{safe_text(title)}[/]: {safe_text(line)}", highlight=False)
-    table = Table(title=safe_text(title))
-    for index, column in enumerate(columns):
-        table.add_column(safe_text(column), justify="right" if index in numeric else "left")
-    for row in rows:
-        table.add_row(*(safe_text(cell) for cell in row))
+def _causal_lines(console: Console, title: str, reading: str, method: str) -> None:
+    console.print(f"[bold]{safe_text(title)}[/]: {safe_text(reading)}", highlight=False)
+    console.print(safe_text(method), style="dim", highlight=False)
+
+
+def _causal_table(console: Console, causal: CausalTable, leave_out: str | None = None) -> None:
+    """A ``CausalTable`` as a rich table, without the column named ``leave_out``."""
+    shown = [index for index, column in enumerate(causal.columns) if column != leave_out]
+    table = Table()
+    for index in shown:
+        table.add_column(safe_text(causal.columns[index]), justify="right" if index in causal.numeric else "left")
+    for row in causal.rows:
+        table.add_row(*(safe_text(row[index]) for index in shown))
     console.print(table)
 
 

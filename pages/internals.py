@@ -6,16 +6,17 @@ per input set; the activation-difference lens of the reading picked
 (promoted and demoted tokens with their relevance in the run's generations,
 patchscope tokens by scale, those that persist); the layer × position lens
 of the input picked, coloured by KL, each cell's two top tokens on hover;
-then the causal half: the steering check (its strength trials and accepted
-band, the behaviour metrics of base / steered base / post-trained), the
-layer-localization bars per decoder block, and the amplification rates per
-detector and α with their intervals; a part that did not run says why; last,
-the method and what the run cost.
+then the causal half, worded as every door words it: the steering check (its
+strength trials and accepted band, the behaviour metrics of base / steered
+base / post-trained), the layer-localization bars and shares per decoder
+block, and the amplification rates per detector and α with their intervals;
+a part that did not run says why; last, the method and what the run cost.
 
 It computes nothing: curves, rows, tables, grids and the reading are the
-view's (``afterburn_core.views.internals``); this page reshapes them for its
-charts (the causal half's are ``afterburn_core.views.internals_causal``'s). Decoded tokens are a model's vocabulary and suite names come from
-files, untrusted: they reach the screen through tables, chart axes, plain
+view's (``afterburn_core.views.internals``; the causal half's are
+``afterburn_core.views.internals_causal``'s, whose tables of worded cells it
+draws as they are); this page reshapes them for its charts. Decoded tokens
+are a model's vocabulary and suite names come from files, untrusted: they reach the screen through tables, chart axes, plain
 text and ``escape_markdown``, and Plotly's hover and tick text (which reads a
 few HTML tags) gets them ``html.escape``-d.
 """
@@ -36,7 +37,13 @@ from afterburn_core.internals.types import InternalsResult
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.internals import AdlTable, LensGrid, TokenRow, internals_view
 from afterburn_core.views.internals_causal import (
+    AMPLIFICATION_NOTE,
+    CLOSED_BY_TRAINED_BLOCK,
+    LOCALIZATION_NOTE,
+    OPENED_BY_BASE_BLOCK,
+    PART_TITLES,
     AmplificationView,
+    CausalTable,
     LocalizationView,
     SteeringView,
     causal_view,
@@ -103,26 +110,20 @@ def show_adl(table: AdlTable) -> None:
     st.text(" · ".join(table.persistent) if table.persistent else "none")
 
 
+def table_frame(table: CausalTable) -> pd.DataFrame:
+    return pd.DataFrame(list(table.rows), columns=list(table.columns))
+
+
 def show_steering(steering: SteeringView) -> None:
     reading(steering.reading)
-    if not steering.steered:
-        st.info("Strength 0: nothing was steered; the steered answers are the base's own.")
-    st.caption(escape_markdown(steering.band_line))
+    st.caption(escape_markdown(steering.method_line))
     trials, metrics = st.columns([2, 3], gap="large")
     with trials:
         st.markdown("**Strengths tried**")
-        st.dataframe(pd.DataFrame({"strength": [trial.strength for trial in steering.trials],
-                                   "perplexity": [trial.perplexity for trial in steering.trials],
-                                   "within the band": [trial.accepted for trial in steering.trials]}),
-                     hide_index=True, width="stretch",
-                     column_config={"perplexity": st.column_config.NumberColumn(format="%.4g")})
+        st.dataframe(table_frame(steering.trials), hide_index=True, width="stretch")
     with metrics:
         st.markdown("**Behaviour metrics**")
-        st.dataframe(pd.DataFrame({"metric": [row.metric for row in steering.metrics],
-                                   "base": [row.base for row in steering.metrics],
-                                   "steered base": [row.steered for row in steering.metrics],
-                                   "post-trained": [row.trained for row in steering.metrics]}),
-                     hide_index=True, width="stretch")
+        st.dataframe(table_frame(steering.metrics), hide_index=True, width="stretch")
     st.caption("The steered answers are on the Prompts page, beside the base's and the post-trained model's.")
 
 
@@ -130,8 +131,7 @@ def localization_chart(localization: LocalizationView) -> alt.Chart:
     frame = pd.DataFrame({
         "block": list(localization.layers) * 2,
         "share of the KL gap": [*localization.kl_recovered, *localization.reverse_kl_recovered],
-        "swap": (["post-trained block into the base"] * len(localization.layers)
-                 + ["base block into the post-trained model"] * len(localization.layers)),
+        "swap": [CLOSED_BY_TRAINED_BLOCK] * len(localization.layers) + [OPENED_BY_BASE_BLOCK] * len(localization.layers),
     })
     return alt.Chart(frame).mark_bar().encode(
         x=alt.X("block:O", axis=alt.Axis(labelAngle=0)),
@@ -163,17 +163,12 @@ def amplification_chart(amplification: AmplificationView) -> alt.Chart:
 
 def show_amplification(amplification: AmplificationView) -> None:
     reading(amplification.reading)
+    st.caption(escape_markdown(f"{amplification.sample_line} {AMPLIFICATION_NOTE}"))
     if amplification.points:
         st.altair_chart(amplification_chart(amplification), width="stretch")
     for line in amplification.lines:
         st.text(line)
-    st.dataframe(pd.DataFrame({"detector": [row.detector for row in amplification.rows],
-                               "α": [row.alpha for row in amplification.rows],
-                               "score": [row.score for row in amplification.rows],
-                               "flagged": [row.flagged for row in amplification.rows],
-                               "rate": [row.rate for row in amplification.rows]}),
-                 hide_index=True, width="stretch",
-                 column_config={"score": st.column_config.NumberColumn(format="%.1f")})
+    st.dataframe(table_frame(amplification.table), hide_index=True, width="stretch")
     st.caption("The amplified answers are on the Prompts page, beside the base's and the post-trained model's.")
 
 
@@ -237,22 +232,22 @@ else:
     st.caption("No input's layer × position lens was stored.")
 
 causal = causal_view(result)
-st.subheader("Steering")
+st.subheader(PART_TITLES["steering"])
 if causal.steering is not None:
     show_steering(causal.steering)
 else:
     st.info(escape_markdown(causal.notes["steering"]))
 
-st.subheader("Layer localization")
+st.subheader(PART_TITLES["localization"])
 if causal.localization is not None:
     reading(causal.localization.reading)
+    st.caption(escape_markdown(LOCALIZATION_NOTE))
     st.altair_chart(localization_chart(causal.localization), width="stretch")
-    st.caption("For each decoder block swapped alone, the share of the KL(post-trained ‖ base) gap on the "
-               "post-trained answers that the swap closes (into the base) or opens (into the post-trained model).")
+    st.dataframe(table_frame(causal.localization.table), hide_index=True, width="stretch")
 else:
     st.info(escape_markdown(causal.notes["localization"]))
 
-st.subheader("Amplification")
+st.subheader(PART_TITLES["amplification"])
 if causal.amplification is not None:
     show_amplification(causal.amplification)
 else:

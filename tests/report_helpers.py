@@ -8,13 +8,18 @@ carries a hand-built ``RewardHackResult`` (the detectors are another
 package's; this only fills the contract's types) citing that prompt as
 evidence and holding hostile strings in its findings, and whose internals
 result reads hostile tokens (``HOSTILE_TOKENS``) beside the demo's own.
+``pdf_text`` reads a rendered PDF back as text; ``html_row``, ``markdown_row`` and
+``terminal_row`` are a table row of worded cells as each door draws it.
 """
 
 from __future__ import annotations
 
 import atexit
 import functools
+import html
+import re
 import shutil
+import subprocess
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +28,7 @@ from afterburn_core.config import AnalysisConfig
 from afterburn_core.internals.types import InternalsResult, TokenScore
 from afterburn_core.jobs import create_run
 from afterburn_core.reports import RunReport, load_report
+from afterburn_core.reports.markdown import escape
 from afterburn_core.views.run import examples
 from afterburn_core.reward_hack.types import (
     CategoryEvidence,
@@ -158,3 +164,26 @@ def hostile_internals(result: InternalsResult) -> InternalsResult:
     lens = replace(lens, tokens=(*HOSTILE_TOKENS, *lens.tokens[len(HOSTILE_TOKENS):]), base_top=planted(lens.base_top),
                    trained_top=planted(lens.trained_top))
     return replace(result, adl=adl, layers=layers, lens_prompts=(lens, *result.lens_prompts[1:]))
+
+
+def pdf_text(data: bytes, tmp_path: Path) -> str:
+    """The text of the PDF ``data`` as ``pdftotext -layout`` reads it (poppler-utils; callers skip without it)."""
+    source = tmp_path / "report.pdf"
+    source.write_bytes(data)
+    done = subprocess.run(["pdftotext", "-layout", str(source), "-"], check=True, capture_output=True, timeout=60)
+    return done.stdout.decode("utf-8")
+
+
+def html_row(cells: tuple[str, ...], numeric: tuple[int, ...]) -> str:
+    """The cells of one row of an HTML report table, numbers right-aligned (``class="num"``)."""
+    return "".join(f'<td class="num">{html.escape(cell)}</td>' if index in numeric else f"<td>{html.escape(cell)}</td>"
+                   for index, cell in enumerate(cells))
+
+
+def markdown_row(cells: tuple[str, ...]) -> str:
+    return "| " + " | ".join(map(escape, cells)) + " |"
+
+
+def terminal_row(cells: tuple[str, ...]) -> re.Pattern[str]:
+    """A table row of a rich box: the cells in order, each padded, between │ rules."""
+    return re.compile(r"│\s*" + r"\s*│\s*".join(map(re.escape, cells)) + r"\s*│")

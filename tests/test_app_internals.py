@@ -4,16 +4,22 @@ The demo run (generations and internals with its causal half, math and sycophanc
 2 cores) happens once per module; each test files its result under a finished run of its own store, as a
 worker would, and opens the page on it. A hand-built result carries hostile tokens, another skipped
 causal parts with their reasons, and a run whose internals stage was skipped carries its reason. The same
-real run opens the Prompts page with its steered and amplified answers.
+real run opens the Prompts page with its steered and amplified answers, and its stored result is drawn by
+every door (page, HTML, Markdown, PDF, terminal) to check they word the causal half alike.
 """
 
 from __future__ import annotations
 
+import html
+import io
 import json
+import shutil
 from dataclasses import replace
 
 import pytest
 from streamlit.dataframe_util import convert_arrow_bytes_to_pandas_df
+from report_helpers import html_row, markdown_row, pdf_text, terminal_row
+from rich.console import Console
 from ui_helpers import markdown_strings, open_app
 
 from afterburn_core.config import AnalysisConfig
@@ -31,11 +37,23 @@ from afterburn_core.internals.types import (
     TokenScore,
 )
 from afterburn_core.jobs import create_run
+from afterburn_core.reports import load_report, render
+from afterburn_core.reports.markdown import escape
 from afterburn_core.runner import execute_run
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore, load_result
+from afterburn_core.terminal import print_internals
 from afterburn_core.views.internals import internals_view
-from afterburn_core.views.internals_causal import amplification_view, causal_view, steering_view
+from afterburn_core.views.internals_causal import (
+    AMPLIFICATION_NOTE,
+    CLOSED_BY_TRAINED_BLOCK,
+    LOCALIZATION_NOTE,
+    OPENED_BY_BASE_BLOCK,
+    PART_TITLES,
+    amplification_view,
+    causal_view,
+    steering_view,
+)
 from pages.common import escape_markdown
 
 pytestmark = pytest.mark.usefixtures("navigation_as_on_a_server", "fresh_streamlit_caches")
@@ -204,26 +222,32 @@ def test_the_causal_sections_show_steering_localization_and_amplification(afterb
     app = open_internals(afterburn_home, demo_internals)
 
     assert not app.exception
-    assert subheaders(app)[-3:] == ["Steering", "Layer localization", "Amplification"]
+    assert subheaders(app)[-3:] == list(PART_TITLES.values())
     causal = causal_view(demo_internals)
     markdown = [element.value for element in app.markdown]
     for line in (causal.steering.reading, causal.localization.reading, causal.amplification.reading):
         assert f":material/insights: {escape_markdown(line)}" in markdown
-    assert escape_markdown(causal.steering.band_line) in [element.value for element in app.caption]
+    captions = [element.value for element in app.caption]
+    assert escape_markdown(causal.steering.method_line) in captions
+    assert escape_markdown(LOCALIZATION_NOTE) in captions
+    assert escape_markdown(f"{causal.amplification.sample_line} {AMPLIFICATION_NOTE}") in captions
+    for table in (causal.steering.trials, causal.steering.metrics, causal.localization.table,
+                  causal.amplification.table):
+        shown = next(frame for frame in frames(app) if tuple(frame.columns) == table.columns)
+        assert [tuple(row) for row in shown.itertuples(index=False)] == list(table.rows)
     trials = next(frame for frame in frames(app) if "within the band" in frame.columns)
-    assert list(trials["strength"]) == [trial.strength for trial in demo_internals.steering.trials]
-    assert list(trials["within the band"]) == [trial.accepted for trial in demo_internals.steering.trials]
+    assert list(trials["within the band"]) == ["yes" if trial.accepted else "no"
+                                               for trial in demo_internals.steering.trials]
     metrics = next(frame for frame in frames(app) if "steered base" in frame.columns)
-    assert list(metrics["metric"]) == [row.metric for row in causal.steering.metrics]
-    assert "fence rate" in list(metrics["metric"])
-    fences = metrics[metrics["metric"] == "fence rate"].iloc[0]
+    fences = metrics[metrics["metric"] == "fenced non-code answers"].iloc[0]
     triple = demo_internals.steering.metrics["fence_rate"]
-    assert (fences["base"], fences["post-trained"]) == (f"{triple.base:.0%}", f"{triple.trained:.0%}")
+    assert (fences["base"], fences["post-trained"]) == (f"{triple.base:.1%}", f"{triple.trained:.1%}")
 
     bars = chart_values(app, "share of the KL gap")
     assert [row["share of the KL gap"] for row in bars] == pytest.approx(
         [block.kl_recovered for block in demo_internals.localization]
         + [block.reverse_kl_recovered for block in demo_internals.localization])
+    assert {row["swap"] for row in bars} == {CLOSED_BY_TRAINED_BLOCK, OPENED_BY_BASE_BLOCK}
     rates = chart_values(app, "rate")
     assert [(row["detector"], row["α"], row["rate"]) for row in rates] == [
         (point.detector, point.alpha, point.rate) for point in causal.amplification.points]
@@ -240,11 +264,13 @@ def test_strength_zero_says_nothing_was_steered(afterburn_home, demo_internals):
                        trials=(StrengthTrial(1.0, 99.0, False),))
     app = open_internals(afterburn_home, replace(demo_internals, steering=steering))
 
-    assert "Strength 0: nothing was steered; the steered answers are the base's own." in [
-        element.value for element in app.info]
-    assert steering_view(steering).reading == (
+    view = steering_view(steering)
+    assert view.reading == (
         "No strength on the grid kept the base's perplexity within the band, so nothing was steered: the steered "
         "answers are the base's own (1 strength tried).")
+    assert f":material/insights: {escape_markdown(view.reading)}" in [element.value for element in app.markdown]
+    assert view.method_line.endswith("the first tried was already outside, so nothing was added at layer 2.")
+    assert escape_markdown(view.method_line) in [element.value for element in app.caption]
 
 
 def test_causal_parts_that_did_not_run_say_why(afterburn_home, demo_internals):
@@ -267,7 +293,7 @@ def test_causal_parts_that_did_not_run_say_why(afterburn_home, demo_internals):
 def test_the_steering_reading_names_the_metric_moved_most_toward_the_trained_model():
     steering = SteeringResult(
         layer=2, strength=4.0, perplexity_base=20.0, perplexity_bound=40.0,
-        trials=(StrengthTrial(2.0, 24.0, True), StrengthTrial(4.0, 31.0, True), StrengthTrial(8.0, 55.0, False)),
+        trials=(StrengthTrial(2.0, 24.0, True), StrengthTrial(4.0, 31.0, True), StrengthTrial(8.0, 155.0, False)),
         metrics={"answer_tokens": MetricTriple(30.0, 33.0, 60.0), "fence_rate": MetricTriple(0.0, 0.6, 0.9),
                  "refusal_rate": MetricTriple(None, None, None), "format_gaming_score": MetricTriple(None, 5.0, 80.0)},
         completions=())
@@ -275,12 +301,15 @@ def test_the_steering_reading_names_the_metric_moved_most_toward_the_trained_mod
     view = steering_view(steering)
 
     assert view.reading == ("Steered at layer 2 with strength 4, the base moves toward the post-trained model on 3 "
-                            "of 3 metrics; most on fence rate: 0% → 60% (post-trained 90%), 67% of the gap.")
-    assert view.band_line.startswith("Layer 2, strength 4 × the layer's mean residual norm. Accepted band: "
-                                     "perplexity 10 … 40 on held-out neutral text (the base's own: 20); strengths are tried smallest first")
-    assert [(row.metric, row.base, row.steered, row.trained) for row in view.metrics] == [
-        ("answer tokens (mean)", "30.0", "33.0", "60.0"), ("fence rate", "0%", "60%", "90%"),
-        ("refusal rate", "–", "–", "–"), ("Format gaming score", "–", "5.0", "80.0")]
+                            "of 3 metrics; most on fenced non-code answers: 0.0% → 60.0% (post-trained 90.0%), "
+                            "66.7% of the gap.")
+    assert view.method_line.endswith("Strengths are tried from the smallest up while the base's perplexity on "
+                                     "held-out neutral text stays within 10 … 40 (its own: 20); the last one "
+                                     "within it is used.")
+    assert view.trials.rows == (("2", "24", "yes"), ("4", "31", "yes"), ("8", "155", "no"))
+    assert view.metrics.rows == (
+        ("mean answer tokens", "30.0", "33.0", "60.0"), ("fenced non-code answers", "0.0%", "60.0%", "90.0%"),
+        ("safety prompts refused", "–", "–", "–"), ("Format gaming score (0–100)", "–", "5", "80"))
 
 
 def test_the_amplification_reading_names_the_largest_rise_with_its_rates():
@@ -293,11 +322,57 @@ def test_the_amplification_reading_names_the_largest_rise_with_its_rates():
     view = amplification_view((at(2.0, 0.34), at(0.0, 0.03), at(1.0, 0.12)))
 
     assert view.alphas == (0.0, 1.0, 2.0)
-    assert view.reading == "Format gaming: 3% of answers at α = 0, 34% at α = 2; the largest rise with α of any detector."
-    assert view.lines == ("Format gaming: 3% of answers at α = 0, 34% at α = 2",
-                          "Sycophancy: 10% of answers at α = 0, 10% at α = 2")
-    assert [(row.alpha, row.rate) for row in view.rows if row.detector == "composite_like"] == [
-        (0.0, "–"), (1.0, "–"), (2.0, "–")]
+    assert view.reading == ("Format gaming: 3.0% of answers at α = 0, 34.0% at α = 2; the largest rise with α of "
+                            "any detector.")
+    assert view.lines == ("Format gaming: 3.0% of answers at α = 0, 34.0% at α = 2",
+                          "Sycophancy: 10.0% of answers at α = 0, 10.0% at α = 2")
+    assert view.sample_line == "0 answers per α; α = 0, 1, 2."
+    assert ("Format gaming", "2", "a format its prompt did not ask for", "34.0%", "17.0%–68.0%", "20", "yes") \
+        in view.table.rows
+    assert [row[1:] for row in view.table.rows if row[0] == "composite_like"] == [
+        (alpha, "–", "–", "–", "–", "not available") for alpha in ("0", "1", "2")]
+
+
+OUTSIDE_THE_BLOCKS = ("The models differ (0.42 nats per answer token), but swapping any one decoder block closes "
+                      "and opens none of it: the change lies outside the decoder blocks (embeddings, final norm or "
+                      "head).")
+
+
+@pytest.mark.parametrize("outside", [False, True], ids=["demo", "gap-outside-the-blocks"])
+def test_every_door_words_the_causal_half_alike(afterburn_home, demo_internals, tmp_path, outside):
+    """The page, the HTML, the Markdown, the PDF and the terminal show one localization sentence and one set of
+    steering metric cells for the same stored result; also where the models differ but no block holds it."""
+    result = demo_internals
+    if outside:
+        result = replace(demo_internals, localization_gap=0.42, localization=tuple(
+            replace(block, kl_recovered=0.0, reverse_kl_recovered=0.0) for block in demo_internals.localization))
+    causal = causal_view(result)
+    sentence, metrics = causal.localization.reading, causal.steering.metrics
+    assert (sentence == OUTSIDE_THE_BLOCKS) if outside else sentence.startswith("Block ")
+    run_id = file_run(afterburn_home, result)
+
+    app = open_app(INTERNALS, run=run_id)
+    assert f":material/insights: {escape_markdown(sentence)}" in [element.value for element in app.markdown]
+    shown = next(frame for frame in frames(app) if "steered base" in frame.columns)
+    assert [tuple(row) for row in shown.itertuples(index=False)] == list(metrics.rows)
+
+    with RunStore(afterburn_home) as store:
+        report = load_report(store, run_id)
+    page = render(report, "html").decode("utf-8")
+    document = render(report, "md").decode("utf-8")
+    assert f"<p>{html.escape(sentence)}</p>" in page and f"\n{escape(sentence)}\n" in document
+    for row in metrics.rows:
+        assert html_row(row, metrics.numeric) in page and markdown_row(row) in document, row
+    if shutil.which("pdftotext"):
+        flat = " ".join(pdf_text(render(report, "pdf"), tmp_path).split())
+        assert " ".join(sentence.split()) in flat
+        assert all(" ".join(row) in flat for row in metrics.rows)
+
+    console = Console(file=io.StringIO(), record=True, width=160, color_system=None)
+    print_internals(console, result)
+    printed = console.export_text()
+    assert f"{PART_TITLES['localization']}: {sentence}" in " ".join(printed.split())
+    assert all(terminal_row(row).search(printed) for row in metrics.rows)
 
 
 def test_the_prompts_page_of_the_run_shows_the_steered_and_amplified_answers(afterburn_home, demo_run):

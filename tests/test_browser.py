@@ -443,13 +443,13 @@ def test_internals_page_draws_the_causal_half_of_a_real_run(server_url: str, aft
 
     page = new_page(CAUSAL_VIEWPORT)
     page.goto(f"{server_url}/internals?run={run_id}")
-    expect(page.get_by_role("heading", name="Amplification")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("heading", name="Logit-difference amplification")).to_be_visible(timeout=30_000)
     _settled(page)
     _charts_drawn(page, 6)  # four layer curves, the localization bars, the amplification curve
     expect(page.get_by_text("of the KL gap", exact=False).first).to_be_visible()
     expect(page.get_by_text("the largest rise with α of any detector", exact=False)).to_be_visible()
     expect(page.get_by_text("Sycophancy: ", exact=False).first).to_be_visible()
     _no_exception(page, "internals page, causal half")
-    page.get_by_role("heading", name="Steering", exact=True).evaluate("heading => heading.scrollIntoView()")
+    page.get_by_role("heading", name="Steering with the difference", exact=True).evaluate("heading => heading.scrollIntoView()")
     page.screenshot(path=str(CAUSAL_SCREENSHOT), animations="disabled")
     _shot(page, "07c-internals-causal")

@@ -17,21 +17,21 @@ import html
 import json
 import re
 import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from plotly.offline import get_plotlyjs
-from report_helpers import HOSTILE_TOKENS, hostile_report
+from report_helpers import HOSTILE_TOKENS, hostile_report, html_row, markdown_row, pdf_text
 
 from afterburn_core.internals.types import StrengthTrial
-from afterburn_core.reports import internals_parts as parts_of, render
+from afterburn_core.reports import render
 from afterburn_core.reports.html import FIGURES_ID
 from afterburn_core.reports.html_charts import label
 from afterburn_core.reports.internals_parts import averaged_tables, layer_rows
 from afterburn_core.reports.markdown import escape
 from afterburn_core.views.internals import internals_view
+from afterburn_core.views.internals_causal import LOCALIZATION_COLUMNS, PART_TITLES, causal_view
 from afterburn_core.views.run import SECTIONS, absence
 
 ABSENT = "No result: this run did not include the internals analysis."
@@ -50,13 +50,6 @@ def page_html() -> str:
 @pytest.fixture(scope="module")
 def document() -> str:
     return render(hostile_report(), "md").decode("utf-8")
-
-
-def _pdf_text(data: bytes, tmp_path: Path) -> str:
-    source = tmp_path / "report.pdf"
-    source.write_bytes(data)
-    done = subprocess.run(["pdftotext", "-layout", str(source), "-"], check=True, capture_output=True, timeout=60)
-    return done.stdout.decode("utf-8")
 
 
 def test_the_demo_reading_is_read_at_the_middle_layer(view) -> None:
@@ -118,7 +111,7 @@ def test_markdown_section_tables_and_escaped_tokens(document: str, view) -> None
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
 def test_pdf_section_and_literal_tokens(tmp_path: Path, view) -> None:
-    text = _pdf_text(render(hostile_report(), "pdf"), tmp_path)
+    text = pdf_text(render(hostile_report(), "pdf"), tmp_path)
     flat = " ".join(text.split())
     assert flat.index(SECTIONS["reward_hack"]) < flat.index(f"Internals On {view.reading.split()[1]} neutral passages") \
         < flat.index(SECTIONS["examples"])
@@ -139,7 +132,7 @@ def test_a_run_without_internals_says_why_in_every_format(tmp_path: Path) -> Non
     assert f'<h2>Internals</h2><p class="absent">{ABSENT}</p>' in page and "lens-heatmap" not in page
     assert f"## Internals\n\n{ABSENT}\n" in render(bare, "md").decode("utf-8")
     if shutil.which("pdftotext"):
-        assert f"Internals {ABSENT}" in " ".join(_pdf_text(render(bare, "pdf"), tmp_path).split())
+        assert f"Internals {ABSENT}" in " ".join(pdf_text(render(bare, "pdf"), tmp_path).split())
 
 
 # --- the causal half: steering, layer localization, amplification ---------------------------------------------
@@ -162,62 +155,69 @@ def skipped_report():
     return report.replace(internals=internals)
 
 
+def _percent(value: float) -> str:
+    """A share as the causal tables word it, computed here: one decimal, a typographic minus."""
+    return f"{value * 100:.1f}%".replace("-", "−")
+
+
 def test_the_demo_run_computed_every_causal_part(internals) -> None:
     assert internals.skipped == {}
     steering = internals.steering
     assert steering.layer == 2 and steering.metrics["fence_rate"].trained > steering.metrics["fence_rate"].base
     assert [block.layer for block in internals.localization] == [0, 1, 2, 3]
     assert [level.alpha for level in internals.amplification] == [0.0, 1.0, 2.0]
-    # The shares as the tables word them, computed here from the stored numbers.
+    # The shares as every door words them, computed here from the stored numbers.
+    causal = causal_view(internals)
     first = internals.localization[0]
-    assert parts_of.localization_rows(internals.localization)[0] == (
-        "0", f"{first.kl_recovered * 100:.1f} %".replace("-", "−"),
-        f"{first.reverse_kl_recovered * 100:.1f} %".replace("-", "−"))
+    assert causal.localization.table.rows[0] == ("0", _percent(first.kl_recovered),
+                                                 _percent(first.reverse_kl_recovered))
     fences = internals.steering.metrics["fence_rate"]
-    assert ("fenced non-code answers", *(f"{value * 100:.1f} %" for value in (fences.base, fences.steered,
-                                                                              fences.trained))) \
-        in parts_of.steering_rows(steering)
+    assert ("fenced non-code answers", *map(_percent, (fences.base, fences.steered, fences.trained))) \
+        in causal.steering.metrics.rows
     format_gaming = internals.amplification[-1].detectors["format_gaming"]
-    assert ("2", "Format gaming", "a format its prompt did not ask for", f"{format_gaming.rate * 100:.1f} %",
-            f"{format_gaming.rate_low * 100:.1f} % – {format_gaming.rate_high * 100:.1f} %",
-            f"{format_gaming.score:.0f}", "yes" if format_gaming.flagged else "no") \
-        in parts_of.amplification_rows(internals.amplification)
+    assert ("Format gaming", "2", "a format its prompt did not ask for", _percent(format_gaming.rate),
+            f"{_percent(format_gaming.rate_low)}–{_percent(format_gaming.rate_high)}",
+            f"{format_gaming.score:.0f}", "yes" if format_gaming.flagged else "no") in causal.amplification.table.rows
 
 
-def test_the_steering_line_says_how_the_strength_was_chosen(internals) -> None:
+def test_the_steering_method_line_says_how_the_strength_was_chosen(internals) -> None:
     base = internals.steering.perplexity_base
     kept = replace(internals.steering, strength=0.5, perplexity_base=40.0, perplexity_bound=80.0,
                    trials=(StrengthTrial(0.25, 41.0, True), StrengthTrial(0.5, 52.5, True),
                            StrengthTrial(1.0, 97.0, False)))
-    assert parts_of.steering_line(kept) == (
-        f"The base with the unit activation difference × 0.5 × the layer's mean residual norm added at layer 2 on "
-        f"every position, answering the run's {len(kept.completions)} prompts. The strength is the largest of those "
-        "tried that keeps the base's perplexity on held-out neutral text within 2× of its own (40) either way; "
-        "tried: 0.25 × → 41 (kept); 0.5 × → 52.5 (kept); 1 × → 97 (refused).")
+    view = causal_view(replace(internals, steering=kept)).steering
+    assert view.method_line == (
+        f"The base answered the run's {len(kept.completions)} prompts with the unit activation difference × 0.5 × "
+        "the layer's mean residual norm added at layer 2 on every position. Strengths are tried from the smallest "
+        "up while the base's perplexity on held-out neutral text stays within 20 … 80 (its own: 40); the last one "
+        "within it is used.")
+    assert view.trials.rows == (("0.25", "41", "yes"), ("0.5", "52.5", "yes"), ("1", "97", "no"))
     nothing = replace(kept, strength=0.0, perplexity_base=base, perplexity_bound=2 * base,
                       trials=(StrengthTrial(0.25, base / 3, False),))
-    assert parts_of.steering_line(nothing).startswith(
-        "Nothing was steered: no strength passed the rule, so the steered column repeats the base's answers. "
-        f"The strength is the largest of those tried that keeps the base's perplexity on held-out neutral text "
-        f"within 2× of its own ({base:,.0f}) either way; tried: 0.25 × → {base / 3:,.0f} (refused).")
+    assert causal_view(replace(internals, steering=nothing)).steering.method_line == (
+        f"Strengths are tried from the smallest up while the base's perplexity on held-out neutral text stays "
+        f"within {base / 2:,.0f} … {2 * base:,.0f} (its own: {base:,.0f}); the first tried was already outside, "
+        "so nothing was added at layer 2.")
 
 
 def test_html_shows_the_causal_parts_with_their_charts(page_html: str, internals) -> None:
     section = page_html[page_html.index('id="internals"'):page_html.index('id="examples"')]
-    order = [section.index(f"<h3>{title}</h3>") for title in parts_of.CAUSAL_TITLES.values()]
+    order = [section.index(f"<h3>{title}</h3>") for title in PART_TITLES.values()]
     assert order == sorted(order)
-    assert html.escape(parts_of.steering_line(internals.steering)) in section
-    for rows, numeric in ((parts_of.steering_rows(internals.steering), parts_of.STEERING_NUMERIC),
-                          (parts_of.localization_rows(internals.localization), parts_of.LOCALIZATION_NUMERIC),
-                          (parts_of.amplification_rows(internals.amplification), parts_of.AMPLIFICATION_NUMERIC)):
-        for row in rows:
-            assert "".join(f'<td class="num">{html.escape(cell)}</td>' if index in numeric
-                           else f"<td>{html.escape(cell)}</td>" for index, cell in enumerate(row)) in section, row
+    causal = causal_view(internals)
+    for part in (causal.steering, causal.localization, causal.amplification):
+        assert f"<p>{html.escape(part.reading)}</p>" in section
+    assert f'<p class="note">{html.escape(causal.steering.method_line)}</p>' in section
+    for table in (causal.steering.trials, causal.steering.metrics, causal.localization.table,
+                  causal.amplification.table):
+        for row in table.rows:
+            assert html_row(row, table.numeric) in section, row
     figures = json.loads(re.search(rf'<script type="application/json" id="{FIGURES_ID}">(.*?)</script>',
                                    page_html, re.S).group(1))
     bars = next(figure for key, figure in figures.items() if key.endswith("localization-bars"))["data"]
     assert [trace["y"] for trace in bars] == [[block.kl_recovered for block in internals.localization],
                                               [block.reverse_kl_recovered for block in internals.localization]]
+    assert [trace["name"] for trace in bars] == list(LOCALIZATION_COLUMNS[1:])
     curves = next(figure for key, figure in figures.items() if key.endswith("amplification-curves"))["data"]
     counted = {trace["name"]: trace for trace in curves}
     assert set(counted) == {"Length bias", "Format gaming", "Strategy collapse"}  # math only: no sycophancy probes
@@ -230,42 +230,51 @@ def test_html_shows_the_causal_parts_with_their_charts(page_html: str, internals
 
 def test_markdown_shows_the_causal_parts(document: str, internals) -> None:
     section = document[document.index("\n## Internals\n"):document.index(f"\n## {SECTIONS['examples']}\n")]
-    for title in parts_of.CAUSAL_TITLES.values():
+    for title in PART_TITLES.values():
         assert f"\n### {title}\n" in section
-    assert f"\n{escape(parts_of.steering_line(internals.steering))}\n" in section
+    causal = causal_view(internals)
+    for line in (causal.steering.reading, causal.steering.method_line, causal.localization.reading,
+                 causal.amplification.reading):
+        assert f"\n{escape(line)}\n" in section
     assert "| metric | base | steered base | post-trained |\n| --- | ---: | ---: | ---: |" in section
-    assert "| block | gap closed: trained block in base | gap opened: base block in trained |" in section
-    for rows in (parts_of.steering_rows(internals.steering), parts_of.localization_rows(internals.localization),
-                 parts_of.amplification_rows(internals.amplification)):
-        for row in rows:
-            assert "| " + " | ".join(map(escape, row)) + " |" in section, row
+    assert ("| block | gap closed: post-trained block in the base | gap opened: base block in the post-trained "
+            "model |") in section
+    for table in (causal.steering.trials, causal.steering.metrics, causal.localization.table,
+                  causal.amplification.table):
+        for row in table.rows:
+            assert markdown_row(row) in section, row
 
 
 @pytest.mark.skipif(shutil.which("pdftotext") is None, reason="pdftotext (poppler-utils) is not installed")
 def test_pdf_shows_the_causal_parts(tmp_path: Path, internals) -> None:
-    flat = " ".join(_pdf_text(render(hostile_report(), "pdf"), tmp_path).split())
-    flat = flat[flat.index("Steering with the difference"):flat.index(SECTIONS["examples"])]
-    assert " ".join(parts_of.steering_line(internals.steering).split()) in flat
+    flat = " ".join(pdf_text(render(hostile_report(), "pdf"), tmp_path).split())
+    flat = flat[flat.index(PART_TITLES["steering"]):flat.index(SECTIONS["examples"])]
+    causal = causal_view(internals)
+    for line in (causal.steering.reading, causal.steering.method_line, causal.localization.reading,
+                 causal.amplification.reading):
+        assert " ".join(line.split()) in flat, line
     # The localization chart's legend, then its table.
-    assert ("trained block in base: gap closed base block in trained: gap opened" in flat)
-    for rows in (parts_of.steering_rows(internals.steering), parts_of.localization_rows(internals.localization),
-                 parts_of.amplification_rows(internals.amplification)):
-        for row in rows:
+    assert "gap closed: post-trained block in the base gap opened: base block in the post-trained model" in flat
+    for table in (causal.steering.trials, causal.steering.metrics, causal.localization.table,
+                  causal.amplification.table):
+        for row in table.rows:
             assert " ".join(" ".join(row).split()) in flat, row
 
 
 def test_skipped_and_absent_parts_say_why_in_every_format(skipped_report, tmp_path: Path) -> None:
-    skipped = f"Skipped: {HOSTILE_REASON}"
-    assert parts_of.causal_absence(skipped_report.internals, "localization") == skipped
-    assert parts_of.causal_absence(skipped_report.internals, "amplification") == parts_of.NOT_COMPUTED
+    skipped = f"The layer localization did not run: {HOSTILE_REASON}"
+    absent = ("The logit-difference amplification was not computed: the run's amplification setting was off, "
+              "or the run had no generations to work on.")
+    assert causal_view(skipped_report.internals).notes == {"localization": skipped, "amplification": absent}
     page = render(skipped_report, "html").decode("utf-8")
     assert (f'<h3>Layer localization</h3><p class="absent">{html.escape(skipped)}</p>'
-            f'<h3>Logit-difference amplification</h3><p class="absent">{parts_of.NOT_COMPUTED}</p>') in page
+            f'<h3>Logit-difference amplification</h3><p class="absent">{html.escape(absent)}</p>') in page
     assert "localization-bars" not in page and "amplification-curves" not in page and "<b>model" not in page
     document = render(skipped_report, "md").decode("utf-8")
-    assert ("\n### Layer localization\n\nSkipped: blocks of &lt;b&gt;model\\|x&lt;/b&gt; \\[cannot\\](javascript:y) "
-            f"be swapped\n\n### Logit-difference amplification\n\n{parts_of.NOT_COMPUTED}\n") in document
+    assert ("\n### Layer localization\n\nThe layer localization did not run: blocks of &lt;b&gt;model\\|x&lt;/b&gt; "
+            "\\[cannot\\](javascript:y) be swapped\n\n### Logit-difference amplification\n\n"
+            f"{escape(absent)}\n") in document
     assert "| metric | base | steered base | post-trained |" in document  # steering still stands
     if shutil.which("pdftotext"):
-        flat = " ".join(_pdf_text(render(skipped_report, "pdf"), tmp_path).split())
-        assert f"Layer localization {skipped} Logit-difference amplification {parts_of.NOT_COMPUTED}" in flat
+        flat = " ".join(pdf_text(render(skipped_report, "pdf"), tmp_path).split())
+        assert f"Layer localization {skipped} Logit-difference amplification {absent}" in flat

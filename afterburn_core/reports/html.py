@@ -4,10 +4,11 @@ Sections (``run_view.SECTIONS``): executive summary, findings, weights
 (layer × module and head heatmaps, spectra, most changed tensors), behaviour
 (lengths, strategy and format rates, every test), reward-hack gauges with
 their evidence, internals (layer curves, the activation-difference lens's
-averaged tables with patchscope, one input's lens heatmap; the causal half:
-steering's metric table, localization bars per block, amplification rates
-per α with their intervals, or why each is absent), the most diverged
-prompts side by side, provenance. A section
+averaged tables with patchscope, one input's lens heatmap; the causal half
+as ``views.internals_causal`` words it: steering's trials and metric tables,
+localization bars and shares per block, amplification rates per α with their
+intervals, or why each is absent), the most diverged prompts side by side,
+provenance. A section
 whose analysis the run lacks says why in one line.
 
 Plotly's own bundled ``plotly.min.js`` is embedded once; every chart's figure
@@ -27,6 +28,13 @@ from typing import Any
 from plotly.offline import get_plotlyjs
 
 from afterburn_core.reports import html_charts, internals_parts as parts_of
+from afterburn_core.views.internals_causal import (
+    AMPLIFICATION_NOTE,
+    LOCALIZATION_NOTE,
+    PART_TITLES,
+    CausalTable,
+    causal_view,
+)
 from afterburn_core.views import weights_detail
 from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.internals import AdlTable, internals_view
@@ -315,33 +323,30 @@ def _internals(report: RunReport, charts: _Charts) -> Safe:
 
 
 def _causal(result: InternalsResult, charts: _Charts) -> Safe:
-    """Steering, layer localization and amplification, each with its tables and chart or why it is absent."""
+    """Steering, layer localization and amplification as ``causal_view`` words them, or why each is absent."""
+    view = causal_view(result)
     parts: list[object] = []
-    for part, title in parts_of.CAUSAL_TITLES.items():
+    for part, title in PART_TITLES.items():
         parts.append(tag("h3", title))
-        absent = parts_of.causal_absence(result, part)
-        if absent is not None:
-            parts.append(_absent(absent))
+        if part in view.notes:
+            parts.append(_absent(view.notes[part]))
         elif part == "steering":
-            parts += [tag("p", parts_of.steering_line(result.steering), class_="note"),
-                      _table(parts_of.STEERING_COLUMNS, parts_of.steering_rows(result.steering),
-                             numeric=parts_of.STEERING_NUMERIC)]
+            parts += [tag("p", view.steering.reading), tag("p", view.steering.method_line, class_="note"),
+                      _causal_table(view.steering.trials), _causal_table(view.steering.metrics)]
         elif part == "localization":
-            parts += [tag("p", parts_of.localization_line(result.localization), " ", parts_of.LOCALIZATION_NOTE,
-                          class_="note"),
-                      charts.div(html_charts.localization_bars(result.localization), "localization-bars"),
-                      _table(parts_of.LOCALIZATION_COLUMNS, parts_of.localization_rows(result.localization),
-                             numeric=parts_of.LOCALIZATION_NUMERIC)]
+            parts += [tag("p", view.localization.reading), tag("p", LOCALIZATION_NOTE, class_="note"),
+                      charts.div(html_charts.localization_bars(view.localization), "localization-bars"),
+                      _causal_table(view.localization.table)]
         else:
-            titles = {name: detector_title(name) for level in result.amplification
-                      for name, _ in parts_of.amplification_detectors(level)}
-            parts += [tag("p", parts_of.amplification_line(result.amplification), " ", parts_of.AMPLIFICATION_NOTE,
-                          class_="note"),
-                      charts.div(html_charts.amplification_curves(result.amplification, titles),
-                                 "amplification-curves"),
-                      _table(parts_of.AMPLIFICATION_COLUMNS, parts_of.amplification_rows(result.amplification),
-                             numeric=parts_of.AMPLIFICATION_NUMERIC)]
+            parts += [tag("p", view.amplification.reading),
+                      tag("p", view.amplification.sample_line, " ", AMPLIFICATION_NOTE, class_="note"),
+                      charts.div(html_charts.amplification_curves(view.amplification), "amplification-curves"),
+                      _causal_table(view.amplification.table)]
     return join(*parts)
+
+
+def _causal_table(table: CausalTable) -> Safe:
+    return _table(table.columns, list(table.rows), numeric=table.numeric)
 
 
 def _examples(report: RunReport) -> Safe:

@@ -23,8 +23,14 @@ from plotly.subplots import make_subplots
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.views import theme
 from afterburn_core.views.behaviour import Paired
-from afterburn_core.internals.types import AmplificationLevel, LayerLocalization
 from afterburn_core.views.internals import LayerCurve, LensGrid
+from afterburn_core.views.internals_causal import (
+    CLOSED_BY_TRAINED_BLOCK,
+    OPENED_BY_BASE_BLOCK,
+    AmplificationView,
+    LocalizationView,
+    RatePoint,
+)
 from afterburn_core.views.weights import Grid
 from afterburn_core.views.text import spell_invisible
 from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
@@ -144,47 +150,38 @@ def lens_heatmap(grid: LensGrid) -> Figure:
                    margin={"l": 60, "r": 20, "t": 20, "b": 70})
 
 
-def localization_bars(blocks: tuple[LayerLocalization, ...]) -> Figure:
-    """Per decoder block, the share of the KL gap it closes (trained block in base) and opens (base block in
-    trained), side by side."""
-    ordered = sorted(blocks, key=lambda block: block.layer)
-    layers = [block.layer for block in ordered]
+def localization_bars(localization: LocalizationView) -> Figure:
+    """Per decoder block, the share of the KL gap it closes (post-trained block in the base) and opens (base
+    block in the post-trained model), side by side."""
+    layers = list(localization.layers)
     data = [
-        go.Bar(x=layers, y=[getattr(block, field) for block in ordered], name=name, marker={"color": color},
+        go.Bar(x=layers, y=list(values), name=name, marker={"color": color},
                hovertemplate=f"block %{{x}}<br>{name}: %{{y:.1%}}<extra></extra>")
-        for field, name, color in (("kl_recovered", "trained block in base: gap closed", theme.TRAINED_COLOR),
-                                   ("reverse_kl_recovered", "base block in trained: gap opened", theme.BASE_COLOR))
+        for values, name, color in ((localization.kl_recovered, CLOSED_BY_TRAINED_BLOCK, theme.TRAINED_COLOR),
+                                    (localization.reverse_kl_recovered, OPENED_BY_BASE_BLOCK, theme.BASE_COLOR))
     ]
     return _figure(data, 300, barmode="group", bargap=0.25,
                    xaxis=_axis("decoder block", tickmode="array", tickvals=layers),
                    yaxis=_axis("share of the KL gap", tickformat=".0%", rangemode="tozero"))
 
 
-def _reach(found: list, bound: str) -> list[float]:
-    """How far ``bound`` (``rate_low`` / ``rate_high``) lies from each rate: plotly's error-bar lengths."""
-    return [0.0 if detector is None or detector.rate is None or getattr(detector, bound) is None
-            else abs(getattr(detector, bound) - detector.rate) for detector in found]
-
-
-def amplification_curves(levels: tuple[AmplificationLevel, ...], titles: dict[str, str]) -> Figure:
-    """Per detector that counts a behaviour, its rate at each α with the 95 % interval as error bars;
-    ``titles``: detector name → its title (in the order to draw)."""
-    ordered = sorted(levels, key=lambda level: level.alpha)
-    alphas = [level.alpha for level in ordered]
-    data = []
-    for index, (name, title) in enumerate(titles.items()):
-        found = [level.detectors.get(name) for level in ordered]
-        if not any(detector is not None and detector.rate is not None for detector in found):
-            continue
-        rates = [None if detector is None else detector.rate for detector in found]
-        data.append(go.Scatter(
-            x=alphas, y=rates, mode="lines+markers", name=label(title),
-            line={"color": theme.SERIES_COLORS[index % len(theme.SERIES_COLORS)], "width": 2}, marker={"size": 6},
-            error_y={"type": "data", "symmetric": False, "array": _reach(found, "rate_high"),
-                     "arrayminus": _reach(found, "rate_low"), "thickness": 1.2, "width": 4},
+def amplification_curves(amplification: AmplificationView) -> Figure:
+    """Per detector that counts a behaviour, its rate at each α with the 95 % interval as error bars."""
+    series: dict[str, list[RatePoint]] = {}
+    for point in amplification.points:
+        series.setdefault(point.detector, []).append(point)
+    data = [
+        go.Scatter(
+            x=[point.alpha for point in points], y=[point.rate for point in points], mode="lines+markers",
+            name=label(title), line={"color": theme.SERIES_COLORS[index % len(theme.SERIES_COLORS)], "width": 2},
+            marker={"size": 6},
+            error_y={"type": "data", "symmetric": False, "array": [point.rate_high - point.rate for point in points],
+                     "arrayminus": [point.rate - point.rate_low for point in points], "thickness": 1.2, "width": 4},
             hovertemplate=f"{label(title)}<br>α = %{{x:g}}: %{{y:.1%}} of answers<extra></extra>",
-        ))
-    return _figure(data, 320, xaxis=_axis("α", tickmode="array", tickvals=alphas),
+        )
+        for index, (title, points) in enumerate(series.items())
+    ]
+    return _figure(data, 320, xaxis=_axis("α", tickmode="array", tickvals=list(amplification.alphas)),
                    yaxis=_axis("rate of the behaviour (95 % interval)", tickformat=".0%", range=[0, 1.05]))
 
 

@@ -15,6 +15,13 @@ import re
 
 from afterburn_core.analyses import detector_title
 from afterburn_core.reports import internals_parts as parts_of
+from afterburn_core.views.internals_causal import (
+    AMPLIFICATION_NOTE,
+    LOCALIZATION_NOTE,
+    PART_TITLES,
+    CausalTable,
+    causal_view,
+)
 from afterburn_core.views import weights_detail
 from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.internals import internals_view
@@ -192,33 +199,30 @@ def _internals(report: RunReport) -> list[str]:
 
 
 def _causal(result: InternalsResult) -> list[str]:
-    """Steering, layer localization and amplification as tables, or the line saying why each is absent."""
+    """Steering, layer localization and amplification as ``causal_view`` words them, or why each is absent."""
+    view = causal_view(result)
     lines: list[str] = []
-    for part, title in parts_of.CAUSAL_TITLES.items():
+    for part, title in PART_TITLES.items():
         lines += ["", f"### {title}", ""]
-        absent = parts_of.causal_absence(result, part)
-        if absent is not None:
-            lines.append(escape(absent))
+        if part in view.notes:
+            lines.append(escape(view.notes[part]))
         elif part == "steering":
-            lines += [escape(parts_of.steering_line(result.steering)), "",
-                      _escaped_table(parts_of.STEERING_COLUMNS, parts_of.steering_rows(result.steering),
-                                     parts_of.STEERING_NUMERIC)]
+            lines += [escape(view.steering.reading), "", escape(view.steering.method_line), "",
+                      _escaped_table(view.steering.trials), "", _escaped_table(view.steering.metrics)]
         elif part == "localization":
-            lines += [f"{escape(parts_of.localization_line(result.localization))} "
-                      f"{escape(parts_of.LOCALIZATION_NOTE)}", "",
-                      _escaped_table(parts_of.LOCALIZATION_COLUMNS, parts_of.localization_rows(result.localization),
-                                     parts_of.LOCALIZATION_NUMERIC)]
+            lines += [escape(view.localization.reading), "", escape(LOCALIZATION_NOTE), "",
+                      _escaped_table(view.localization.table)]
         else:
-            lines += [f"{escape(parts_of.amplification_line(result.amplification))} "
-                      f"{escape(parts_of.AMPLIFICATION_NOTE)}", "",
-                      _escaped_table(parts_of.AMPLIFICATION_COLUMNS, parts_of.amplification_rows(result.amplification),
-                                     parts_of.AMPLIFICATION_NUMERIC)]
+            lines += [escape(view.amplification.reading), "",
+                      f"{escape(view.amplification.sample_line)} {escape(AMPLIFICATION_NOTE)}", "",
+                      _escaped_table(view.amplification.table)]
     return lines
 
 
-def _escaped_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], numeric: tuple[int, ...]) -> str:
+def _escaped_table(causal: CausalTable) -> str:
     """``table`` of cells that may hold a stored result's strings (metric, detector names), each escaped."""
-    return table(tuple(map(escape, headers)), [tuple(map(escape, row)) for row in rows], numeric)
+    return table(tuple(map(escape, causal.columns)), [tuple(map(escape, row)) for row in causal.rows],
+                 causal.numeric)
 
 
 def _token(token: str) -> str:

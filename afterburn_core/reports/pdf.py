@@ -4,8 +4,9 @@ The title page holds the two models, the summary cards, the composite-risk
 gauge and the top findings; the sections that follow (``run_view.SECTIONS``)
 hold the weight heatmaps and spectra, behaviour bars, reward-hack gauges with
 their evidence, internals (per-layer curves and table, the activation-difference
-lens's averaged tables; steering's metric table, localization bars per block,
-amplification rates per α, or why each is absent), the most diverged prompts side by side, and provenance.
+lens's averaged tables; the causal half as ``views.internals_causal`` words it: steering's trials and
+metric tables, localization bars and shares per block, amplification rates per α, or why each is absent),
+the most diverged prompts side by side, and provenance.
 Charts are reportlab drawings (``pdf_charts``), not images. Every model or
 user string goes through ``pdf_fonts.markup`` (glyph fallback, then XML
 escaping) before it reaches a ``Paragraph``; text of this module through
@@ -35,6 +36,17 @@ from reportlab.platypus import (
 )
 
 from afterburn_core.reports import internals_parts as parts_of, pdf_charts
+from afterburn_core.views.internals_causal import (
+    AMPLIFICATION_COLUMNS,
+    AMPLIFICATION_NOTE,
+    LOCALIZATION_COLUMNS,
+    LOCALIZATION_NOTE,
+    PART_TITLES,
+    STEERING_COLUMNS,
+    TRIAL_COLUMNS,
+    CausalTable,
+    causal_view,
+)
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view, weights_detail
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.run import SECTIONS, Fact
@@ -280,35 +292,40 @@ def _internals(report: RunReport, styles: _Styles) -> list:
     return [*story, *_causal(report.internals, styles)]
 
 
+#: Column widths (fractions of the page) of the causal half's tables, by their columns.
+CAUSAL_WIDTHS = {TRIAL_COLUMNS: (0.34, 0.33, 0.33), STEERING_COLUMNS: (0.4, 0.2, 0.2, 0.2),
+                 LOCALIZATION_COLUMNS: (0.1, 0.45, 0.45),
+                 AMPLIFICATION_COLUMNS: (0.17, 0.04, 0.35, 0.09, 0.14, 0.07, 0.14)}
+
+
 def _causal(result: InternalsResult, styles: _Styles) -> list:
-    """Steering, layer localization (with its bars) and amplification as tables, or why each is absent."""
+    """Steering, layer localization (with its bars) and amplification as ``causal_view`` words them, or why
+    each is absent."""
+    view = causal_view(result)
     story: list = []
-    for part, title in parts_of.CAUSAL_TITLES.items():
+    for part, title in PART_TITLES.items():
         story.append(_p(markup(title), styles.h2))
-        absent = parts_of.causal_absence(result, part)
-        if absent is not None:
-            story.append(_p(markup(absent), styles.muted))
+        if part in view.notes:
+            story.append(_p(markup(view.notes[part]), styles.muted))
         elif part == "steering":
-            story += [_p(markup(parts_of.steering_line(result.steering)), styles.small),
-                      _table(parts_of.STEERING_COLUMNS, _marked(parts_of.steering_rows(result.steering)), styles,
-                             (0.4, 0.2, 0.2, 0.2), numeric=parts_of.STEERING_NUMERIC)]
+            story += [_p(markup(view.steering.reading), styles.body), _p(markup(view.steering.method_line), styles.small),
+                      _causal_table(view.steering.trials, styles), Spacer(1, 2 * mm),
+                      _causal_table(view.steering.metrics, styles)]
         elif part == "localization":
-            story += [_p(f"{markup(parts_of.localization_line(result.localization))} "
-                         f"{markup(parts_of.LOCALIZATION_NOTE)}", styles.small),
-                      pdf_charts.localization_bars(result.localization, WIDTH),
-                      _table(parts_of.LOCALIZATION_COLUMNS, _marked(parts_of.localization_rows(result.localization)),
-                             styles, (0.2, 0.4, 0.4), numeric=parts_of.LOCALIZATION_NUMERIC)]
+            story += [_p(markup(view.localization.reading), styles.body), _p(markup(LOCALIZATION_NOTE), styles.small),
+                      pdf_charts.localization_bars(view.localization, WIDTH),
+                      _causal_table(view.localization.table, styles)]
         else:
-            story += [_p(f"{markup(parts_of.amplification_line(result.amplification))} "
-                         f"{markup(parts_of.AMPLIFICATION_NOTE)}", styles.small),
-                      _table(parts_of.AMPLIFICATION_COLUMNS, _marked(parts_of.amplification_rows(result.amplification)),
-                             styles, (0.06, 0.16, 0.28, 0.11, 0.19, 0.08, 0.12), numeric=parts_of.AMPLIFICATION_NUMERIC)]
+            story += [_p(markup(view.amplification.reading), styles.body),
+                      _p(f"{markup(view.amplification.sample_line)} {markup(AMPLIFICATION_NOTE)}", styles.small),
+                      _causal_table(view.amplification.table, styles)]
     return story
 
 
-def _marked(rows: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+def _causal_table(table: CausalTable, styles: _Styles) -> Table:
     """Every cell as reportlab markup (a stored result's metric and detector names are not ours)."""
-    return [tuple(map(markup, row)) for row in rows]
+    return _table(tuple(map(markup, table.columns)), [tuple(map(markup, row)) for row in table.rows], styles,
+                  CAUSAL_WIDTHS[table.columns], numeric=table.numeric)
 
 
 def _answer(text: str) -> str:

@@ -20,8 +20,8 @@ from reportlab.lib.colors import HexColor
 from afterburn_core.views import theme
 from afterburn_core.reports.pdf_fonts import drawable, fonts
 from afterburn_core.views.behaviour import Paired
-from afterburn_core.internals.types import LayerLocalization
 from afterburn_core.views.internals import LayerCurve
+from afterburn_core.views.internals_causal import CLOSED_BY_TRAINED_BLOCK, OPENED_BY_BASE_BLOCK, LocalizationView
 from afterburn_core.views.weights import Grid
 from afterburn_core.weights.types import TensorDiff
 
@@ -182,17 +182,13 @@ def layer_curves(layers: tuple[int, ...], curves: tuple[LayerCurve, ...], width:
     return drawing
 
 
-#: Localization bars' legend: which swap each colour is (the trained block's colour is the post-trained one).
-LOCALIZATION_SERIES = (("kl_recovered", "trained block in base: gap closed", theme.TRAINED_COLOR),
-                       ("reverse_kl_recovered", "base block in trained: gap opened", theme.BASE_COLOR))
-
-
-def localization_bars(blocks: tuple[LayerLocalization, ...], width: float) -> Drawing:
+def localization_bars(localization: LocalizationView, width: float) -> Drawing:
     """Per decoder block two bars, the gap share closed and opened, on an axis from the lowest share (0 or
-    below) to the highest (100 % or above)."""
-    ordered = sorted(blocks, key=lambda block: block.layer)
-    values = [getattr(block, field) for block in ordered for field, _, _ in LOCALIZATION_SERIES]
-    low, high = min([0.0, *values]), max([1.0, *values])
+    below) to the highest (100 % or above); the legend names each swap as the table's columns do."""
+    series = ((localization.kl_recovered, CLOSED_BY_TRAINED_BLOCK, theme.TRAINED_COLOR),
+              (localization.reverse_kl_recovered, OPENED_BY_BASE_BLOCK, theme.BASE_COLOR))
+    low = min([0.0, *localization.kl_recovered, *localization.reverse_kl_recovered])
+    high = max([1.0, *localization.kl_recovered, *localization.reverse_kl_recovered])
     left, bottom, plot_height = 34, 18, 110
     drawing = Drawing(width, plot_height + bottom + 22)
     plot_width = width - left - 6
@@ -204,19 +200,20 @@ def localization_bars(blocks: tuple[LayerLocalization, ...], width: float) -> Dr
         drawing.add(Line(left, y_of(tick), left + plot_width, y_of(tick), strokeColor=HexColor(theme.RULE),
                          strokeWidth=0.5))
         drawing.add(_text(left - 4, y_of(tick) - 2.5, f"{tick:.0%}", size=6.5, anchor="end", color=theme.MUTED))
-    slot = plot_width / max(1, len(ordered))
+    slot = plot_width / max(1, len(localization.layers))
     bar = min(14.0, slot * 0.35)
-    for index, block in enumerate(ordered):
+    for index, layer in enumerate(localization.layers):
         center = left + slot * (index + 0.5)
-        for offset, (field, _, color) in enumerate(LOCALIZATION_SERIES):
-            value = getattr(block, field)
-            drawing.add(Rect(center - bar + offset * bar, min(y_of(0.0), y_of(value)), bar,
-                             abs(y_of(value) - y_of(0.0)), fillColor=HexColor(color), strokeColor=None))
-        drawing.add(_text(center, bottom - 10, str(block.layer), size=6.5, anchor="middle", color=theme.MUTED))
-    for offset, (_, name, color) in enumerate(LOCALIZATION_SERIES):
-        x = left + offset * 170
+        for offset, (values, _, color) in enumerate(series):
+            drawing.add(Rect(center - bar + offset * bar, min(y_of(0.0), y_of(values[index])), bar,
+                             abs(y_of(values[index]) - y_of(0.0)), fillColor=HexColor(color), strokeColor=None))
+        drawing.add(_text(center, bottom - 10, str(layer), size=6.5, anchor="middle", color=theme.MUTED))
+    x = left
+    for _, name, color in series:
         drawing.add(Rect(x, plot_height + bottom + 10, 8, 8, fillColor=HexColor(color), strokeColor=None))
-        drawing.add(_text(x + 11, plot_height + bottom + 11, name))
+        legend = _text(x + 11, plot_height + bottom + 11, name)
+        drawing.add(legend)
+        x = legend.getBounds()[2] + 16  # the next entry starts after this one's text, however long
     return drawing
 
 
