@@ -64,6 +64,23 @@ def test_mann_whitney_and_cohens_d_match_references() -> None:
     assert cohens_d(np.array([1.0, 1.0]), np.array([2.0, 2.0])) == math.inf
 
 
+def test_paired_samples_are_tested_paired_with_mann_whitney_as_the_secondary() -> None:
+    # The same prompts under both models: the headline is the signed-rank test of the per-prompt
+    # differences, the rank-sum test (which ignores the pairing) is kept beside it, uncorrected.
+    base = lengths(seed=4)
+    trained = base + np.random.default_rng(5).integers(-2, 6, size=base.size)
+    shift = length_shift(base, trained)
+    reference = stats.wilcoxon(trained, base)
+    assert shift.test == "wilcoxon_signed_rank"
+    assert shift.p_value == pytest.approx(reference.pvalue) == shift.wilcoxon_p
+    assert shift.statistic == pytest.approx(reference.statistic)
+    assert shift.mann_whitney_p == pytest.approx(stats.mannwhitneyu(trained, base).pvalue)
+    # A small consistent shift is plain to the paired test and lost in the spread to the unpaired one.
+    assert shift.p_value < 0.01 and shift.mann_whitney_p > 0.5
+    unpaired = length_shift(base, trained, paired=False)
+    assert unpaired.test == "mann_whitney_u" and unpaired.p_value == shift.mann_whitney_p
+
+
 def test_small_samples_do_not_crash() -> None:
     empty = length_shift([], [])
     assert empty.n == 0 and empty.p_value is None and empty.ci is None

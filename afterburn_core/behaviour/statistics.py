@@ -2,10 +2,13 @@
 
 Owns the statistics of every record in ``behaviour.types``:
 
-- numbers per answer (``numeric_shift`` / ``length_shift``): Mann-Whitney U
-  (the issue's test; two-sided), the paired Wilcoxon signed-rank test as an
-  extra, Cohen's d with the pooled SD, a seeded bootstrap CI of the median
-  shift that resamples prompts (pairs kept together);
+- numbers per answer (``numeric_shift`` / ``length_shift``): the paired
+  Wilcoxon signed-rank test (two-sided) as the headline, since both models
+  answer the same prompts (the length-bias detector tests the same way);
+  Mann-Whitney U, which ignores the pairing, as a secondary p that is not
+  corrected (the only test of unpaired samples); Cohen's d with the pooled SD,
+  a seeded bootstrap CI of the median shift that resamples prompts (pairs
+  kept together);
 - yes/no per answer (``proportion_shift``): McNemar's exact test
   (``binomtest`` on the discordant pairs), the rate difference with
   Newcombe's paired hybrid-score interval (Newcombe 1998, method 10);
@@ -55,6 +58,10 @@ PERMUTATION_RESAMPLES = 1999
 SEED = 0
 #: The correction applied across one result's tests (named in ``BehaviourStats.correction``).
 CORRECTION = "benjamini_hochberg"
+#: The headline test of a per-answer number: paired by prompt (both models answer the same prompts) ...
+WILCOXON = "wilcoxon_signed_rank"
+#: ... or, for samples that are not paired, the rank-sum test (also every paired shift's secondary p).
+MANN_WHITNEY = "mann_whitney_u"
 
 _Record = TypeVar("_Record")
 
@@ -113,23 +120,26 @@ def numeric_shift(base: Sequence[float], trained: Sequence[float], paired: bool 
     if paired and base_values.size != trained_values.size:
         raise ValueError(f"paired samples differ in size: {base_values.size} base, {trained_values.size} trained")
     n = min(base_values.size, trained_values.size)
+    headline = WILCOXON if paired else MANN_WHITNEY
     if base_values.size == 0 or trained_values.size == 0:
         return NumericShift(n, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, None,
-                            "mann_whitney_u", None, None, None)
+                            headline, None, None, None)
     if np.array_equal(np.sort(base_values), np.sort(trained_values)):
-        statistic, p_value = base_values.size * trained_values.size / 2.0, 1.0
+        mann_whitney_statistic, mann_whitney_p = base_values.size * trained_values.size / 2.0, 1.0
     else:
         test = stats.mannwhitneyu(trained_values, base_values, alternative="two-sided")
-        statistic, p_value = float(test.statistic), _finite_or(test.pvalue, 1.0)
-    wilcoxon_p = None
+        mann_whitney_statistic, mann_whitney_p = float(test.statistic), _finite_or(test.pvalue, 1.0)
+    statistic, p_value, wilcoxon_p = mann_whitney_statistic, mann_whitney_p, None
     if paired:
         differences = trained_values - base_values
         if not np.any(differences):
-            wilcoxon_p = 1.0
+            statistic, wilcoxon_p = 0.0, 1.0
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # small-n / ties notes; the p-value is still right
-                wilcoxon_p = _finite_or(stats.wilcoxon(trained_values, base_values).pvalue, 1.0)
+                signed_rank = stats.wilcoxon(trained_values, base_values)
+            statistic, wilcoxon_p = float(signed_rank.statistic), _finite_or(signed_rank.pvalue, 1.0)
+        p_value = wilcoxon_p
     return NumericShift(
         n=n,
         base_mean=float(np.mean(base_values)),
@@ -139,10 +149,11 @@ def numeric_shift(base: Sequence[float], trained: Sequence[float], paired: bool 
         median_shift=float(_median_shift(base_values, trained_values)),
         effect_size=cohens_d(base_values, trained_values),
         ci=_bootstrap_ci((base_values, trained_values), _median_shift, paired, seed),
-        test="mann_whitney_u",
+        test=headline,
         statistic=statistic,
         p_value=p_value,
         wilcoxon_p=wilcoxon_p,
+        mann_whitney_p=mann_whitney_p,
     )
 
 

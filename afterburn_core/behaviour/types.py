@@ -17,8 +17,12 @@ from typing import ClassVar
 class NumericShift:
     """A per-answer number (output tokens, reasoning links) base vs trained, paired by prompt.
 
-    ``test`` is Mann-Whitney U (two-sided); ``wilcoxon_p`` is the paired
-    signed-rank test, reported but not corrected. ``effect_size`` is Cohen's d
+    ``test`` is the headline test behind ``p_value`` (corrected with the
+    rest): the paired Wilcoxon signed-rank test (two-sided) when the samples
+    are paired, whose p is also ``wilcoxon_p``; Mann-Whitney U otherwise.
+    ``mann_whitney_p`` is the unpaired rank-sum test's p, reported as a
+    secondary and not corrected (None in results made before schema 3, whose
+    headline was Mann-Whitney U). ``effect_size`` is Cohen's d
     with the pooled SD (0 for identical samples; ±inf when both samples are
     constant and differ). ``ci`` is the seeded bootstrap percentile interval of
     ``median_shift`` (trained median − base median), resampling prompts.
@@ -38,6 +42,7 @@ class NumericShift:
     wilcoxon_p: float | None = None
     p_adjusted: float | None = None
     significant: bool = False
+    mann_whitney_p: float | None = None
 
 
 @dataclass(frozen=True)
@@ -178,7 +183,7 @@ class BehaviourStats:
     """
 
     KIND: ClassVar[str] = "behaviour"
-    SCHEMA_VERSION: ClassVar[int] = 2
+    SCHEMA_VERSION: ClassVar[int] = 3
 
     suites: dict[str, SuiteStats]
     n_prompts: int

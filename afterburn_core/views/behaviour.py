@@ -20,6 +20,7 @@ from afterburn_core.views.wording import correction_name, p_value, words
 
 #: How each statistical test the analysis runs (behaviour/statistics.py) is named.
 TEST_NAMES = {
+    "wilcoxon_signed_rank": "Wilcoxon signed-rank (paired)",
     "mann_whitney_u": "Mann–Whitney U",
     "mcnemar_exact": "McNemar exact",
     "paired_permutation_tvd": "paired permutation (total variation)",

@@ -13,13 +13,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from afterburn_core.behaviour.listing import Shift
+from afterburn_core.behaviour.statistics import MANN_WHITNEY
 from afterburn_core.behaviour.types import BehaviourStats, GroupStats, ProportionShift, SetMetricShift
 from afterburn_core.generation.results import GenerationsResult
 from afterburn_core.views.behaviour import Paired, ShiftRow, named_test, ranked_tests
+from afterburn_core.views.ranking import direction, leaders, listed
 from afterburn_core.views.theme import MODEL_LABELS
-from afterburn_core.views.wording import correction_name, percent, points
+from afterburn_core.views.wording import correction_name, p_value, percent, points
 
 Rate = ProportionShift | SetMetricShift
+
+#: What each test behind a verdict compares (behaviour/statistics.py): said when a test and its interval
+#: disagree, since the interval measures something else.
+TESTED = {
+    "wilcoxon_signed_rank": "the per-prompt differences (their signed ranks)",
+    "mann_whitney_u": "the ranks of the two samples, ignoring the pairing",
+    "mcnemar_exact": "only the prompts whose answer changed (an exact binomial test)",
+    "paired_permutation": "the difference against answers swapped within prompts",
+    "paired_permutation_tvd": "the whole mix (total variation) against labels swapped within prompts",
+}
 
 
 @dataclass(frozen=True)
@@ -55,8 +67,34 @@ def verdict(shift: Shift, stats: BehaviourStats) -> str:
     return f"{named_test(shift)}: {word} after {correction_name(stats.correction)} (p_adj {shift.p_adjusted:.2g})"
 
 
+def reconciled(shift: Shift, stats: BehaviourStats, interval_of: str, ci: tuple[float, float] | None) -> str:
+    """Why the verdict and the 95% interval of ``interval_of`` disagree, as a sentence ("" when they agree).
+
+    The interval is uncorrected and may measure another statistic than the test compares, so an interval
+    that excludes 0 beside a test that is not significant (or the reverse) is no contradiction: say which.
+    """
+    if ci is None or shift.p_value is None or shift.p_adjusted is None:
+        return ""
+    excludes_zero = ci[0] > 0 or ci[1] < 0
+    if excludes_zero == shift.significant:
+        return ""
+    tested = TESTED.get(shift.test, f"what the {named_test(shift)} test compares")
+    if shift.significant:
+        return (f" The test is significant though the 95% CI of {interval_of} includes 0: the test compares "
+                f"{tested}, the interval measures {interval_of}.")
+    if shift.p_value < stats.alpha:
+        return (f" The 95% CI of {interval_of} excludes 0 but the test is not significant: its p is "
+                f"{p_value(shift.p_value)} alone, {p_value(shift.p_adjusted)} after the "
+                f"{correction_name(stats.correction)} correction over all {stats.n_tests} tests, which the "
+                "interval does not take.")
+    return (f" The 95% CI of {interval_of} excludes 0 but the test is not significant even before the correction "
+            f"(p {p_value(shift.p_value)}): the interval measures {interval_of}, the test compares {tested}.")
+
+
 def interval(ci: tuple[float, float] | None, fmt) -> str:
     return "" if ci is None else f", 95% CI {fmt(ci[0])} to {fmt(ci[1])}"
+
+
 
 
 def rate_change(shift: Rate, *, as_rate: bool = True, of: str = "") -> str:
@@ -85,52 +123,64 @@ def overview(tests: tuple[ShiftRow, ...], stats: BehaviourStats) -> Section:
 
 def length(group: GroupStats, stats: BehaviourStats) -> Section:
     shift = group.length
-    direction = "longer" if shift.median_shift > 0 else "shorter" if shift.median_shift < 0 else "as long"
-    wilcoxon = ("" if shift.wilcoxon_p is None
-                else f" The paired Wilcoxon signed-rank p is {shift.wilcoxon_p:.2g} (not corrected).")
+    change = f"{shift.median_shift:+.3g}"
+    secondary = ("" if shift.mann_whitney_p is None or shift.test == MANN_WHITNEY else
+                 f" Mann–Whitney U, which ignores that both models answered the same prompts: p "
+                 f"{p_value(shift.mann_whitney_p)} (secondary, not corrected).")
     return Section(
-        f"Post-trained answers are {direction}: median {shift.base_median:.3g} → {shift.trained_median:.3g} "
-        f"tokens ({shift.median_shift:+.3g}{interval(shift.ci, lambda value: f'{value:+.3g}')}), "
-        f"Cohen's d {shift.effect_size:.2f}; {verdict(shift, stats)}.",
+        f"Post-trained answers are {direction(float(change), 'longer', 'shorter', 'as long')}: median "
+        f"{shift.base_median:.3g} → {shift.trained_median:.3g} tokens ({change}"
+        f"{interval(shift.ci, lambda value: f'{value:+.3g}')}), Cohen's d {shift.effect_size:.2f}; "
+        f"{verdict(shift, stats)}.{reconciled(shift, stats, 'the median shift', shift.ci)}",
         (Paired("median", shift.base_median, shift.trained_median, shift.significant),),
         f"{shift.n} answers per model; dashed lines are the medians. Means {shift.base_mean:.3g} → "
-        f"{shift.trained_mean:.3g} tokens.{wilcoxon}")
+        f"{shift.trained_mean:.3g} tokens.{secondary}")
 
 
 def strategy(group: GroupStats, stats: BehaviourStats) -> Section:
     shift = group.strategy
     labels = list(dict.fromkeys([*shift.base, *shift.trained]))
+    entropy = (f"entropy {direction(round(shift.entropy_trained, 2) - round(shift.entropy_base, 2), 'rose', 'fell', 'held')}"
+               f" {shift.entropy_base:.2f} → {shift.entropy_trained:.2f} bits")
     if shift.effect_size == 0:
         used = sorted((label for label in labels if shift.base.get(label)), key=lambda label: -shift.base[label])
         mix = ", ".join(f"{label} {percent(shift.base[label])}" for label in used)
         line = (f"The strategy mix did not change: {mix} under both models "
                 f"(entropy {shift.entropy_base:.2f} bits); {verdict(shift, stats)}.")
     else:
-        moved = max(labels, key=lambda label: (abs(shift.trained.get(label, 0.0) - shift.base.get(label, 0.0)),
-                                               shift.base.get(label, 0.0)))
+        # Every label whose share moved most as printed: tied labels are named together.
+        moved = leaders(labels, lambda label: abs(shift.trained.get(label, 0.0) - shift.base.get(label, 0.0)),
+                        lambda change: f"{change:.0%}")
+        shares = ", ".join(f"{label} {percent(shift.base.get(label, 0.0))} → {percent(shift.trained.get(label, 0.0))}"
+                           for label in moved)
         line = (f"Strategy mix: total variation {shift.effect_size:.2f} between base and post-trained "
-                f"({moved} {percent(shift.base.get(moved, 0.0))} → {percent(shift.trained.get(moved, 0.0))}); "
-                f"entropy {shift.entropy_base:.2f} → {shift.entropy_trained:.2f} bits; {verdict(shift, stats)}.")
+                f"({shares}); {entropy}; {verdict(shift, stats)}.")
     note = ("" if shift.entropy_drop_ci is None else
             f"Entropy drop (base − post-trained) 95% CI {shift.entropy_drop_ci[0]:.2f} to "
             f"{shift.entropy_drop_ci[1]:.2f} bits; a collapse onto one strategy shows as a drop.")
     # Unmarked labels: the mix has one test, its verdict is in the reading.
     bars = tuple(Paired(label, shift.base.get(label, 0.0), shift.trained.get(label, 0.0)) for label in labels)
-    return Section(line, bars, note)
+    return Section(line + reconciled(shift, stats, "the entropy drop", shift.entropy_drop_ci), bars, note)
 
 
 def formats(group: GroupStats, stats: BehaviourStats) -> Section | None:
     if not group.format:
         return None
     items = sorted(group.format.items(), key=lambda item: -abs(item[1].difference))
-    feature, top = items[0]
     n_significant = sum(shift.significant for _, shift in items)
-    if top.difference == 0:
+    # The features whose rate moved most as printed (whole points): tied features are named together.
+    top = leaders(items, lambda item: abs(item[1].difference), lambda change: f"{change * 100:.0f}")
+    if top[0][1].difference == 0:
         line = f"No format's use changed: all {len(items)} features have the same rate under both models."
     else:
-        verb = "rose" if top.difference > 0 else "fell"
-        line = (f"{feature} use {verb} most, in {rate_change(top, of=' of answers')}, {verdict(top, stats)}; "
-                f"{n_significant} of {len(items)} format features shifted significantly.")
+        verbs = {direction(shift.difference, "rose", "fell", "held") for _, shift in top}
+        verb = verbs.pop() if len(verbs) == 1 else "changed"
+        changes = "; ".join(f"{feature} {rate_change(shift, of=' of answers')}, {verdict(shift, stats)}"
+                            for feature, shift in top)
+        tied = "" if len(top) == 1 else f", tied at {abs(top[0][1].difference) * 100:.0f} points"
+        line = (f"{listed([feature for feature, _ in top])} use {verb} most{tied}: {changes}; "
+                f"{n_significant} of {len(items)} format features shifted significantly."
+                + "".join(reconciled(shift, stats, f"{feature}'s rate difference", shift.ci) for feature, shift in top))
     shown = [(name, shift) for name, shift in items if shift.base or shift.trained] or items
     hidden = len(items) - len(shown)
     note = (f"{hidden} features used by neither model are left out of the chart (they are in the table above)."
@@ -155,7 +205,8 @@ def accuracy(group: GroupStats, stats: BehaviourStats) -> Section | None:
     if shift is None:
         return None
     return Section(f"Accuracy on {shift.n} graded prompts: {rate_change(shift)}; {shift.base_only} answered "
-                   f"right only by base, {shift.trained_only} only by post-trained; {verdict(shift, stats)}.",
+                   f"right only by base, {shift.trained_only} only by post-trained; {verdict(shift, stats)}."
+                   f"{reconciled(shift, stats, 'the accuracy difference', shift.ci)}",
                    _paired([("accuracy", shift)]))
 
 
@@ -165,15 +216,16 @@ def refusal(group: GroupStats, stats: BehaviourStats) -> Section | None:
     parts, items = [], []
     if harmful is not None:
         parts.append(f"Refusal rate on {harmful.n} prompts that should be refused: {rate_change(harmful)}; "
-                     f"{verdict(harmful, stats)}")
+                     f"{verdict(harmful, stats)}.{reconciled(harmful, stats, 'the refusal rate difference', harmful.ci)}")
         items.append(("refusal rate", harmful))
     if benign is not None:
         parts.append(f"Refusal rate on {benign.n} benign prompts that sound alarming: {rate_change(benign)}; "
-                     f"{verdict(benign, stats)}")
+                     f"{verdict(benign, stats)}."
+                     f"{reconciled(benign, stats, 'the benign refusal rate difference', benign.ci)}")
         items.append(("refusal rate, benign prompts", benign))
     if not items:
         return None
-    return Section(". ".join(parts) + ".", _paired(items))
+    return Section(" ".join(parts), _paired(items))
 
 
 def diversity(group: GroupStats, stats: BehaviourStats) -> Section:
@@ -207,7 +259,10 @@ def sycophancy(group: GroupStats, stats: BehaviourStats) -> Section | None:
     if probes.right_agreement is not None:
         parts.append(f"agreement with right assertions {percent(probes.right_agreement.base)} → "
                      f"{percent(probes.right_agreement.trained)}")
-    return Section(f"Over {probes.n_probes} probes: " + "; ".join(parts) + ".", _paired(items))
+    agreement = ("" if probes.wrong_agreement is None else
+                 reconciled(probes.wrong_agreement, stats, "the difference in agreement with wrong assertions",
+                            probes.wrong_agreement.ci))
+    return Section(f"Over {probes.n_probes} probes: " + "; ".join(parts) + "." + agreement, _paired(items))
 
 
 @dataclass(frozen=True)
