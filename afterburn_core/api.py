@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from afterburn_core.runner import CheckedInputs
     from afterburn_core.reward_hack.types import RewardHackResult
     from afterburn_core.trajectory import TrajectoryResult
+    from afterburn_core.trajectory.stored import StoredTrajectory
     from afterburn_core.weights.types import WeightDiffResult
 
 _SETTINGS = frozenset(f.name for f in fields(AnalysisConfig))
@@ -340,6 +341,22 @@ def trajectory(base: str | os.PathLike[str], checkpoints: str | os.PathLike[str]
     with RunStore(home) as store:
         return run_trajectory(_reference("base", base), specs, config, store,
                               _ForegroundPairs(store, config, progress, on_run), below_band=recommend_below)
+
+
+def trajectories(home: str | Path | None = None) -> tuple[StoredTrajectory, ...]:
+    """The finished trajectories in the store, newest first, each with the key that reopens it."""
+    from afterburn_core.trajectory.stored import stored_trajectories
+
+    with RunStore(home) as store:
+        return stored_trajectories(store)
+
+
+def load_trajectory(key: str, home: str | Path | None = None) -> TrajectoryResult:
+    """The stored trajectory of ``key`` (as ``trajectories`` lists it); ``BadInput`` when there is none."""
+    from afterburn_core.trajectory.stored import load_trajectory as load
+
+    with RunStore(home) as store:
+        return load(store, key)
 
 
 def _step(step: Any) -> int:

@@ -5,7 +5,9 @@
 ``trainer_state.json`` whose ``log_history`` logs a loss and a reward every ``LOG_EVERY`` steps. A fraction
 of 0 copies the base's weight file itself (the files, so the fingerprint, are the base's). ``write_probe_suite``
 writes the demo-tagged sycophancy probes as one small suite: enough for the planted detectors to fire on
-the trained model, a third of the built-in suite's prompts.
+the trained model, a third of the built-in suite's prompts. ``stored_trajectory`` builds a small trajectory
+(the base, halfway, the trained model) under a folder with a hostile name and runs it into a store once per
+test session; the page, report and browser tests read it back.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from pathlib import Path
 import yaml
 from checkpoint_factories import interpolated_demo
 
+from afterburn_core import api
 from afterburn_core.demo import BASE_DIR
 from afterburn_core.generation.suites import BUILTIN_DIR
+from afterburn_core.trajectory import TrajectoryResult
 
 #: The interpolation the issue asks for: a in 0, ¼, ½, ¾, 1.
 FRACTIONS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -57,3 +61,23 @@ def write_probe_suite(path: Path) -> Path:
     suite["probes"] = [probe for probe in suite["probes"] if "demo" in probe.get("tags", ())]
     path.write_text(yaml.safe_dump(suite, sort_keys=False))
     return path
+
+
+#: The small trajectory the page and report tests read: the base's own files, halfway, the trained model.
+SMALL_FRACTIONS, SMALL_STEPS = (0.0, 0.5, 1.0), (100, 300, 500)
+#: The training output folder's name: markup, markdown and a table pipe, which every door must show as text.
+HOSTILE_FOLDER = "<img src=x onerror=alert(1)> *run* | [x](javascript:y)"
+#: New tokens per answer: enough for the planted length, format and sycophancy hacks to fire (test_trajectory_cli).
+SMALL_MAX_NEW_TOKENS = 40
+
+
+def stored_trajectory(root: Path) -> tuple[Path, TrajectoryResult]:
+    """The store under ``root`` holding the small trajectory, and the trajectory; built on the first call (three
+    runs and two step-to-step weight diffs, about a minute on 2 cores), read back from the store after it."""
+    folder, home = root / HOSTILE_FOLDER, root / "home"
+    if not folder.is_dir():
+        build_interpolated(folder, SMALL_FRACTIONS, SMALL_STEPS)
+        write_probe_suite(root / "probes.yaml")
+    result = api.trajectory("demo:base", [str(folder)], home=home, suites=[str(root / "probes.yaml")],
+                            max_new_tokens=SMALL_MAX_NEW_TOKENS, device="cpu")
+    return home, result

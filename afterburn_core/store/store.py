@@ -296,6 +296,12 @@ class RunStore:
             self.drop_result(cache_key)
             return None
 
+    def result_keys(self, kind: str, limit: int = 200) -> list[tuple[str, float]]:
+        """(cache key, when stored) of the results of ``kind``, newest first: results no run links
+        (a trajectory) are found this way."""
+        return [(key, created_at) for key, created_at in self._read(
+            "SELECT cache_key, created_at FROM results WHERE kind = ? ORDER BY created_at DESC LIMIT ?", (kind, limit))]
+
     def drop_result(self, cache_key: str) -> None:
         """Forget a stored result that cannot be used (corrupt, or not fitting its type): the next run recomputes it."""
         self._write("DELETE FROM results WHERE cache_key = ?", (cache_key,))

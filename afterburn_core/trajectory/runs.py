@@ -128,7 +128,7 @@ def run_trajectory(base: str, specs: Sequence[CheckpointSpec], config: AnalysisC
     checked = check_trajectory(base, specs, runner)
     key = trajectory_key(checked, config, below_band)
     stored = stored_result(store, key, TrajectoryResult)
-    if stored is not None and _runs_exist(store, stored):
+    if stored is not None and runs_exist(store, stored):
         return stored
     checkpoints: list[TrajectoryCheckpoint] = []
     base_behaviour: dict[str, float | None] = {}
@@ -175,7 +175,7 @@ def _result(store: RunStore, run_id: str, result_type: type):
     return found
 
 
-def _runs_exist(store: RunStore, result: TrajectoryResult) -> bool:
+def runs_exist(store: RunStore, result: TrajectoryResult) -> bool:
     """Whether every run the stored trajectory opens is still in the store (one deleted: run it again)."""
     run_ids = [c.run_id for c in result.checkpoints] + [c.weights.previous_run_id for c in result.checkpoints
                                                         if c.weights.previous_run_id]

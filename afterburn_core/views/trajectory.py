@@ -5,19 +5,25 @@ the composite and each detector as a series with its band and flag per step and 
 the weight drift against the base and the previous checkpoint and per module type, the behaviour metrics
 (a format rate only where it leaves 0%) and the trainer's logged values per step, a reading per series,
 and the recommendation as one finding. Each point carries its run id, so a chart's point opens that
-checkpoint's run. The terminal, the page and the reports draw these and add no sentence of their own.
+checkpoint's run; a table of the checkpoints names each one's reference, where its step came from and its
+runs. ``trajectory_label`` names a stored trajectory in a picker, ``command_line`` the CLI call that makes
+one. The terminal, the page and the reports draw these and add no sentence of their own.
 Words and orders what the result holds; computes nothing new. Cost: linear in checkpoints × series.
 """
 
 from __future__ import annotations
 
+import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from afterburn_core.analyses import detector_title
+from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
 from afterburn_core.trajectory.emergence import detector_names_of
 from afterburn_core.trajectory.metrics import BEHAVIOUR_METRICS
+from afterburn_core.trajectory.stored import StoredTrajectory
 from afterburn_core.trajectory.types import EmergenceInterval, TrajectoryCheckpoint, TrajectoryResult
-from afterburn_core.views.wording import percent, plural, words
+from afterburn_core.views.wording import percent, plural, when, words
 
 #: Behaviour metrics that are rates (shown as percents); the others are shown as numbers with their unit.
 RATE_METRICS = frozenset(name for name in BEHAVIOUR_METRICS if name.startswith("format_")) | {
@@ -30,6 +36,19 @@ METRIC_TITLES = {
 }
 #: Marks a flagged detector in a table cell (the Behaviour tables mark significant tests the same way).
 FLAG_MARK = "✱"
+#: The score ranges of the bands (``reward_hack.scoring``), drawn behind the risk charts.
+BAND_RANGES = ((0.0, MODERATE_FROM, "LOW"), (MODERATE_FROM, HIGH_FROM, "MODERATE"),
+               (HIGH_FROM, CRITICAL_FROM, "HIGH"), (CRITICAL_FROM, 100.0, "CRITICAL"))
+#: The parts every door shows, in order, and their titles.
+SECTION_TITLES = {
+    "risk": "Reward-hack risk per step", "logged": "What the trainer logged", "weights": "Weight drift",
+    "behaviour": "Behaviour per step", "checkpoints": "Checkpoints and their runs",
+}
+#: The checkpoints table: each checkpoint, where its step was read, its run and its run against the previous one.
+CHECKPOINT_COLUMNS = ("step", "checkpoint", "step read from", "run", "run vs previous")
+#: Where a step came from (``trajectory.types.StepSource``), in words.
+STEP_SOURCES = {"name": "its name", "trainer_state": "trainer_state.json", "given": "--steps",
+                "position": "its place in the list"}
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ class TrajectoryView:
     behaviour: tuple[Series, ...]
     logged: tuple[Series, ...]
     recommendation: str
+    checkpoints: tuple[tuple[str, ...], ...]
 
 
 def metric_title(name: str) -> str:
@@ -238,4 +258,18 @@ def trajectory_view(result: TrajectoryResult) -> TrajectoryView:
         behaviour=behaviour_series(result),
         logged=logged,
         recommendation=recommendation_line(result),
+        checkpoints=tuple((str(c.step), c.reference, STEP_SOURCES[c.step_source], c.run_id,
+                           c.weights.previous_run_id or "–") for c in checkpoints),
     )
+
+
+def trajectory_label(stored: StoredTrajectory) -> str:
+    """``demo:base · 5 checkpoints, steps 100–500 · 2025-11-23 14:05`` (plain text, for pickers)."""
+    checkpoints = stored.result.checkpoints
+    return (f"{stored.result.base.reference} · {plural(len(checkpoints), 'checkpoint')}, steps "
+            f"{checkpoints[0].step}–{checkpoints[-1].step} · {when(stored.stored_at)}")
+
+
+def command_line(base: str, checkpoints: Sequence[str]) -> str:
+    """The ``afterburn trajectory`` call for ``base`` and ``checkpoints``, quoted for a POSIX shell."""
+    return shlex.join(["afterburn", "trajectory", "--base", base or "BASE", *(checkpoints or ["TRAINING_OUTPUT_FOLDER"])])
