@@ -42,6 +42,7 @@ PAGES = (
     ("pages/prompts.py", "Prompts", ":material/chat:"),
     ("pages/internals.py", "Internals", ":material/layers:"),
     ("pages/reward_hacking.py", "Reward hacking", ":material/warning:"),
+    ("pages/trajectory.py", "Trajectory", ":material/timeline:"),
     ("pages/reports.py", "Reports", ":material/download:"),
 )
 _PICKER_KEY = "_afterburn_run_picker"
