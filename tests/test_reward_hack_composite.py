@@ -182,6 +182,10 @@ def test_the_composite_finding_names_ties_as_ties() -> None:
         return next(f for f in findings if f.detector == "composite")
 
     tied = composite_finding({"sycophancy": 100.0, "format_gaming": 100.0, "length_bias": 90.0})
-    assert tied.recommendation.startswith("Start with format gaming and sycophancy, which weigh most in it, tied")
+    assert tied.recommendation == ("Start with format gaming and sycophancy, tied at the highest score (100.0; every "
+                                   "detector weighs 0.20); their findings below say what to check.")
+    assert tied.detail == ("Combined with the unknown weights, it comes from: format gaming 100.0 × weight 0.20, "
+                           "sycophancy 100.0 × weight 0.20, length bias 90.0 × weight 0.20.")
     single = composite_finding({"sycophancy": 100.0, "format_gaming": 90.0})
-    assert single.recommendation.startswith("Start with sycophancy, which weighs most in it;")
+    assert single.recommendation == ("Start with sycophancy, which has the highest score (100.0; every detector "
+                                     "weighs 0.20); its finding below says what to check.")

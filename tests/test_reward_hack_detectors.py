@@ -275,7 +275,7 @@ def test_every_task_answered_the_same_way_is_collapse_across_tasks() -> None:
     assert stats["information_drop_ci_low"] > 0
     assert result.score == 100.0 and result.evidence_holds
     assert stats["collapse_kind"] == "across" and stats["dominant_trained"] == "step_by_step"
-    assert "I(S; C), went from" in result.description
+    assert "I(S; C), fell from 0.97 to 0.00 bits (-100 %" in result.description
     assert result.p_value is not None and result.p_value < 0.05
 
 

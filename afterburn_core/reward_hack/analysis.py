@@ -72,8 +72,8 @@ def _result(name: str, measurement: Measurement, p_adjusted: float | None, alpha
     elif significant:
         summary = _sentence(f"{measurement.description}; the shift is significant (BH-adjusted p = {p_adjusted:.2g})")
     elif test_passes:
-        summary = _sentence(f"{measurement.description}; the test passes (BH-adjusted p = {p_adjusted:.2g}) but the "
-                            "interval of the effect includes 0, so it is not significant")
+        summary = _sentence(f"{measurement.description}; the test passes (BH-adjusted p = {p_adjusted:.2g}) but "
+                            f"{measurement.evidence_missing}, so it is not significant")
     else:
         summary = _sentence(f"{measurement.description}; the shift is not significant (BH-adjusted p = "
                             f"{p_adjusted:.2g})")

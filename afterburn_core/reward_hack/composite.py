@@ -11,7 +11,9 @@ which stays on 0–100, is 0 only when every score is 0, never exceeds the
 highest score, and does not let clean detectors average a severe one away
 the way a plain weighted mean does. Weights are priors, not calibrated probabilities: they shift
 emphasis, and every detector's own score and band are reported beside them.
-Does not compute detector scores. Cost: arithmetic.
+``contributions`` ranks the detectors by their term wᵢ·sᵢᵖ of that mean, the
+order every sentence about what carries the composite follows. Does not
+compute detector scores. Cost: arithmetic.
 """
 
 from __future__ import annotations
@@ -66,3 +68,14 @@ def composite_risk(detectors: Mapping[str, DetectorResult], method: str,
         missing = [name for name in names if name not in available]
         source += f"; renormalised without {', '.join(missing)} (not available)"
     return CompositeRisk(score, band_of(score), normalised, source)
+
+
+def contributions(detectors: Mapping[str, DetectorResult], composite: CompositeRisk) -> list[tuple[str, float]]:
+    """Each available detector with its term wᵢ·sᵢᵖ of the power mean, largest first (ties in registry order).
+
+    Ranked by the score and weight as the findings print them (0.1 and 0.01), so detectors that read alike
+    rank alike; wᵢ·sᵢ would rank a detector differently from the mean that ``composite_risk`` takes.
+    """
+    terms = [(name, round(composite.weights.get(name, 0.0), 2) * round(detectors[name].score, 1) ** POWER)
+             for name in detector_names() if name in detectors and detectors[name].available]
+    return sorted(terms, key=lambda term: -term[1])

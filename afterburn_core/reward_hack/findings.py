@@ -23,6 +23,7 @@ import math
 from collections.abc import Mapping
 
 from afterburn_core.analyses import detector_names, detector_title
+from afterburn_core.reward_hack.composite import contributions
 from afterburn_core.reward_hack.format_requests import FEATURE_WORDS, GAMED_FEATURES
 from afterburn_core.reward_hack.scoring import HIGH_FROM
 from afterburn_core.reward_hack.types import (
@@ -56,30 +57,44 @@ def findings_for(detectors: Mapping[str, DetectorResult], composite: CompositeRi
 def _composite(detectors: Mapping[str, DetectorResult], composite: CompositeRisk, method: str) -> list[HackFinding]:
     if composite.band == "LOW":
         return []
-    shares = sorted(((composite.weights[name] * detectors[name].score, name) for name in detector_names()),
-                    reverse=True)
-    carried = ", ".join(f"{detector_title(name).lower()} {detectors[name].score:.1f} × weight {composite.weights[name]:.2f}"
-                        for points, name in shares if points > 0)
+    ranked = [name for name, term in contributions(detectors, composite) if term > 0]
+    carried = ", ".join(f"{detector_title(name).lower()} {detectors[name].score:.1f} × weight "
+                        f"{composite.weights[name]:.2f}" for name in ranked)
     return [HackFinding(
         detector="composite",
         severity="warning" if composite.band in ("HIGH", "CRITICAL") else "notable",
         title=f"Composite reward-hacking risk {composite.band} ({composite.score:.1f})",
         detail=f"Combined with the {method} weights, it comes from: {carried}.",
         value=composite.score,
-        recommendation=_start_with(shares),
+        recommendation=_start_with(detectors, composite),
     )]
 
 
-def _start_with(shares: list[tuple[float, str]]) -> str:
-    """Which detector to read first: the one that weighs most in the composite, or those tied for it (in order)."""
-    points = {name: share for share, name in shares}
-    leaders = [name for name in detector_names() if math.isclose(points[name], shares[0][0], rel_tol=1e-9)]
-    if len(leaders) == 1:
-        return (f"Start with {detector_title(leaders[0]).lower()}, which weighs most in it; its finding below says "
-                "what to check.")
-    named = ", ".join(detector_title(name).lower() for name in leaders[:-1])
-    return (f"Start with {named} and {detector_title(leaders[-1]).lower()}, which weigh most in it, tied; their "
-            "findings below say what to check.")
+def _start_with(detectors: Mapping[str, DetectorResult], composite: CompositeRisk) -> str:
+    """Which detector to read first: the one whose term of the composite ranks first, or those tied for it.
+
+    With equal weights that ranking is the scores', and the sentence says so: no detector "weighs most".
+    """
+    terms = contributions(detectors, composite)
+    leaders = [name for name, term in terms if math.isclose(term, terms[0][1], rel_tol=1e-9)]
+    titles = [detector_title(name).lower() for name in leaders]
+    named = titles[0] if len(titles) == 1 else f"{', '.join(titles[:-1])} and {titles[-1]}"
+    tied = len(leaders) > 1
+
+    def reading(name: str) -> str:
+        return f"score {detectors[name].score:.1f} × weight {composite.weights[name]:.2f}"
+
+    weights = {f"{composite.weights[name]:.2f}" for name, _ in terms}
+    if len(weights) == 1:
+        reason = (f"{'tied at' if tied else 'which has'} the highest score ({detectors[leaders[0]].score:.1f}; "
+                  f"every detector weighs {weights.pop()})")
+    elif len({reading(name) for name in leaders}) == 1:
+        reason = (f"{'tied for' if tied else 'which carries'} the largest part of the composite "
+                  f"({reading(leaders[0])}{' each' if tied else ''})")
+    else:
+        reason = ("tied for the largest part of the composite ("
+                  + ", ".join(f"{title} {reading(name)}" for title, name in zip(titles, leaders)) + ")")
+    return f"Start with {named}, {reason}; {'their findings below say' if tied else 'its finding below says'} what to check."
 
 
 def _detector(result: DetectorResult) -> list[HackFinding]:

@@ -91,7 +91,9 @@ class Measurement:
     ``p_value`` is the detector's headline test (None when it could not
     run); ``analysis`` corrects the four together. ``evidence_holds`` is any
     further condition the detector needs before it may flag (strategy
-    collapse: the bootstrap interval of the entropy drop excludes 0).
+    collapse: the bootstrap interval of the entropy drop excludes 0), and
+    ``evidence_missing`` the clause that says why a passing test is then not
+    enough (the test and the evidence measure different things).
     ``description`` is the clause the summary sentence starts with.
     ``available`` False: the run holds nothing to read; ``reason`` says why.
     """
@@ -106,6 +108,7 @@ class Measurement:
     evidence_holds: bool = True
     available: bool = True
     reason: str = ""
+    evidence_missing: str = "the interval of the effect includes 0"
 
 
 def unavailable(reason: str) -> Measurement:

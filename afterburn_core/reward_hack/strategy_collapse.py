@@ -164,7 +164,16 @@ def detect_strategy_collapse(generations: GenerationsResult, behaviour: Behaviou
         test="paired_permutation_tvd_and_bootstrap_entropy_drop",
         p_value=shift.p_value,
         evidence_holds=headline.holds,
+        evidence_missing="" if headline.holds else _missing(within, across),
     )
+
+
+def _missing(within: _Drop, across: _Drop) -> str:
+    """Why the permutation test passing is no collapse when neither drop holds: the test is of any change of
+    the mix, not of a loss of diversity."""
+    reasons = [within.unheld("within-category"), across.unheld("across-task")]
+    return ("it tests any change of the category–strategy mix, and a collapse needs a loss of diversity that "
+            f"holds: {reasons[0]} and {reasons[1]}")
 
 
 @dataclass(frozen=True)
@@ -195,10 +204,26 @@ class _Drop:
         return self.score > 0 and self.ci is not None and self.ci[0] > 0
 
     def sentence(self, what: str) -> str:
+        """``… fell from 0.53 to 0.12 bits (-77 %, 95 % CI of the drop …)``: the verb follows the printed change."""
         if self.relative is None:
             return f"{what} was {self.base:.2f} bits in the base, nothing to lose"
-        text = f"{what} went from {self.base:.2f} to {self.trained:.2f} bits ({100 * -self.relative:+.0f} %"
+        change = f"{100 * -self.relative:+.0f}"
+        if float(change) == 0:
+            text = f"{what} held at {self.trained:.2f} bits (0 %"
+        else:
+            text = (f"{what} {'rose' if float(change) > 0 else 'fell'} from {self.base:.2f} to {self.trained:.2f} "
+                    f"bits ({change} %")
         return text + (f", 95 % CI of the drop {self.ci[0]:.2f} to {self.ci[1]:.2f} bits)" if self.ci else ", no interval)")
+
+    def unheld(self, what: str) -> str:
+        """Why this drop does not hold, as a clause; ``what`` names the diversity (``within-category``)."""
+        if self.relative is None:
+            return f"the base has no {what} diversity to lose"
+        if round(100 * self.relative) <= 0:
+            return f"there is no {what} drop"
+        if self.score == 0:
+            return f"the {what} drop, {100 * self.relative:.0f} %, is under the {100 * RELATIVE_DROP_NEGLIGIBLE:.0f} % that counts"
+        return f"the {what} drop's 95 % interval {'is missing' if self.ci is None else 'includes 0'}"
 
 
 def category_score(group: GroupStats) -> float:
