@@ -46,8 +46,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 SERVER_START_TIMEOUT_S = 60
-#: A full default run of the demo pair launched from the page (every stage, the internals causal half
-#: included) takes one to two minutes on 2 idle cores; the bound stops a hung worker, not a busy machine.
+#: A default run of the demo pair launched from the page (every stage; steering and amplification switched
+#: off on the page) takes about a minute on 2 idle cores; the bound stops a hung worker, not a busy machine.
 RUN_TIMEOUT_MS = 600_000
 EXCEPTION_BOX = '[data-testid="stException"]'
 #: Tall enough that a screenshot holds the whole page (Streamlit scrolls inside its own container).
@@ -232,6 +232,14 @@ def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterbur
     expect(trained_input).to_have_value("demo:trained", timeout=30_000)
     expect(launch).to_be_enabled(timeout=30_000)
 
+    # The settings a user trims before launching: the causal half's costliest parts off (each has its own test).
+    page.get_by_text("Analysis settings").click()
+    for part in ("Steering", "Amplification"):
+        toggle = page.get_by_role("switch", name=part)
+        toggle.click(force=True)  # the input hides behind its drawn switch
+        expect(toggle).not_to_be_checked()
+        _settled(page)  # each toggle reruns the page; the next click waits for it
+    _shot(page, "01c-settings")
     launch.click()
     expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
     _settled(page)
@@ -321,7 +329,9 @@ def test_every_page_of_a_finished_run_loads_from_the_local_server_only(server_ur
                                                                        new_page):
     # The audit counted 35 requests to fonts.gstatic.com over 15 page views: each page's menu icon as favicon.
     with RunStore(afterburn_home) as store:
-        run_id = create_run(store, "demo:base", "demo:trained", AnalysisConfig(**DEMO_CONFIG))
+        # Every page needs its analysis; the causal half's costliest parts have their own test below.
+        config = AnalysisConfig(**DEMO_CONFIG, steering=False, amplification=False)
+        run_id = create_run(store, "demo:base", "demo:trained", config)
         assert execute_run(store, run_id) == "done", store.get_run(run_id).error
 
     page = new_page(VIEWPORT)
