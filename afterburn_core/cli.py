@@ -45,6 +45,10 @@ from afterburn_core.views.text import safe_text
 
 #: The config file picked up from the working directory when --config is not given.
 DEFAULT_CONFIG_FILE = ".afterburn.yaml"
+#: The summary's width when stdout is a pipe or a file. rich assumes 80 columns there, which wraps every
+#: sentence and squeezes tensor names to "model.…"; this is wide enough that no table squeezes a cell and no
+#: sentence wraps, so `| grep`, `| cut` and a saved file read whole names and whole lines.
+PIPED_WIDTH = 100_000
 
 _out = Console()
 _err = Console(stderr=True)
@@ -80,6 +84,7 @@ class _PlainGroup(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         with plain_streams(_out, _err):
+            _out.width = PIPED_WIDTH if not _out.is_terminal else None
             return super().main(*args, **kwargs)
 
 
@@ -318,7 +323,9 @@ def _check_last_checkpoint(result: Any, fail_above: str | float | None) -> None:
 @click.option("--recommend-below", type=click.Choice(BANDS[1:]),
               default=DEFAULT_RECOMMEND_BELOW, show_default=True,
               help="Recommend the best-accuracy checkpoint among those whose composite risk is below this band.")
-@_json_output_option("trajectory-schema.md")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the trajectory report instead of a summary; the extension picks the format: .html, .json "
+                   "(schema: docs/trajectory-schema.md), .md or .pdf.")
 @click.option("--fail-above", type=_BandOrScore(), default=None,
               help=f"Exit with code {RISK_ABOVE_EXIT_CODE} when the last checkpoint's composite reward-hack risk is "
                    "above this band (LOW, MODERATE, HIGH) or score (0-100).")
@@ -332,7 +339,12 @@ def trajectory(base_reference: str, checkpoints: tuple[str, ...], steps: str | N
     """Diagnose checkpoints of one training run against its base: when each reward hack emerged, how far the
     weights moved, which checkpoint to ship. CHECKPOINTS: folders, a training output folder (its
     checkpoint-<step> folders), owner/name@rev1,rev2 or LoRA adapters, in training order."""
-    _check_json_output(output, "trajectory")
+    from afterburn_core.reports import check_report_path
+    from afterburn_core.reports.trajectory import write_trajectory_report
+
+    if output is not None:
+        check_report_path(output)  # a bad extension or folder fails before the runs, not after
+        _check_output_folder(output)
     config = _load_config(config_path)
 
     def recorded(label: str, run_id: str) -> None:
@@ -341,7 +353,11 @@ def trajectory(base_reference: str, checkpoints: tuple[str, ...], steps: str | N
     with StageBars(_err) as on_update:
         result = api.trajectory(base_reference, checkpoints, steps=_steps(steps), recommend_below=recommend_below,
                                 config=config, home=home, progress=on_update, on_run=recorded, **settings)
-    _print_or_write(result, output, print_trajectory)
+    if output is None:
+        print_trajectory(_out, result)
+    else:
+        write_trajectory_report(result, output)
+        _err.print(f"wrote {safe_text(output)}", highlight=False)
     _check_last_checkpoint(result, fail_above)
 
 
