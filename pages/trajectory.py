@@ -41,8 +41,9 @@ PICKER_KEY = "trajectory_picker"
 OPEN_STEP_KEY = "trajectory_open_step"
 #: The selection a click on a chart's point makes: the run id of that checkpoint.
 POINT_SELECTION = "checkpoint"
-CHART_HEIGHT_PX = 220
-SMALL_CHART_HEIGHT_PX = 170
+#: Heights of a chart, its legend and axes included (Streamlit fits the whole chart in it).
+CHART_HEIGHT_PX = 300
+SMALL_CHART_HEIGHT_PX = 240
 
 
 def series_frame(series: tuple[Series, ...]) -> pd.DataFrame:
@@ -70,10 +71,13 @@ def step_chart(series: tuple[Series, ...], *, rate: bool = False, score: bool = 
     colors = alt.Scale(domain=[line.title for line in series],
                        range=[theme.SERIES_COLORS[index % len(theme.SERIES_COLORS)] for index in range(len(series))])
     picked = alt.selection_point(name=POINT_SELECTION, fields=["run"], on="click")
+    # One line: its title names the chart; several: a legend on top does.
+    legend = None if len(series) == 1 else alt.Legend(orient="top", title=None, labelLimit=0)
     lines = alt.Chart(frame).encode(
         x=steps_axis(steps),
-        y=alt.Y("value:Q", title=None, scale=y_scale, axis=alt.Axis(format=number_format)),
-        color=alt.Color("series:N", scale=colors, legend=alt.Legend(orient="top", title=None, labelLimit=0)),
+        y=alt.Y("value:Q", title=series[0].title if len(series) == 1 else None, scale=y_scale,
+                axis=alt.Axis(format=number_format)),
+        color=alt.Color("series:N", scale=colors, legend=legend),
     )
     points = lines.mark_point(size=70, filled=True).encode(
         shape=alt.Shape("flagged:N", scale=alt.Scale(domain=["", "flagged"], range=["circle", "diamond"]), legend=None),
@@ -84,10 +88,10 @@ def step_chart(series: tuple[Series, ...], *, rate: bool = False, score: bool = 
     layers = [lines.mark_line(), points]
     if score:
         bands = pd.DataFrame([{"from": low, "to": high, "band": band} for low, high, band in BAND_RANGES])
+        # Filled with the band's own colour, unscaled: on the shared colour scale the bands would recolour the lines.
+        bands["tint"] = [theme.BAND_COLORS[band] for band in bands["band"]]
         layers.insert(0, alt.Chart(bands).mark_rect(opacity=0.12).encode(
-            y="from:Q", y2="to:Q", color=alt.Color("band:N", legend=None, scale=alt.Scale(
-                domain=[band for _, _, band in BAND_RANGES],
-                range=[theme.BAND_COLORS[band] for _, _, band in BAND_RANGES]))))
+            y="from:Q", y2="to:Q", fill=alt.Fill("tint:N", scale=None), tooltip=[alt.Tooltip("band:N")]))
     emerged = [{"series": line.title, "step": line.emergence.at_step} for line in series if line.emergence]
     if emerged:
         layers.append(alt.Chart(pd.DataFrame(emerged)).mark_rule(strokeDash=[5, 3], strokeWidth=1.5).encode(

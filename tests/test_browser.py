@@ -25,6 +25,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from trajectory_factories import stored_trajectory
+from waits import HANG_S
 from ui_helpers import (
     DEMO_CONFIG,
     DIRECTIVES,
@@ -36,10 +38,12 @@ from ui_helpers import (
     weight_diff_result,
 )
 
+from afterburn_core import api
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.runner import execute_run
 from afterburn_core.store import RunStore
+from afterburn_core.views.trajectory import trajectory_view
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -463,3 +467,31 @@ def test_internals_page_draws_the_causal_half_of_a_real_run(server_url: str, aft
     page.get_by_role("heading", name="Steering with the difference", exact=True).evaluate("heading => heading.scrollIntoView()")
     page.screenshot(path=str(CAUSAL_SCREENSHOT), animations="disabled")
     _shot(page, "07c-internals-causal")
+
+
+#: The Trajectory page: the risk charts with the trainer's log beside them, drift, six behaviour charts, tables.
+TRAJECTORY_VIEWPORT = {"width": 1400, "height": 3700}
+
+
+def test_trajectory_page_draws_a_stored_trajectory_and_opens_a_checkpoints_run(server_url: str, afterburn_home: Path,
+                                                                               new_page, tmp_path: Path):
+    _, result = stored_trajectory(tmp_path, afterburn_home)
+    [stored] = api.trajectories(afterburn_home)
+    view = trajectory_view(result)
+
+    page = new_page(TRAJECTORY_VIEWPORT)
+    page.goto(f"{server_url}/trajectory?trajectory={stored.key}")
+    # The first page of a fresh server imports pandas and altair: on busy cores that passed 30 s once.
+    expect(page.get_by_role("heading", name="Checkpoints and their runs")).to_be_visible(timeout=HANG_S * 1000)
+    expect(page.get_by_text(view.recommendation)).to_be_visible()
+    _settled(page)
+    # Composite, detectors, each logged value, drift, modules, each behaviour metric.
+    _charts_drawn(page, 4 + len(view.logged) + len(view.behaviour))
+    _no_exception(page, "trajectory page")
+    _shot(page, "08-trajectory")
+
+    page.get_by_role("button", name="Open run").click()
+    expect(page.get_by_role("heading", name="Checkpoints", exact=True)).to_be_visible(timeout=30_000)
+    _settled(page)
+    assert f"run={result.checkpoints[0].run_id}" in page.url
+    _no_exception(page, "checkpoints page opened from the trajectory")

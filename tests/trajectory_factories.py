@@ -71,10 +71,10 @@ HOSTILE_FOLDER = "<img src=x onerror=alert(1)> *run* | [x](javascript:y)"
 SMALL_MAX_NEW_TOKENS = 40
 
 
-def stored_trajectory(root: Path) -> tuple[Path, TrajectoryResult]:
-    """The store under ``root`` holding the small trajectory, and the trajectory; built on the first call (three
-    runs and two step-to-step weight diffs, about a minute on 2 cores), read back from the store after it."""
-    folder, home = root / HOSTILE_FOLDER, root / "home"
+def stored_trajectory(root: Path, home: Path | None = None) -> tuple[Path, TrajectoryResult]:
+    """The store (``home``, default under ``root``) holding the small trajectory, and the trajectory; built on
+    the first call (three runs and two step-to-step weight diffs, 15 to 60 s on 2 cores), read back after it."""
+    folder, home = root / HOSTILE_FOLDER, home or root / "home"
     if not folder.is_dir():
         build_interpolated(folder, SMALL_FRACTIONS, SMALL_STEPS)
         write_probe_suite(root / "probes.yaml")
