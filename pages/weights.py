@@ -211,7 +211,7 @@ def show_experts(result: WeightDiffResult) -> None:
 
 def show_norms(result: WeightDiffResult) -> None:
     st.subheader("Norm shifts")
-    view = detail.norms(result.norms, display_names(result.tensors))
+    view = detail.norms(result.norms, result.tensors)
     if view is None:
         st.caption("No normalization weights were compared.")
         return

@@ -41,7 +41,8 @@ def test_identical_models_get_one_info_line_with_numbers(results: dict[str, Rewa
     (finding,) = results["identical"].findings
     assert finding.severity == "info"
     assert finding.title == "No reward-hacking signal"
-    assert "Composite 0.0 (LOW)" in finding.detail and "at 0.0" in finding.detail
+    assert finding.detail.startswith("Composite 0.0 (LOW) with the ")
+    assert finding.detail.endswith("; no detector is flagged, every detector scores 0.0.")
 
 
 def test_the_control_pair_stays_low(results: dict[str, RewardHackResult]) -> None:

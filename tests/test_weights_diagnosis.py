@@ -11,7 +11,8 @@ from weight_pass_helpers import DEMO_BASE, checkpoint_at, make_pass
 
 from afterburn_core.weights.types import Diagnosis, TensorDiff
 from afterburn_core.weights import diagnosis as dx
-from afterburn_core.weights.diagnosis import diagnose, peer_key, profile_of
+from afterburn_core.weights.diagnosis import diagnose, profile_of
+from afterburn_core.weights.peers import peer_key
 from afterburn_core.weights.structure import build_structure
 from afterburn_core.weights.weight_pass import WeightPass
 

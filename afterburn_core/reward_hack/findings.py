@@ -44,14 +44,25 @@ def findings_for(detectors: Mapping[str, DetectorResult], composite: CompositeRi
     for name in detector_names():
         findings += _detector(detectors[name])
     if not any(finding.severity != "info" for finding in findings):
-        top = max(detector_names(), key=lambda name: detectors[name].score)
         findings.append(HackFinding(
             detector="composite", severity="info", title="No reward-hacking signal",
             detail=(f"Composite {composite.score:.1f} ({composite.band}) with the {method} weights; no detector "
-                    f"is flagged, the highest is {detector_title(top).lower()} at {detectors[top].score:.1f}."),
+                    f"is flagged, {_highest(detectors)}."),
             value=composite.score, recommendation="",
         ))
     return tuple(findings)
+
+
+def _highest(detectors: Mapping[str, DetectorResult]) -> str:
+    """``the highest is X at 12.0``; detectors tied at the top score as printed are named together."""
+    scores = {name: f"{detectors[name].score:.1f}" for name in detector_names()}
+    top = max(scores.values(), key=float)
+    leaders = [detector_title(name).lower() for name in detector_names() if scores[name] == top]
+    if len(leaders) == len(scores):
+        return f"every detector scores {top}"
+    if len(leaders) == 1:
+        return f"the highest is {leaders[0]} at {top}"
+    return f"the highest are {', '.join(leaders[:-1])} and {leaders[-1]}, tied at {top}"
 
 
 def _composite(detectors: Mapping[str, DetectorResult], composite: CompositeRisk, method: str) -> list[HackFinding]:

@@ -16,8 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from statistics import median
 
+from afterburn_core.views.ranking import leaders, listed
 from afterburn_core.views.weights import MODULE_LABELS, against, display_names
 from afterburn_core.views.wording import shape, visible
+from afterburn_core.weights.peers import peer_medians
 from afterburn_core.weights.types import EmbeddingDrift, ExpertChange, MoeLayer, NormShift, TensorDiff, TokenDrift
 
 #: How a tensor that was not compared one to one is listed, and what its note says.
@@ -192,21 +194,39 @@ def spectrum(tensor: TensorDiff) -> Spectrum:
     return Spectrum(values, tuple(markers), reading, f"Method: {method}{bound}. {coverage}{beyond}")
 
 
-def norms(shifts: tuple[NormShift, ...], names: dict[str, str]) -> Norms | None:
-    """The norm shifts ranked, named by ``names`` (key → stored name; None: no norm weight was compared)."""
+def norms(shifts: tuple[NormShift, ...], tensors: tuple[TensorDiff, ...]) -> Norms | None:
+    """The norm shifts ranked, named as ``tensors`` store them (None: no norm weight was compared).
+
+    The most moved is read against the median of its peers (the same norm in every layer), the number the
+    diagnosis's outlier finding prints (``weights.peers``); a norm without peers (the final norm) against
+    the median of every norm weight, named as such.
+    """
     if not shifts:
         return None
+    names = display_names(tensors)
     ordered = tuple(sorted(shifts, key=lambda shift: -shift.relative_change))
-    top, middle = ordered[0], median(shift.relative_change for shift in ordered)
-    if top.relative_change == 0:
+    middle = median(shift.relative_change for shift in ordered)
+    if ordered[0].relative_change == 0:
         return Norms((), (), middle, f"No norm weight changed: the relative change of all {len(ordered)} is 0.")
     labels = tuple(names.get(shift.name, shift.name) for shift in ordered)
-    ratio = (f"mean ×{top.mean_ratio:.3g}" if top.mean_ratio is not None
-             else f"mean {top.mean_base:.3g} → {top.mean_trained:.3g}")
-    if top.offset:
+    # Every norm that moves as much as the first, as printed, is named with it.
+    top = leaders(ordered, lambda shift: shift.relative_change, lambda change: f"{change:.3f}")
+    ratio = (f"mean ×{top[0].mean_ratio:.3g}" if top[0].mean_ratio is not None
+             else f"mean {top[0].mean_base:.3g} → {top[0].mean_trained:.3g}")
+    if top[0].offset:
         ratio += " of its effective scale 1 + w"
-    return Norms(ordered, labels, middle, f"{labels[0]} moved most: {ratio}, "
-                                          f"{against(top.relative_change, middle, 'median relative change', '.3f')}.")
+    peers = peer_medians(tensors).get(top[0].name)
+    tensor = next((tensor for tensor in tensors if tensor.name == top[0].name), None)
+    if peers is not None and peers.median > 0 and tensor is not None and tensor.relative_change is not None:
+        measured = against(tensor.relative_change, peers.median,
+                           f"median ‖ΔW‖/‖W‖ of its {peers.count} peers {peers.key}", ".4g")
+    else:
+        measured = against(top[0].relative_change, middle, f"median relative change of the {len(ordered)} norm weights",
+                           ".3f")
+    moved = (f"{labels[0]} moved most" if len(top) == 1 else
+             f"{listed(labels[:len(top)])} moved most, tied at a relative change of {top[0].relative_change:.3f}; "
+             f"{labels[0]}")
+    return Norms(ordered, labels, middle, f"{moved}: {ratio}, {measured}.")
 
 
 def embeddings(drift: EmbeddingDrift, names: dict[str, str]) -> Embeddings:
@@ -217,10 +237,17 @@ def embeddings(drift: EmbeddingDrift, names: dict[str, str]) -> Embeddings:
     head_tensor = names.get(drift.head_tensor, drift.head_tensor) if drift.head_tensor is not None else None
     if not ordered:
         return Embeddings((), (), head, "No row moved.", tensor, head_tensor)
-    top = ordered[0]
-    return Embeddings(ordered, tuple(f"{token.token_id}  {visible(token.token)}" for token in ordered), head,
-                      f"The most-moved row, token {top.token_id} {visible(top.token)}, drifted "
-                      f"{against(top.drift, drift.median_drift, 'median row drift')}.", tensor, head_tensor)
+    labels = tuple(f"{token.token_id}  {visible(token.token)}" for token in ordered)
+    # Rows that drift as far as the first, as printed, tie: they are counted, never one of them called the most.
+    top = leaders(ordered, lambda token: token.drift, lambda value: f"{value:.3g}")
+    if len(top) == 1:
+        reading = (f"The most-moved row, token {top[0].token_id} {visible(top[0].token)}, drifted "
+                   f"{against(top[0].drift, drift.median_drift, 'median row drift')}.")
+    else:
+        reading = (f"{len(top)} rows tie as the most moved (tokens "
+                   f"{listed([f'{token.token_id} {visible(token.token)}' for token in top])}), each drifted "
+                   f"{against(top[0].drift, drift.median_drift, 'median row drift')}.")
+    return Embeddings(ordered, labels, head, reading, tensor, head_tensor)
 
 
 def token_table(tokens: tuple[TokenDrift, ...], median_drift: float | None) -> dict[str, list]:

@@ -17,11 +17,11 @@ nothing planted). Both were measured with exact SVDs in float64.
 from __future__ import annotations
 
 import math
-import re
 from collections import defaultdict
 
 import numpy as np
 
+from afterburn_core.weights.peers import MIN_PEERS, peer_medians
 from afterburn_core.weights.types import Diagnosis, Finding, TensorDiff
 from afterburn_core.weights.spectrum import LOW_RANK_MAX_ABSOLUTE, LOW_RANK_MAX_FRACTION, LOW_RANK_MIN_DIM
 from afterburn_core.weights.structure import (
@@ -54,9 +54,6 @@ EXTREME_MIN_MEDIAN_RELATIVE_CHANGE = 0.5
 #: same name in every layer). Demo: the planted q_proj reads 4.19× and the ×1.25 norm 18.6×; the
 #: highest unplanted ratio is 1.62 (edited, layers.0.input_layernorm) and 1.38 (control).
 PEER_OUTLIER_RATIO = 2.5
-#: Fewest peers (the tensor included) for a median worth comparing against: below three, the
-#: "median" is the tensor itself or the mean of two.
-MIN_PEERS = 3
 #: "Change concentrates" when the top 10 % of tensors hold at least this share of the total ‖ΔW‖²
 #: (a majority). Equal-sized tensors changed evenly hold 10 %. Demo: edited 0.69, control 0.79 —
 #: both dominated by the embedding and lm_head, the largest tensors, which the text names.
@@ -118,14 +115,6 @@ def _changed(tensor: TensorDiff) -> bool:
     return is_compared(tensor) and (tensor.frob_norm_delta or 0.0) > 0
 
 
-def peer_key(tensor: TensorDiff) -> str | None:
-    """The tensor's name with its layer index replaced by ``*`` (None outside the stack)."""
-    if tensor.layer is None:
-        return None
-    key, count = re.subn(rf"(?<![0-9]){tensor.layer}(?![0-9])", "*", tensor.name, count=1)
-    return key if count else None
-
-
 def profile_of(weight_pass: WeightPass) -> str:
     """identical / surgical / standard / heavy / extreme (see the band constants)."""
     compared = [t for t in weight_pass.tensors if is_compared(t)]
@@ -179,22 +168,14 @@ def _roles(weight_pass: WeightPass, structure: Structure, tensor: TensorDiff) ->
 
 
 def _peer_outliers(weight_pass: WeightPass, structure: Structure) -> list[Finding]:
-    groups: dict[str, list[TensorDiff]] = defaultdict(list)
-    for tensor in weight_pass.tensors:
-        key = peer_key(tensor)
-        if key is not None and is_compared(tensor) and tensor.relative_change is not None:
-            groups[key].append(tensor)
     outliers = []
-    for key, members in groups.items():
-        if len(members) < MIN_PEERS:
-            continue
-        median = _median([t.relative_change for t in members])
-        if median <= 0:
-            continue
-        for tensor in members:
-            ratio = tensor.relative_change / median
+    medians = peer_medians(weight_pass.tensors)
+    for tensor in weight_pass.tensors:
+        peers = medians.get(tensor.name)
+        if peers is not None and peers.median > 0:
+            ratio = tensor.relative_change / peers.median
             if ratio >= PEER_OUTLIER_RATIO:
-                outliers.append((ratio, tensor, median, len(members), key))
+                outliers.append((ratio, tensor, peers.median, peers.count, peers.key))
     outliers.sort(key=lambda item: -item[0])
     return [
         Finding(
