@@ -37,7 +37,7 @@ from afterburn_core.errors import AfterburnError, AnalysisFailed, BadInput
 from afterburn_core.files import write_file
 from afterburn_core.store import RunStore
 from afterburn_core.terminal import (
-    StageBars, plain_streams, print_behaviour, print_internals, print_inventory, print_reward_hack,
+    StageBars, plain_streams, print_behaviour, print_internals, print_inventory, print_reward_hack, print_run,
     print_trajectory, print_weight_diff,
 )
 from afterburn_core.trajectory import BANDS, DEFAULT_RECOMMEND_BELOW, TRAJECTORY_ANALYSES
@@ -73,9 +73,16 @@ def _translate_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-home_option = click.option(
-    "--home", envvar="AFTERBURN_HOME", default=None, help="Run store folder (default $AFTERBURN_HOME or ~/.cache/afterburn)."
-)
+HOME_HELP = "Run store folder (default $AFTERBURN_HOME or ~/.cache/afterburn)."
+
+
+def _home_before_the_verb(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """A verb's ``--home``, else the one given before the verb (``afterburn --home X diagnose``), else
+    ``$AFTERBURN_HOME`` (read by the group, so a typed ``--home`` anywhere wins over the environment)."""
+    return value if value is not None else ctx.find_root().params.get("home")
+
+
+home_option = click.option("--home", default=None, callback=_home_before_the_verb, help=HOME_HELP)
 
 
 class _PlainGroup(click.Group):
@@ -90,7 +97,8 @@ class _PlainGroup(click.Group):
 
 @click.group(cls=_PlainGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="afterburn")
-def main() -> None:
+@click.option("--home", envvar="AFTERBURN_HOME", default=None, help=f"{HOME_HELP} Also accepted after the verb.")
+def main(home: str | None) -> None:
     """Afterburn: what post-training did to a model — weights, behaviour, reward hacking."""
 
 
@@ -426,16 +434,25 @@ def runs_list(home: str | None) -> None:
 
 @runs.command("show")
 @click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the run and every result it holds as one JSON document (the config as an object).")
 @home_option
 @_translate_errors
-def runs_show(run_id: str, home: str | None) -> None:
-    """One run: its status, stages and results as JSON."""
+def runs_show(run_id: str, as_json: bool, home: str | None) -> None:
+    """One run: where its numbers come from (models, status, stages, timings, settings, suites)."""
+    from afterburn_core.reports import load_report
     from afterburn_core.serde import to_jsonable
 
     with RunStore(home) as store:
         record = store.get_run(run_id)
-        results = {kind: store.get_result(key) for kind, key in store.run_result_keys(run_id).items()}
-    click.echo(json.dumps({"run": to_jsonable(record), "results": results}, indent=2))
+        if as_json:
+            document = to_jsonable(record)
+            document["config"] = json.loads(document.pop("config_json"))
+            results = {kind: store.get_result(key) for kind, key in store.run_result_keys(run_id).items()}
+            click.echo(json.dumps({"run": document, "results": results}, indent=2))
+            return
+        report = None if record.is_active else load_report(store, run_id)
+    print_run(_out, record, report)
 
 
 @runs.command("delete")
@@ -456,9 +473,12 @@ def serve(port: int, home: str | None) -> None:
     import os
     import subprocess
 
-    app = Path(__file__).resolve().parent.parent / "app.py"
-    if not app.is_file():
-        _error_line(f"the dashboard's app.py is not next to afterburn_core ({app}); run from a source checkout")
+    # An installed wheel carries the dashboard inside the package (setup.py); a checkout has it beside it.
+    package = Path(__file__).resolve().parent
+    app = next((app for app in (package / "dashboard" / "app.py", package.parent / "app.py") if app.is_file()), None)
+    if app is None:
+        _error_line(f"the dashboard's app.py is in neither {package / 'dashboard'} nor {package.parent}; "
+                    "reinstall afterburn-diagnostics")
         sys.exit(2)
     environment = dict(os.environ)
     if home:

@@ -30,6 +30,7 @@ import traceback
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from afterburn_core.checkpoints.references import spelled_out
 from afterburn_core.analyses import RESOLVE_STAGE, AnalysisKind, RunContext, analyses, config_fields_for
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.errors import AfterburnError, AnalysisFailed, AnalysisSkipped, BadInput, RunCancelled, StoreError
@@ -51,10 +52,11 @@ class CheckedInputs:
 
 
 def given_reference(label: str, reference: str) -> str:
-    """``reference`` without surrounding blanks; ``BadInput`` when nothing is left."""
+    """``reference`` without surrounding blanks (a bare ``demo`` spelled out for its side, ``spelled_out``);
+    ``BadInput`` when nothing is left."""
     if not isinstance(reference, str) or not reference.strip():
         raise BadInput(f"the {label} model reference is empty; give a folder, a file, a hub id or 'demo'")
-    return reference.strip()
+    return spelled_out(reference.strip(), label)
 
 
 def check_inputs(base_reference: str, trained_reference: str, config: AnalysisConfig,

@@ -324,6 +324,29 @@ def _causal_table(console: Console, causal: CausalTable, leave_out: str | None =
     console.print(table)
 
 
+def print_run(console: Console, record, report) -> None:
+    """One stored run as ``afterburn runs show`` prints it: once it has stopped, the provenance its reports list
+    (the same facts, from ``views.run``); while it is active, its status and each stage's progress."""
+    from afterburn_core.views.run import provenance, title_line
+
+    if report is None:
+        console.print(f"Run {safe_text(record.run_id)}: {safe_text(record.base_reference)} → "
+                      f"{safe_text(record.trained_reference)}, {safe_text(record.status)}",
+                      style="bold", markup=False, highlight=False)
+        for stage in record.stages:
+            message = f" · {safe_text(stage.message)}" if stage.message else ""
+            console.print(f"  {safe_text(stage.stage)}: {safe_text(stage.status)} {stage.done}/{stage.total}{message}",
+                          markup=False, highlight=False)
+        return
+    console.print(safe_text(title_line(report)), style="bold", markup=False, highlight=False)
+    for group, facts in provenance(report):
+        console.print()
+        console.print(safe_text(group), style="bold", markup=False, highlight=False)
+        for fact in facts:
+            note = f"  ({safe_text(fact.note)})" if fact.note else ""
+            console.print(f"  {safe_text(fact.label)}: {safe_text(fact.value)}{note}", markup=False, highlight=False)
+
+
 def print_trajectory(console: Console, result) -> None:
     """The per-step table, then each reading of the trajectory's view (detectors, weights, behaviour, the
     trainer's log) and the checkpoint to ship."""

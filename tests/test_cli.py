@@ -28,8 +28,14 @@ def test_diagnose_twice_hits_the_cache_and_lists_the_run(afterburn_home: Path, t
     listed = afterburn("runs", "list")
     assert listed.stdout.count("done") == 2
     run_id = first.stderr.split("run ", 1)[1].split()[0]
-    shown = json.loads(afterburn("runs", "show", run_id).stdout)
+    shown = json.loads(afterburn("runs", "show", "--json", run_id).stdout)
     assert shown["run"]["status"] == "done" and shown["results"]["inventory"]["schema_version"] == 2
+    assert shown["run"]["config"]["suites"] == ["math"] and "config_json" not in shown["run"]
+    # Without --json: the provenance the reports list, as lines a person reads.
+    summary = afterburn("runs", "show", run_id).stdout.splitlines()
+    assert f"  Run id: {run_id}" in summary and f"  Base reference: {base}" in summary
+    assert "  suites: math" in summary and "  max_new_tokens: 16" in summary
+    assert "  batch_size: chosen by each model from free memory  (setting 0)" in summary
     assert afterburn("runs", "delete", run_id).returncode == 0
     missing = afterburn("runs", "show", run_id)
     assert missing.returncode == 2 and missing.stderr.strip().startswith("Error: no run with id")
@@ -76,3 +82,28 @@ def test_inspect_shows_kind_and_fingerprint(tiny_pair) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["checkpoint"]["kind"] == "local_dir" and len(summary["checkpoint"]["fingerprint"]) == 64
+
+
+def test_the_store_may_be_named_before_the_verb_and_a_bare_demo_is_spelled_out(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("AFTERBURN_HOME", str(tmp_path / "from-the-environment"))
+    home = tmp_path / "typed"
+    result = afterburn("--home", str(home), "weight-diff", "--base", "demo", "--trained", "demo")
+    assert result.returncode == 0, result.stderr
+    assert f"in {home / 'afterburn.sqlite3'}" in result.stderr
+    assert not (tmp_path / "from-the-environment").exists()  # a typed --home wins over the environment
+    listed = afterburn("--home", str(home), "runs", "list").stdout
+    assert "demo:base" in listed and "demo:trained" in listed
+    # After the verb it still works, and wins over the one before it.
+    again = afterburn("--home", str(tmp_path / "ignored"), "runs", "list", "--home", str(home))
+    assert again.stdout == listed and not (tmp_path / "ignored").exists()
+
+
+def test_piped_output_keeps_whole_names_and_whole_lines(afterburn_home: Path) -> None:
+    """stdout is a pipe here: no tensor name squeezed to "model.…", no sentence wrapped at 80 columns."""
+    result = afterburn("weight-diff", "--base", "demo", "--trained", "demo")
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("│ ")]
+    assert any(row.split("│")[1].strip() == "model.layers.1.self_attn.q_proj.weight" for row in rows)
+    assert "…" not in result.stdout
+    finding = next(line for line in result.stdout.splitlines() if "Outlier tensor: model.layers.2" in line)
+    assert finding.rstrip().endswith("(threshold 2.5×).")

@@ -160,7 +160,7 @@ def test_threads_option_is_on_every_pair_verb_and_not_in_the_cache_key(afterburn
     second = afterburn("weight-diff", "--base", base, "--trained", trained, "--threads", "2")
     assert second.returncode == 0 and "cached" in second.stderr
     run_id = second.stderr.split("run ", 1)[1].split()[0]
-    assert json.loads(json.loads(afterburn("runs", "show", run_id).stdout)["run"]["config_json"])["threads"] == 2
+    assert json.loads(afterburn("runs", "show", "--json", run_id).stdout)["run"]["config"]["threads"] == 2
 
 
 def test_a_bad_thread_count_is_one_line_and_exit_2(afterburn_home: Path) -> None:

@@ -66,6 +66,16 @@ def _exists(path: Path) -> bool:
         return False
 
 
+#: The demo model a bare ``demo`` means on each side of a pair.
+DEFAULT_DEMO_NAME = {"base": "base", "trained": "trained"}
+
+
+def spelled_out(text: str, side: str) -> str:
+    """A bare ``demo`` as the model it means on ``side`` (``demo:base``, ``demo:trained``), so the run store,
+    the history and every report name the model, not "demo → demo"; any other reference as typed."""
+    return f"demo:{DEFAULT_DEMO_NAME[side]}" if text.strip().lower() == "demo" else text
+
+
 def parse_reference(text: str, *, relative_to: Path | None = None) -> ParsedReference:
     """Classify ``text``; ``relative_to`` is the folder a relative path is read from (default: cwd)."""
     if not isinstance(text, str) or not text.strip():

@@ -48,13 +48,12 @@ from pathlib import Path
 from afterburn_core.checkpoints.fingerprint import fingerprint_files, model_files
 from afterburn_core.checkpoints.hub import fetch_snapshot
 from afterburn_core.checkpoints.local import LocalLayout, inspect_path
-from afterburn_core.checkpoints.references import ParsedReference, parse_reference
+from afterburn_core.checkpoints.references import DEFAULT_DEMO_NAME, ParsedReference, parse_reference
 from afterburn_core.errors import AfterburnError, BadCheckpoint, CheckpointNotFound
 from afterburn_core.limits import quoted
 from afterburn_core.types import ResolvedCheckpoint
 
 #: What a bare ``demo`` means on each side of a pair.
-DEFAULT_DEMO_NAME = {"base": "base", "trained": "trained"}
 #: How a user names an adapter's base, in the words of each door that has the option.
 ADAPTER_BASE_OPTION = "adapter_base (the CLI's `inspect --base`)"
 

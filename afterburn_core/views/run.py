@@ -202,6 +202,25 @@ def _batch(batch_size: int) -> str:
     return f"batch {batch_size}" if batch_size else "batch size chosen by free memory"
 
 
+def _setting(name: str, value, report: RunReport) -> Fact:
+    """One stored setting as the run used it: the settings whose stored value means "choose for me" (no
+    suites, batch size 0, threads 0) say what was chosen, with the stored value as the note."""
+    from afterburn_core.generation.suites import DEFAULT_SUITES
+
+    if name == "suites" and not value:
+        used = [suite.name for suite in report.generations.suites] if report.generations is not None else DEFAULT_SUITES
+        return Fact(name, ", ".join(used), "none named: the default set")
+    if name == "batch_size" and value == 0:
+        return Fact(name, "chosen by each model from free memory", "setting 0")
+    if name == "threads" and value == 0:
+        return Fact(name, "chosen from the CPUs this process may use", "setting 0")
+    if isinstance(value, str):
+        return Fact(name, value)
+    if isinstance(value, list):
+        return Fact(name, ", ".join(str(item) for item in value) if value else "none")
+    return Fact(name, json.dumps(value))
+
+
 def provenance(report: RunReport) -> tuple[tuple[str, tuple[Fact, ...]], ...]:
     """Where the numbers come from: models, run, compute and timings, config, suites (groups of facts)."""
     run = report.run
@@ -238,7 +257,7 @@ def provenance(report: RunReport) -> tuple[tuple[str, tuple[Fact, ...]], ...]:
     if report.token_kl is not None:
         compute.append(Fact("Token KL", report.token_kl.scores.method,
                             f"error bound {report.token_kl.scores.kl_error_bound:.2g} nats"))
-    config = tuple(Fact(name, json.dumps(value)) for name, value in sorted(json.loads(run.config_json).items()))
+    config = tuple(_setting(name, value, report) for name, value in sorted(json.loads(run.config_json).items()))
     groups = [("Models", tuple(models)), ("Run", tuple(run_facts)), ("Compute and timings", tuple(compute)),
               ("Configuration", config)]
     if report.generations is not None:
