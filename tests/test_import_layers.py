@@ -14,7 +14,7 @@ CORE = Path(__file__).resolve().parent.parent / "afterburn_core"
 #: registry (which names later modules only as "module:attribute" strings), the store, and the demo
 #: pair (its paths, and build code that imports nothing else of the core).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "limits", "files", "yaml_input", "serde", "types", "progress", "device", "config", "analyses", "store", "demo"),
+    ("errors", "limits", "files", "yaml_input", "serde", "types", "progress", "device", "threads", "config", "analyses", "store", "demo"),
     ("checkpoints",),
     ("weights", "generation"),
     ("behaviour",),
