@@ -23,19 +23,26 @@ from afterburn_core.config import AnalysisConfig, load_config_file
 from afterburn_core.errors import AnalysisFailed, BadInput, ConfigError
 from afterburn_core.progress import ProgressCallback
 from afterburn_core.reports.bundle import RunReport
+from afterburn_core.reports.notebook import register_in_kernel
 from afterburn_core.store import RunStore
 from afterburn_core.types import CheckpointRef, CheckpointSummary, RunRecord
 
 if TYPE_CHECKING:
+    import pandas
+
     from afterburn_core.behaviour.report import BehaviourReport
     from afterburn_core.internals.types import InternalsResult
     from afterburn_core.runner import CheckedInputs
     from afterburn_core.reward_hack.types import RewardHackResult
     from afterburn_core.trajectory import TrajectoryResult
     from afterburn_core.trajectory.stored import StoredTrajectory
+    from afterburn_core.views.run import Example
     from afterburn_core.weights.types import WeightDiffResult
 
 _SETTINGS = frozenset(f.name for f in fields(AnalysisConfig))
+
+# Inside a Jupyter kernel, results display as their report sections (DiagnosedRun has its own _repr_html_).
+register_in_kernel()
 
 #: ``on_start(run_id, store_path)``: called once a run is recorded, before any work (the CLI prints where it is).
 StartCallback = Callable[[str, Path], None]
@@ -121,6 +128,79 @@ class DiagnosedRun:
         from afterburn_core.reports import write_report
 
         return write_report(self.report, path)
+
+    def weights_table(self) -> pandas.DataFrame:
+        """Every tensor of the weight diff, one row each, the most changed first: every field of the contract
+        (docs/weight-diff-schema.md) as a column, as the dashboard's CSV download holds them."""
+        import pandas
+
+        from afterburn_core.views.weights import tensor_records
+
+        weights = _present(self, self.weights, "weight diff")
+        table = pandas.DataFrame(tensor_records(weights))
+        return table.sort_values("relative_change", ascending=False, ignore_index=True)
+
+    def prompt(self, link: str) -> PromptAnswers:
+        """One prompt of the run (``suite/prompt_id``, as reports and pages name it) and both models' answers;
+        a notebook shows them side by side. ``BadInput`` naming the run's prompts when it has no such one."""
+        from afterburn_core.views.run import examples
+
+        generations = self.report.generations
+        if generations is None:
+            raise BadInput(f"run {self.run_id} has no generations; run the behaviour analysis to compare answers")
+        # Every prompt, ranked as the report ranks them, so the line saying why it diverged is the report's.
+        found = next((example for example in examples(self.report, limit=len(generations.prompts))
+                      if example.link == link), None)
+        if found is None:
+            links = [f"{prompt.suite}/{prompt.prompt_id}" for prompt in generations.prompts]
+            listed = ", ".join(links[:_LISTED_PROMPTS]) + (", …" if len(links) > _LISTED_PROMPTS else "")
+            raise BadInput(f"run {self.run_id} has no prompt {link!r}; its {len(links)} prompts are {listed}")
+        return PromptAnswers(found)
+
+    def _repr_html_(self) -> str:
+        from afterburn_core.reports.notebook import run_html
+
+        return run_html(self.report)
+
+
+#: Prompt links an unknown-prompt error lists before "…" (enough to show the naming, short enough for one line).
+_LISTED_PROMPTS = 5
+
+
+@dataclass(frozen=True, repr=False)
+class PromptAnswers:
+    """One prompt of a run and both models' answers (``DiagnosedRun.prompt``); side by side in a notebook."""
+
+    example: Example
+
+    @property
+    def link(self) -> str:
+        """``suite/prompt_id``."""
+        return self.example.link
+
+    @property
+    def prompt(self) -> str:
+        """The prompt's text."""
+        return self.example.prompt.text
+
+    @property
+    def base(self) -> str:
+        """The base model's answer."""
+        return self.example.base.text
+
+    @property
+    def trained(self) -> str:
+        """The post-trained model's answer."""
+        return self.example.trained.text
+
+    def __repr__(self) -> str:
+        return (f"PromptAnswers({self.link}: base {self.example.base.n_tokens} tokens, "
+                f"post-trained {self.example.trained.n_tokens} tokens; {self.example.why})")
+
+    def _repr_html_(self) -> str:
+        from afterburn_core.reports.notebook import example_html
+
+        return example_html(self.example)
 
 
 class Diagnoser:

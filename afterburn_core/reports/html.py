@@ -23,7 +23,9 @@ tables (tens of kB for the demo run).
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import uuid
+from typing import Any, NamedTuple
 
 from plotly.offline import get_plotlyjs
 
@@ -42,31 +44,44 @@ from afterburn_core.weights.types import WeightDiffResult
 from afterburn_core.views import run as run_view, theme, wording, behaviour as behaviour_view, reward_hack as reward_view, weights as weights_view
 from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.run import SECTIONS, Fact
-from afterburn_core.reports.html_template import Safe, join, json_block, page, tag
+from afterburn_core.reports.html_template import Safe, fragment, join, json_block, page, tag
 from afterburn_core.views.text import spell_invisible
 from afterburn_core.analyses import detector_title
 from afterburn_core.reward_hack.types import DetectorResult
 
 FIGURES_ID = "afterburn-figures"
-#: Hands every figure of the data block to plotly; static, so its CSP hash never changes.
-RENDER_SCRIPT = (
-    f"(function () {{ var figures = JSON.parse(document.getElementById('{FIGURES_ID}').textContent);"
-    " Object.keys(figures).forEach(function (id) {"
-    " Plotly.newPlot(id, figures[id].data, figures[id].layout,"
-    " {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']}); }); })();"
-)
+#: What a notebook's chart says when plotly.js is not on the page (``render_fragment`` sends it once per kernel).
+NO_PLOTLY = ("This chart needs plotly.js, which the first Afterburn output with charts since the kernel started "
+             "carries: restart the kernel and run the notebook again to draw it.")
+
+
+def render_script(figures_id: str) -> str:
+    """The script that hands every figure of the data block ``figures_id`` to plotly (or says why it cannot)."""
+    return (
+        f"(function () {{ var figures = JSON.parse(document.getElementById('{figures_id}').textContent);"
+        " Object.keys(figures).forEach(function (id) {"
+        f" if (typeof Plotly === 'undefined') {{ document.getElementById(id).textContent = {json.dumps(NO_PLOTLY)};"
+        " return; }"
+        " Plotly.newPlot(id, figures[id].data, figures[id].layout,"
+        " {displaylogo: false, responsive: true, modeBarButtonsToRemove: ['sendDataToCloud']}); }); })();"
+    )
+
+
+#: The report's script; static, so its CSP hash never changes.
+RENDER_SCRIPT = render_script(FIGURES_ID)
 #: Characters of an answer shown inside the reward-hack evidence lists (the examples show whole answers).
 EVIDENCE_CHARS = 160
 
 
 class _Charts:
-    """The figures of one page, each given a div id in the order it appears."""
+    """The figures of one page, each given a div id (``prefix``, a number in order of appearance, a name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "chart") -> None:
+        self.prefix = prefix
         self.figures: dict[str, Any] = {}
 
     def div(self, figure: dict[str, Any], name: str) -> Safe:
-        chart_id = f"chart-{len(self.figures) + 1}-{name}"
+        chart_id = f"{self.prefix}-{len(self.figures) + 1}-{name}"
         self.figures[chart_id] = figure
         return tag("div", id=chart_id, class_="chart", role="img", aria_label=name.replace("-", " "))
 
@@ -246,9 +261,12 @@ def _detector_evidence(report: RunReport, detector: DetectorResult) -> Safe | No
     """The prompts a detector cites (shown) and the statistics behind its score (folded: there can be dozens)."""
     if not detector.examples and not detector.statistics:
         return None
-    cited = [tag("li", tag("span", link, class_="mono"), ": ", prompt, tag("br"),
-                 tag("span", "→ ", answer, class_="mono"))
-             for link, prompt, answer in reward_view.evidence(report.generations, detector.examples, EVIDENCE_CHARS)]
+    # A result shown without its run (a notebook) has no generations to quote: the links alone.
+    cited = ([tag("li", tag("span", link, class_="mono"), ": ", prompt, tag("br"),
+                  tag("span", "→ ", answer, class_="mono"))
+              for link, prompt, answer in reward_view.evidence(report.generations, detector.examples, EVIDENCE_CHARS)]
+             if report.generations is not None
+             else [tag("li", tag("span", link, class_="mono")) for link in detector.examples])
     return tag("div",
                tag("h3", detector_title(detector.name)),
                tag("ul", cited, class_="evidence") if cited else tag("p", "No prompt cited.", class_="note"),
@@ -349,27 +367,30 @@ def _causal_table(table: CausalTable) -> Safe:
     return _table(table.columns, list(table.rows), numeric=table.numeric)
 
 
+def _example(example: run_view.Example) -> Safe:
+    """One prompt and both answers side by side, with where they diverge most."""
+    tokens = (tag("div", "Diverges most at ",
+                  (tag("span", spell_invisible(repr(token.token), keep=""), f" KL {token.kl:.2f}")
+                   for token in example.top_tokens[:5]), class_="tokens")
+              if example.top_tokens else None)
+    sides = [tag("div", tag("span", class_=f"chip {side}"), tag("b", name),
+                 f" · {completion.n_tokens} tokens · stopped at {completion.stop_reason}",
+                 tag("pre", spell_invisible(completion.text), class_="output"), class_=f"side {side}")
+             for side, name, completion in (("base", theme.BASE_LABEL, example.base),
+                                            ("trained", theme.TRAINED_LABEL, example.trained))]
+    return tag("div",
+               tag("div", tag("b", example.link, class_="mono"), " · ", example.prompt.category, " · ",
+                   example.why, class_="head"),
+               tag("div", tag("b", "Prompt"), tag("pre", spell_invisible(example.prompt.text), class_="output"),
+                   tokens, class_="prompt"),
+               tag("div", sides, class_="grid2"), class_="example")
+
+
 def _examples(report: RunReport) -> Safe:
     chosen = run_view.examples(report)
     if not chosen:
         return _section("examples", _absent(run_view.absence(report, "generations")))
-    blocks = []
-    for example in chosen:
-        tokens = (tag("div", "Diverges most at ",
-                      (tag("span", spell_invisible(repr(token.token), keep=""), f" KL {token.kl:.2f}")
-                       for token in example.top_tokens[:5]), class_="tokens")
-                  if example.top_tokens else None)
-        sides = [tag("div", tag("span", class_=f"chip {side}"), tag("b", name),
-                     f" · {completion.n_tokens} tokens · stopped at {completion.stop_reason}",
-                     tag("pre", spell_invisible(completion.text), class_="output"), class_=f"side {side}")
-                 for side, name, completion in (("base", theme.BASE_LABEL, example.base),
-                                                ("trained", theme.TRAINED_LABEL, example.trained))]
-        blocks.append(tag("div",
-                          tag("div", tag("b", example.link, class_="mono"), " · ", example.prompt.category, " · ",
-                              example.why, class_="head"),
-                          tag("div", tag("b", "Prompt"), tag("pre", spell_invisible(example.prompt.text),
-                                                              class_="output"), tokens, class_="prompt"),
-                          tag("div", sides, class_="grid2"), class_="example"))
+    blocks = [_example(example) for example in chosen]
     note = ("Ranked by mean token-level KL of the post-trained answer" if report.token_kl is not None
             else f"Ranked by length change ({run_view.absence(report, 'token_kl')})")
     return _section("examples", tag("p", f"{note}; the {len(chosen)} most diverged of "
@@ -395,3 +416,40 @@ def render_html(report: RunReport) -> str:
     return page(title=f"Afterburn report: {run_view.title_line(report)}", body=body,
                 scripts=(get_plotlyjs(), RENDER_SCRIPT))
 
+
+class Fragment(NamedTuple):
+    """Report sections as a piece of a notebook page; ``charted``: it draws charts (so plotly.js was embedded
+    if asked for)."""
+
+    html: str
+    charted: bool
+
+
+def render_fragment(report: RunReport, sections: tuple[str, ...], *, include_plotly: bool) -> Fragment:
+    """Some ``SECTIONS`` of the report (by key, in order) as an HTML fragment for a notebook cell, drawn exactly
+    as in the report; ``include_plotly`` embeds plotly.js (~4.8 MB) if it draws charts: one output per page
+    needs it.
+
+    ``report`` needs only the results the sections read (``reports.notebook`` shows a result without its run).
+    Ids are unique per fragment, so any number of them can share a page.
+    """
+    charts = _Charts(prefix=f"afterburn-{uuid.uuid4().hex[:12]}")
+    drawn = {"summary": lambda: _summary(report), "findings": lambda: _findings(report),
+             "weights": lambda: _weights(report, charts), "behaviour": lambda: _behaviour(report, charts),
+             "reward_hack": lambda: _reward_hack(report, charts), "internals": lambda: _internals(report, charts),
+             "examples": lambda: _examples(report), "provenance": lambda: _provenance(report)}
+    return _fragment(join(drawn[key]() for key in sections), charts, include_plotly)
+
+
+def render_example_fragment(example: run_view.Example) -> str:
+    """One prompt and both answers side by side, as the report's examples show them, for a notebook cell."""
+    return _fragment(_example(example), _Charts(), include_plotly=False).html
+
+
+def _fragment(body: Safe, charts: _Charts, include_plotly: bool) -> Fragment:
+    if not charts.figures:
+        return Fragment(fragment(body=body), charted=False)
+    figures_id = f"{charts.prefix}-figures"
+    return Fragment(fragment(body=join(body, json_block(charts.figures, figures_id)),
+                             scripts=(*((get_plotlyjs(),) if include_plotly else ()), render_script(figures_id))),
+                    charted=True)
