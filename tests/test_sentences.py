@@ -33,8 +33,9 @@ from afterburn_core.reward_hack.findings import findings_for
 from afterburn_core.reward_hack.scoring import Measurement
 from afterburn_core.reward_hack.strategy_collapse import RELATIVE_DROP_NEGLIGIBLE, _Drop
 from afterburn_core.views import behaviour_readings as readings
+from afterburn_core.views.weights import COMBINED, head_grids
 from afterburn_core.views.weights_detail import embeddings
-from afterburn_core.weights.types import EmbeddingDrift, TokenDrift
+from afterburn_core.weights.types import EmbeddingDrift, HeadScores, TokenDrift
 
 STATS = BehaviourStats(suites={}, n_prompts=40, alpha=0.05, correction="benjamini_hochberg", n_tests=40,
                        n_significant=3, seed=0)
@@ -236,3 +237,18 @@ def test_the_embedding_reading_names_rows_tied_for_the_most_moved_as_tied(drifts
     else:
         assert reading.startswith(f"{len(tied)} rows tie as the most moved (tokens {tied[0].token_id} ")
         assert all(f"{token.token_id} '{token.token}'" in reading for token in tied)
+
+
+@given(st.lists(st.lists(st.floats(0, 1, allow_nan=False), min_size=4, max_size=4), min_size=1, max_size=4))
+def test_the_head_reading_names_every_head_tied_at_the_peak(rows: list[list[float]]) -> None:
+    layers = tuple(range(len(rows)))
+    scores = tuple(tuple(row) for row in rows)
+    grid = head_grids(HeadScores(len(rows), 4, 2, layers, scores, {}))[COMBINED]
+    top = max((f"{value:.3f}" for row in rows for value in row), key=float)
+    if float(top) == 0 and max(value for row in rows for value in row) == 0:
+        assert grid.reading == f"No head changed in {COMBINED}."
+        return
+    tied = [f"layer {layer} head {head}" for layer, row in zip(layers, rows) for head, value in enumerate(row)
+            if f"{value:.3f}" == top]
+    named = tied[0] if len(tied) == 1 else f"{', '.join(tied[:-1])} and {tied[-1]}, tied"
+    assert grid.reading.startswith(f"Head change ({COMBINED}) peaks at {named}: ")

@@ -24,6 +24,7 @@ from statistics import median
 from typing import get_args
 
 from afterburn_core.views.theme import PROFILE_TONES
+from afterburn_core.views.ranking import leaders, listed
 from afterburn_core.views.wording import count, duration, shape, visible
 from afterburn_core.weights.types import Finding, HeadScores, ModuleType, TensorDiff, WeightDiffResult
 
@@ -155,19 +156,26 @@ def layer_module_grid(weights: WeightDiffResult, label: str = "Relative change")
 
 
 def _grid_reading(weights: WeightDiffResult, label: str, cells: list) -> str:
+    """The grid's line; cells tied for the extreme at the precision printed are named together."""
     metric = CELL_METRICS[label]
     middle = median(float(getattr(cell, metric.field)) for cell in cells)
+
+    def places(tied: list) -> str:
+        return listed([where(cell.layer, cell.module) for cell in tied]) + (", tied" if len(tied) > 1 else "")
+
     if metric.low_stands_out:
-        lowest = min(cells, key=lambda cell: getattr(cell, metric.field))
-        return (f"Lowest effective rank: {where(lowest.layer, lowest.module)} at {lowest.effective_rank:.1f}, "
+        lowest = leaders(cells, lambda cell: -cell.effective_rank, lambda value: f"{-value:.1f}")
+        return (f"Lowest effective rank: {places(lowest)} at {lowest[0].effective_rank:.1f}, "
                 f"against a median of {middle:.1f} over {len(cells)} cells.")
-    top = max(cells, key=lambda cell: getattr(cell, metric.field))
     if metric.field == "energy_top_k":
-        return (f"Most concentrated: {where(top.layer, top.module)}, whose top {weights.spectrum_top_k} singular "
-                f"values hold {top.energy_top_k:.0%} of its change (median cell: {middle:.0%}).")
-    peak = getattr(top, metric.field)
+        top = leaders(cells, lambda cell: cell.energy_top_k, lambda value: f"{value:.0%}")
+        whose = "its" if len(top) == 1 else "each one's"
+        return (f"Most concentrated: {places(top)}, whose top {weights.spectrum_top_k} singular "
+                f"values hold {top[0].energy_top_k:.0%} of {whose} change (median cell: {middle:.0%}).")
+    top = leaders(cells, lambda cell: getattr(cell, metric.field), lambda value: f"{value:{metric.number_format}}")
+    peak = getattr(top[0], metric.field)
     what = f"median {label.lower() if label[0].isalpha() else label}"
-    return (f"Change peaks in {where(top.layer, top.module)}: {against(peak, middle, what, metric.number_format)}."
+    return (f"Change peaks in {places(top)}: {against(peak, middle, what, metric.number_format)}."
             if peak > 0 else f"No cell changed: every {label} is 0.")
 
 
@@ -184,8 +192,10 @@ def _head_grid(heads: HeadScores, projection: str) -> Grid:
     scores = heads.scores if projection == COMBINED else heads.per_projection[projection]
     flat = [(layer, head, score) for layer, row in zip(heads.layers, scores) for head, score in enumerate(row)]
     middle = median(score for _, _, score in flat)
-    layer, head, peak = max(flat, key=lambda cell: cell[2])
-    reading = (f"Head change ({projection}) peaks at layer {layer} head {head}: "
+    top = leaders(flat, lambda cell: cell[2], lambda value: f"{value:.3f}")
+    peak = top[0][2]
+    heads_named = listed([f"layer {layer} head {head}" for layer, head, _ in top]) + (", tied" if len(top) > 1 else "")
+    reading = (f"Head change ({projection}) peaks at {heads_named}: "
                f"{against(peak, middle, 'median head', '.3f')}." if peak > 0 else f"No head changed in {projection}.")
     return Grid("Per-head relative change", "layer", tuple(str(layer) for layer in heads.layers),
                 tuple(f"h{head}" for head in range(heads.num_heads)), tuple(tuple(row) for row in scores), reading,
