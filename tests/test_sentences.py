@@ -123,8 +123,8 @@ def test_the_format_reading_names_every_feature_tied_for_the_largest_change(pair
     signs = {sign_of(f"{shifts[feature].difference:+}") for feature in leaders}
     verb = {frozenset({1}): "rose", frozenset({-1}): "fell"}.get(frozenset(signs), "changed")
     names = leaders[0] if len(leaders) == 1 else f"{', '.join(leaders[:-1])} and {leaders[-1]}"
-    tied = "" if len(leaders) == 1 else f", tied at {top} points"
-    assert line.startswith(f"{names} use {verb} most{tied}: ")
+    tied = ", in " if len(leaders) == 1 else f", tied at {top} points: "
+    assert line.startswith(f"{names} use {verb} most{tied}")
 
 
 intervals = st.tuples(st.floats(-1, 1, allow_nan=False), st.floats(-1, 1, allow_nan=False)).map(sorted).map(tuple)

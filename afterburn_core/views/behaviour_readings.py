@@ -175,10 +175,13 @@ def formats(group: GroupStats, stats: BehaviourStats) -> Section | None:
     else:
         verbs = {direction(shift.difference, "rose", "fell", "held") for _, shift in top}
         verb = verbs.pop() if len(verbs) == 1 else "changed"
-        changes = "; ".join(f"{feature} {rate_change(shift, of=' of answers')}, {verdict(shift, stats)}"
-                            for feature, shift in top)
-        tied = "" if len(top) == 1 else f", tied at {abs(top[0][1].difference) * 100:.0f} points"
-        line = (f"{listed([feature for feature, _ in top])} use {verb} most{tied}: {changes}; "
+        if len(top) == 1:
+            changes = f", in {rate_change(top[0][1], of=' of answers')}, {verdict(top[0][1], stats)}"
+        else:
+            changes = (f", tied at {abs(top[0][1].difference) * 100:.0f} points: "
+                       + "; ".join(f"{feature} {rate_change(shift, of=' of answers')}, {verdict(shift, stats)}"
+                                   for feature, shift in top))
+        line = (f"{listed([feature for feature, _ in top])} use {verb} most{changes}; "
                 f"{n_significant} of {len(items)} format features shifted significantly."
                 + "".join(reconciled(shift, stats, f"{feature}'s rate difference", shift.ci) for feature, shift in top))
     shown = [(name, shift) for name, shift in items if shift.base or shift.trained] or items

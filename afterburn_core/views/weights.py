@@ -173,7 +173,7 @@ def _grid_reading(weights: WeightDiffResult, label: str, cells: list) -> str:
         return (f"Most concentrated: {places(top)}, whose top {weights.spectrum_top_k} singular "
                 f"values hold {top[0].energy_top_k:.0%} of {whose} change (median cell: {middle:.0%}).")
     top = leaders(cells, lambda cell: getattr(cell, metric.field), lambda value: f"{value:{metric.number_format}}")
-    peak = getattr(top[0], metric.field)
+    peak = max(getattr(cell, metric.field) for cell in cells)
     what = f"median {label.lower() if label[0].isalpha() else label}"
     return (f"Change peaks in {places(top)}: {against(peak, middle, what, metric.number_format)}."
             if peak > 0 else f"No cell changed: every {label} is 0.")
@@ -193,7 +193,7 @@ def _head_grid(heads: HeadScores, projection: str) -> Grid:
     flat = [(layer, head, score) for layer, row in zip(heads.layers, scores) for head, score in enumerate(row)]
     middle = median(score for _, _, score in flat)
     top = leaders(flat, lambda cell: cell[2], lambda value: f"{value:.3f}")
-    peak = top[0][2]
+    peak = max(score for _, _, score in flat)
     heads_named = listed([f"layer {layer} head {head}" for layer, head, _ in top]) + (", tied" if len(top) > 1 else "")
     reading = (f"Head change ({projection}) peaks at {heads_named}: "
                f"{against(peak, middle, 'median head', '.3f')}." if peak > 0 else f"No head changed in {projection}.")
