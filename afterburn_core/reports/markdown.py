@@ -143,7 +143,7 @@ def _behaviour(report: RunReport) -> list[str]:
                   _paired_table("strategy", behaviour_view.strategy_shares(stats.overall), rate=True), "",
                   _paired_table("format", behaviour_view.format_rates(stats.overall), rate=True), ""]
     significant = [tuple(map(escape, row.cells())) for row in behaviour_view.shift_rows(behaviour) if row.significant]
-    lines += ["### Significant shifts", ""]
+    lines += [f"### {behaviour_view.suite_tests_title(behaviour, significant_only=True)}", ""]
     if significant:
         lines.append(table(behaviour_view.SHIFT_COLUMNS, significant, behaviour_view.SHIFT_NUMERIC))
     else:

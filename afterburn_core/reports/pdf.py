@@ -1,7 +1,8 @@
-"""The PDF report (reportlab): a title page with the summary, then charts, findings and tables.
+"""The PDF report (reportlab): the summary and the findings, then charts and tables.
 
-The title page holds the two models, the summary cards, the composite-risk
-gauge and the top findings; the sections that follow (``run_view.SECTIONS``)
+The first page holds the two models, the summary cards beside the
+composite-risk gauge, and the findings (most severe first, each once: the
+table runs on to the next pages); the sections that follow (``run_view.SECTIONS``)
 hold the weight heatmaps and spectra, behaviour bars, reward-hack gauges with
 their evidence, internals (per-layer curves and table, the activation-difference
 lens's averaged tables; the causal half as ``views.internals_causal`` words it: steering's trials and
@@ -11,23 +12,28 @@ Charts are reportlab drawings (``pdf_charts``), not images. Every model or
 user string goes through ``pdf_fonts.markup`` (glyph fallback, then XML
 escaping) before it reaches a ``Paragraph``; text of this module through
 ``pdf_fonts.drawable``. Answers longer than ``ANSWER_CHARS`` are cut (the HTML
-and JSON hold them whole) so one table row always fits on a page.
+and JSON hold them whole) so one table row always fits on a page. A word too
+wide for its column (a tensor name, a prompt id, a test name) is broken into
+lines after its dots, underscores, slashes and hyphens (``_wrappable``), never
+inside a name's part.
 """
 
 from __future__ import annotations
 
+import html
 import io
+import re
 
 from reportlab.lib.colors import HexColor
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import (
     CondPageBreak,
     Flowable,
     KeepTogether,
-    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
@@ -61,6 +67,14 @@ WIDTH = A4[0] - 2 * MARGIN
 #: Characters of an answer printed in the examples; longer ones are cut with a note.
 ANSWER_CHARS = 1500
 EVIDENCE_CHARS = 140
+#: reportlab's default left and right padding of a table cell (points): a cell's text is this much narrower.
+CELL_PADDING = 12
+#: The summary cards' share of the first page's width; the composite gauge takes the rest.
+CARDS_SHARE = 0.7
+#: Where a word too wide for its column may break: after a run of dots, underscores, slashes or hyphens.
+_BREAK_AFTER = re.compile(r"(?<=[._/-])(?=[^._/-])")
+_TAG = re.compile(r"(<[^>]*>)")
+_WORD = re.compile(r"\S+")
 
 
 class _Styles:
@@ -78,26 +92,54 @@ class _Styles:
         self.cell_head_number = ParagraphStyle("cell_head_number", parent=self.cell_head, alignment=TA_RIGHT)
         self.title = ParagraphStyle("title", fontName=bold, fontSize=26, leading=32, textColor=HexColor(theme.ACCENT))
         self.subtitle = ParagraphStyle("subtitle", fontName=family, fontSize=14, leading=19, textColor=ink)
+        # No keepWithNext: a section's CondPageBreak keeps room under its heading, and keeping the heading with
+        # a table longer than the page pushed both to the next page (the first page's findings).
         self.h1 = ParagraphStyle("h1", fontName=bold, fontSize=16, leading=20, spaceBefore=14, spaceAfter=8,
-                                 textColor=HexColor(theme.ACCENT), keepWithNext=1)
+                                 textColor=HexColor(theme.ACCENT))
         self.h2 = ParagraphStyle("h2", fontName=bold, fontSize=11, leading=14, spaceBefore=10, spaceAfter=5,
                                  textColor=ink, keepWithNext=1)
         self.card_label = ParagraphStyle("card_label", parent=self.small, textColor=muted)
         self.card_value = ParagraphStyle("card_value", fontName=bold, fontSize=15, leading=19, textColor=ink)
 
 
-def _p(text: str, style: ParagraphStyle) -> Paragraph:
-    """A paragraph of this module's markup (model text inside it already went through ``markup``)."""
-    return Paragraph(drawable(text, keep=""), style)
+def _p(text: str, style: ParagraphStyle, width: float = WIDTH) -> Paragraph:
+    """A paragraph of this module's markup (model text inside it already went through ``markup``), set in
+    ``width`` points."""
+    return Paragraph(_wrappable(drawable(text, keep=""), style, width), style)
+
+
+def _wrappable(text: str, style: ParagraphStyle, width: float) -> str:
+    """``text`` (paragraph markup) with every word wider than ``width`` cut into lines after its dots,
+    underscores, slashes and hyphens: reportlab breaks lines only at spaces and cuts a longer word at
+    whatever letter fills the line ("post_att ention"). Measured in the bold face (the widest a cell uses)."""
+    font = style.fontName if style.fontName == fonts().mono else fonts().bold
+
+    def fits(piece: str) -> bool:
+        return stringWidth(html.unescape(piece), font, style.fontSize) <= width
+
+    def wrapped(word: str) -> str:
+        if fits(word):
+            return word
+        lines = [""]
+        for piece in _BREAK_AFTER.split(word):
+            if lines[-1] and not fits(lines[-1] + piece):
+                lines.append(piece)
+            else:
+                lines[-1] += piece
+        return "<br/>".join(lines)
+
+    return "".join(part if _TAG.fullmatch(part) else _WORD.sub(lambda word: wrapped(word.group()), part)
+                   for part in _TAG.split(text))
 
 
 def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], styles: _Styles, widths: tuple[float, ...],
            numeric: tuple[int, ...] = ()) -> Table:
     """A table of markup cells, wrapped to ``widths`` (fractions of the page width)."""
-    cells = [[_p(header, styles.cell_head_number if index in numeric else styles.cell_head)
+    inner = [WIDTH * fraction - CELL_PADDING for fraction in widths]
+    cells = [[_p(header, styles.cell_head_number if index in numeric else styles.cell_head, inner[index])
               for index, header in enumerate(headers)]]
-    cells += [[_p(cell, styles.number if index in numeric else styles.small) for index, cell in enumerate(row)]
-              for row in rows]
+    cells += [[_p(cell, styles.number if index in numeric else styles.small, inner[index])
+               for index, cell in enumerate(row)] for row in rows]
     table = Table(cells, colWidths=[WIDTH * fraction for fraction in widths], repeatRows=1)
     commands = [
         ("BACKGROUND", (0, 0), (-1, 0), HexColor(theme.PANEL)),
@@ -133,33 +175,38 @@ def _findings(found: tuple[run_view.ReportFinding, ...], styles: _Styles) -> Flo
 
 
 def _title_page(report: RunReport, styles: _Styles) -> list:
+    """The two models, the run line, the summary cards and beside them the composite gauge (when there is one)."""
     run = report.run
     chip = '<font color="{}">■</font>'
-    story = [Spacer(1, 18 * mm), _p("Afterburn report", styles.title), Spacer(1, 3 * mm),
+    story = [Spacer(1, 10 * mm), _p("Afterburn report", styles.title), Spacer(1, 3 * mm),
              _p(f"{chip.format(theme.BASE_COLOR)} {markup(run.base_reference)}  →  "
                 f"{chip.format(theme.TRAINED_COLOR)} {markup(run.trained_reference)}", styles.subtitle),
              Spacer(1, 2 * mm),
              _p(f"Run {markup(run.run_id)} · {markup(run.status)} · finished {wording.when(run.finished_at)} · "
                 f"written by afterburn {markup(report.afterburn_version)} on {wording.when(report.generated_at)}",
                 styles.muted),
-             Spacer(1, 8 * mm), _p(SECTIONS["summary"], styles.h1)]
-    cards = [[_p(markup(fact.label.upper()), styles.card_label),
+             Spacer(1, 6 * mm), _p(SECTIONS["summary"], styles.h1)]
+    gauge_width = WIDTH * (1 - CARDS_SHARE) if report.reward_hack is not None else 0.0
+    card_width = (WIDTH - gauge_width) / 2
+    text_width = card_width - 20  # the cards' left padding and a margin on the right
+    cards = [[_p(markup(fact.label.upper()), styles.card_label, text_width),
               _p(f'<font color="{fact.color}">{markup(fact.value)}</font>' if fact.color else markup(fact.value),
-                 styles.card_value),
-              _p(markup(fact.note), styles.small)] for fact in run_view.summary_facts(report)]
-    grid = Table([cards[index: index + 2] for index in range(0, len(cards), 2)], colWidths=[WIDTH / 2] * 2)
+                 styles.card_value, text_width),
+              _p(markup(fact.note), styles.small, text_width)] for fact in run_view.summary_facts(report)]
+    grid = Table([cards[index: index + 2] for index in range(0, len(cards), 2)], colWidths=[card_width] * 2)
     grid.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), HexColor(theme.PANEL)),
                               ("BOX", (0, 0), (-1, -1), 0.6, HexColor("#ffffff")),
                               ("INNERGRID", (0, 0), (-1, -1), 4, HexColor("#ffffff")),
                               ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 8),
                               ("BOTTOMPADDING", (0, 0), (-1, -1), 8), ("LEFTPADDING", (0, 0), (-1, -1), 10)]))
-    story += [grid, Spacer(1, 6 * mm)]
-    if report.reward_hack is not None:
-        composite = report.reward_hack.composite
-        story.append(pdf_charts.gauge(composite.score, composite.band, "Composite reward-hack risk", size=170))
-    found = run_view.findings(report)[: run_view.SUMMARY_FINDINGS]
-    story += [_p("Top findings", styles.h2), _findings(found, styles)]
-    return [*story, PageBreak()]
+    if report.reward_hack is None:
+        return [*story, grid]
+    composite = report.reward_hack.composite
+    beside = Table([[grid, pdf_charts.gauge(composite.score, composite.band, "Composite reward-hack risk",
+                                            size=gauge_width - 8)]], colWidths=[WIDTH - gauge_width, gauge_width])
+    beside.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "MIDDLE"), ("ALIGN", (1, 0), (1, 0), "CENTER"),
+                                ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
+    return [*story, beside]
 
 
 def _weights(report: RunReport, styles: _Styles) -> list:
@@ -217,8 +264,8 @@ def _behaviour(report: RunReport, styles: _Styles) -> list:
             pdf_charts.paired_bars(behaviour_view.format_rates(stats.overall), WIDTH, title=f"Format rates · {suite}",
                                    rate=True)])]
     rows = [tuple(map(markup, row.cells())) for row in behaviour_view.shift_rows(behaviour) if row.significant]
-    story.append(_p("Significant shifts", styles.h2))
-    story.append(_table(behaviour_view.SHIFT_COLUMNS, rows, styles, (0.13, 0.11, 0.22, 0.14, 0.14, 0.12, 0.14),
+    story.append(_p(markup(behaviour_view.suite_tests_title(behaviour, significant_only=True)), styles.h2))
+    story.append(_table(behaviour_view.SHIFT_COLUMNS, rows, styles, (0.12, 0.13, 0.23, 0.13, 0.13, 0.12, 0.14),
                         numeric=behaviour_view.SHIFT_NUMERIC) if rows else _p("No test is significant.", styles.muted))
     return story
 
@@ -230,9 +277,11 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
         return [*story, _p(markup(run_view.absence(report, "reward_hack")), styles.muted)]
     composite = result.composite
     detectors = reward_view.detectors(result)
-    gauges = [pdf_charts.gauge(composite.score, composite.band, "Composite")]
-    gauges += [pdf_charts.gauge(detector.score, detector.band,
-                                detector_title(detector.name), available=detector.available)
+    # Every gauge in one row, each as wide as its share of the page (six would overlap at their full size).
+    size = min(pdf_charts.GAUGE_SIZE, WIDTH / (len(detectors) + 1))
+    gauges = [pdf_charts.gauge(composite.score, composite.band, "Composite", size=size)]
+    gauges += [pdf_charts.gauge(detector.score, detector.band, detector_title(detector.name),
+                                available=detector.available, size=size)
                for detector in detectors]
     row = Table([gauges], colWidths=[WIDTH / len(gauges)] * len(gauges))
     row.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")]))
@@ -341,11 +390,13 @@ def _examples(report: RunReport, styles: _Styles) -> list:
         return [*story, _p(markup(run_view.absence(report, "generations")), styles.muted)]
     for example in chosen:
         tokens = ", ".join(f"{markup(repr(token.token))} (KL {token.kl:.2f})" for token in example.top_tokens[:5])
+        side = WIDTH / 2 - CELL_PADDING
         sides = Table([[_p(f"<b>{theme.BASE_LABEL}</b> · {example.base.n_tokens} tokens · "
-                           f"{example.base.stop_reason}", styles.small),
+                           f"{example.base.stop_reason}", styles.small, side),
                         _p(f"<b>{theme.TRAINED_LABEL}</b> · {example.trained.n_tokens} tokens · "
-                           f"{example.trained.stop_reason}", styles.small)],
-                       [_p(_answer(example.base.text), styles.mono), _p(_answer(example.trained.text), styles.mono)]],
+                           f"{example.trained.stop_reason}", styles.small, side)],
+                       [_p(_answer(example.base.text), styles.mono, side),
+                        _p(_answer(example.trained.text), styles.mono, side)]],
                       colWidths=[WIDTH / 2] * 2)
         sides.setStyle(TableStyle([
             ("LINEABOVE", (0, 0), (0, 0), 3, HexColor(theme.BASE_COLOR)),

@@ -2,7 +2,7 @@
 
 A heatmap of rectangles on the report's sequential scale, paired bars
 (base and post-trained in their two colours), singular-value spectra on a log
-axis, 0–100 gauges in their band's colour, and the internals' per-layer curves
+axis, 0–100 gauges in their band's colour with their scale marked, and the internals' per-layer curves
 as small panels side by side, and the share of the KL gap each decoder block
 closes and opens (layer localization). Each function returns a
 ``Drawing`` of the width it is given; every label passes ``pdf_fonts.drawable``
@@ -17,6 +17,7 @@ import math
 from reportlab.graphics.shapes import Drawing, Line, PolyLine, Rect, String, Wedge
 from reportlab.lib.colors import HexColor
 
+from afterburn_core.reward_hack.scoring import CRITICAL_FROM, HIGH_FROM, MODERATE_FROM
 from afterburn_core.views import theme
 from afterburn_core.reports.pdf_fonts import drawable, fonts
 from afterburn_core.views.behaviour import Paired
@@ -30,6 +31,10 @@ BAR_HEIGHT = 5.5
 LABEL_WIDTH = 120
 #: Longest label drawn beside a chart; a longer one is cut (the tables beside hold it whole).
 LABEL_CHARS = 26
+#: A gauge's width (points) where it has room: a third of a page's text column.
+GAUGE_SIZE = 110
+#: The gauge's marked values: its ends and the band edges (the HTML gauge's ticks).
+GAUGE_TICKS = (0.0, MODERATE_FROM, HIGH_FROM, CRITICAL_FROM, 100.0)
 
 
 def _text(x: float, y: float, text: str, *, size: float = 7.5, color: str = theme.INK, anchor: str = "start",
@@ -217,21 +222,38 @@ def localization_bars(localization: LocalizationView, width: float) -> Drawing:
     return drawing
 
 
-def gauge(score: float, band: str, title: str, *, available: bool = True, size: float = 110) -> Drawing:
-    """A half-ring from 0 to 100 filled up to ``score`` in the colour of ``band``, the score in its middle."""
+def gauge(score: float, band: str, title: str, *, available: bool = True, size: float = GAUGE_SIZE) -> Drawing:
+    """A half-ring from 0 to 100 filled up to ``score`` in the colour of ``band``, the score in its middle, the
+    scale's ends and band edges marked around it (as the HTML gauge's ticks). Unavailable: grey, no number
+    (not measured is not 0)."""
     color = theme.BAND_COLORS.get(band, theme.UNAVAILABLE_COLOR) if available else theme.UNAVAILABLE_COLOR
     radius = size / 2 - 6
-    height = radius + 44
+    height = radius + 50
     drawing = Drawing(size, height)
     center_x, center_y = size / 2, 22
     drawing.add(Wedge(center_x, center_y, radius, 0, 180, radius1=radius * 0.68, fillColor=HexColor(theme.PANEL),
                       strokeColor=HexColor(theme.RULE), strokeWidth=0.5))
-    filled = max(0.0, min(100.0, score)) * 1.8
+    filled = max(0.0, min(100.0, score)) * 1.8 if available else 0.0
     if filled > 0:
         drawing.add(Wedge(center_x, center_y, radius, 180 - filled, 180, radius1=radius * 0.68,
                           fillColor=HexColor(color), strokeColor=None))
-    drawing.add(_text(center_x, center_y + 2, f"{score:.0f}", size=16, color=color, anchor="middle", bold=True))
-    drawing.add(_text(center_x, center_y - 12, band if available else "not available", size=7.5, color=color,
-                      anchor="middle", bold=True))
-    drawing.add(_text(center_x, height - 10, title, size=8.5, anchor="middle", bold=True))
+    for tick in GAUGE_TICKS:
+        angle = math.radians(180 - tick * 1.8)
+        cos, sin = math.cos(angle), math.sin(angle)
+        drawing.add(Line(center_x + radius * cos, center_y + radius * sin, center_x + (radius + 3) * cos,
+                         center_y + (radius + 3) * sin, strokeColor=HexColor(theme.MUTED), strokeWidth=0.6))
+        if tick in (0, 100):  # the ends: under the ring, inside the drawing
+            x, y = center_x + radius * 0.84 * cos, center_y - 8
+        else:
+            x, y = center_x + (radius + 5) * cos, center_y + (radius + 5) * sin
+        drawing.add(_text(x, y, f"{tick:.0f}", size=5.5, color=theme.MUTED,
+                          anchor="middle" if tick in (0, 50, 100) else "end" if tick < 50 else "start"))
+    if available:
+        drawing.add(_text(center_x, center_y + 2, f"{score:.0f}", size=16, color=color, anchor="middle", bold=True))
+        drawing.add(_text(center_x, center_y - 12, band, size=7.5, color=color, anchor="middle", bold=True))
+    else:  # in the ring's hole, where the number would be: below it the words would run into the scale's ends
+        drawing.add(_text(center_x, center_y + 4, "not available", size=6.5, color=color, anchor="middle", bold=True))
+    # A narrowed gauge (six in a row) takes a smaller title so neighbours' titles keep apart.
+    drawing.add(_text(center_x, height - 10, title, size=8.5 if size >= GAUGE_SIZE else 7.5, anchor="middle",
+                      bold=True))
     return drawing

@@ -3,8 +3,10 @@
 ``behaviour_view(stats)`` turns a stored ``BehaviourStats`` into a frozen
 ``BehaviourView``: every test of every suite's overall group as a row
 (significant first, then by corrected p), the median lengths per suite and
-category, and the one line that says how many tests are significant. The
-per-group readings the Behaviour page shows are ``behaviour_readings``'.
+category, and the one line that says how many tests are significant (on whole
+suites, which the tables list, and within categories), with the tables'
+headings counted the same way. The per-group readings the Behaviour page
+shows are ``behaviour_readings``'.
 Selects, ranks and words what the analysis stored; draws and escapes
 nothing. Cost: linear in the tests, plus a sort.
 """
@@ -120,10 +122,50 @@ def format_rates(group: GroupStats) -> tuple[Paired, ...]:
                  for feature, shift in group.format.items())
 
 
+@dataclass(frozen=True)
+class Tally:
+    """How many tests (those with a p value) one part of the run holds, and how many are significant."""
+
+    tests: int
+    significant: int
+
+
+def _count(groups: list[GroupStats]) -> Tally:
+    shifts = [shift for group in groups for _, _, shift in group_tests(group) if shift.p_value is not None]
+    return Tally(len(shifts), sum(shift.significant for shift in shifts))
+
+
+def suite_count(stats: BehaviourStats) -> Tally:
+    """The tests on whole suites: the ones ``shift_rows`` lists and the reports' tables show."""
+    return _count([suite_stats.overall for suite_stats in stats.suites.values()])
+
+
+def significance_fact(stats: BehaviourStats) -> tuple[str, str]:
+    """``("45 of 252", "tests significant after … (α = 0.05): 15 of the 41 on whole suites, 30 of the 211
+    within categories")``: the run's count and what it counts, which the summary card shows as value and note
+    and the behaviour section as one line, so every door counts the same tests the same way."""
+    suites = suite_count(stats)
+    categories = _count([group for suite_stats in stats.suites.values() for group in suite_stats.categories.values()])
+    parts = [f"{suites.significant} of the {suites.tests} on whole suites"]
+    if categories.tests:
+        parts.append(f"{categories.significant} of the {categories.tests} within categories")
+    return (f"{stats.n_significant} of {stats.n_tests}",
+            f"tests significant after {correction_name(stats.correction)} correction (α = {stats.alpha:g}): "
+            + ", ".join(parts))
+
+
 def significance(stats: BehaviourStats) -> str:
-    """``3 of 40 tests significant after Benjamini–Hochberg correction (α = 0.05)`` (no full stop)."""
-    return (f"{stats.n_significant} of {stats.n_tests} tests significant after "
-            f"{correction_name(stats.correction)} correction (α = {stats.alpha:g})")
+    """``45 of 252 tests significant after … (α = 0.05): 15 of the 41 on whole suites, …`` (no full stop)."""
+    return " ".join(significance_fact(stats))
+
+
+def suite_tests_title(stats: BehaviourStats, *, significant_only: bool) -> str:
+    """The heading of a table of ``shift_rows``: ``Significant shifts: 15 of the 41 tests on whole suites`` or
+    ``All 41 tests on whole suites``, counted as ``significance`` counts them."""
+    suites = suite_count(stats)
+    if significant_only:
+        return f"Significant shifts: {suites.significant} of the {suites.tests} tests on whole suites"
+    return f"All {suites.tests} tests on whole suites"
 
 
 def behaviour_view(stats: BehaviourStats) -> BehaviourView:

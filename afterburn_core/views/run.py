@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from afterburn_core.generation.results import TokenDivergence
-from afterburn_core.views.behaviour import shift_rows
+from afterburn_core.views.behaviour import shift_rows, significance_fact
 from afterburn_core.views.theme import BAND_COLORS, PROFILE_COLORS, SEVERITY_ORDER
 from afterburn_core.views.wording import (
-    correction_name,
     p_value,
     percent,
     seconds,
@@ -137,9 +136,7 @@ def summary_facts(report: RunReport) -> tuple[Fact, ...]:
     else:
         facts.append(Fact("Composite risk", "–", absence(report, "reward_hack")))
     if report.behaviour is not None:
-        facts.append(Fact("Behaviour shifts", f"{report.behaviour.n_significant} of {report.behaviour.n_tests}",
-                          f"tests significant after {correction_name(report.behaviour.correction)} "
-                          f"(α = {report.behaviour.alpha:g})"))
+        facts.append(Fact("Behaviour shifts", *significance_fact(report.behaviour)))
     else:
         facts.append(Fact("Behaviour shifts", "–", absence(report, "behaviour")))
     if report.generations is not None:
