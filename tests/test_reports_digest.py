@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import html
+import io
+import re
 from dataclasses import replace
 
+from pypdf import PdfReader
 from report_helpers import HOSTILE_TRAINED, hostile_report
 
+from afterburn_core.reports import render
+from afterburn_core.reports.markdown import escape
+from afterburn_core.views import behaviour as behaviour_view
 from afterburn_core.views import run as run_view
 from afterburn_core.views import weights as weights_view
 from afterburn_core.views.theme import SEVERITY_ORDER
@@ -58,3 +65,27 @@ def test_absence_says_skipped_failed_or_not_asked_for() -> None:
     assert run_view.absence(report.replace(run=failed), "reward_hack") == (
         "No result: the run failed before the reward-hack analysis finished: out of memory.")
     assert run_view.absence(report, "reward_hack") == "No result: this run did not include the reward-hack analysis."
+
+
+def test_every_format_counts_the_behaviour_tests_alike() -> None:
+    report = hostile_report()
+    stats = report.behaviour
+    value, note = behaviour_view.significance_fact(stats)
+    suites = behaviour_view.suite_count(stats)
+    line = behaviour_view.significance(stats)
+    # Whole suites and categories together are every corrected test, each counted once.
+    assert line == (f"{stats.n_significant} of {stats.n_tests} tests significant after Benjamini–Hochberg correction "
+                    f"(α = 0.05): {suites.significant} of the {suites.tests} on whole suites, "
+                    f"{stats.n_significant - suites.significant} of the {stats.n_tests - suites.tests} within categories")
+    assert value == f"{stats.n_significant} of {stats.n_tests}" and f"{value} {note}" == line
+    assert suites.tests == len(behaviour_view.shift_rows(stats))
+    heading = behaviour_view.suite_tests_title(stats, significant_only=True)
+    markdown = render(report, "md").decode("utf-8")
+    assert f"{escape(line)}." in markdown and f"### {heading}" in markdown
+    assert f"| **Behaviour shifts** | {value} | {escape(note)} |" in markdown
+    pdf = " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(render(report, "pdf"))).pages).split())
+    assert line in pdf and heading in pdf and f"{value} {note}" in pdf
+    page = render(report, "html").decode("utf-8")
+    assert html.escape(line, quote=False) in page
+    # The HTML's folded table of every whole-suite test counts what the line calls whole suites.
+    assert set(re.findall(r"All (\d+) tests", page)) == {str(suites.tests)}

@@ -10,6 +10,7 @@ most symbols) must not crash and spells what it cannot draw.
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,15 +23,19 @@ from report_helpers import ARTIFACTS, hostile_report
 from waits import HANG_S
 
 from afterburn_core.reports import pdf_fonts, render
-from afterburn_core.views import weights as weights_view
+from afterburn_core.views import run as run_view, weights as weights_view
 from afterburn_core.views.run import SECTIONS, absence
 
 #: Standard deviation of a page's grey levels below which it counts as blank (text pages measure > 20).
 BLANK_PAGE_STDDEV = 3.0
 
 
+def _pages(data: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(io.BytesIO(data)).pages]
+
+
 def _text(data: bytes) -> str:
-    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+    return "\n".join(_pages(data))
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +93,36 @@ def test_the_fallback_font_spells_what_it_cannot_draw(monkeypatch: pytest.Monkey
         pdf_fonts.fonts.cache_clear()
     assert "\\u6f22\\u5b57 \\U0001f600" in text  # 漢字 😀: no glyph in Vera
     assert "Afterburn report" in text and SECTIONS["provenance"] in text
+
+
+def test_tensor_names_break_only_after_dots_and_underscores(document: bytes) -> None:
+    text = _text(document)
+    broken = []
+    for name in sorted(tensor.stored_name for tensor in hostile_report().weights.tensors):
+        # The name with any line break or space between its characters, where the PDF put one.
+        for found in re.finditer(r"\s*".join(map(re.escape, name)), text):
+            pieces = re.split(r"\s+", found.group())
+            assert all(piece[-1] in "._" for piece in pieces[:-1]), f"{name} broken as {pieces}"
+            broken += [name] if len(pieces) > 1 else []
+    # The finding titles' column is narrower than these names: the test sees real breaks, not only whole names.
+    assert "model.layers.2.post_attention_layernorm.weight" in broken
+
+
+def _joined(text: str) -> str:
+    """``text`` on one line, a name broken after a dot or underscore made whole again."""
+    return re.sub(r"(?<=[._])\s+", "", " ".join(text.split()))
+
+
+def test_findings_start_on_the_first_page_and_each_is_listed_once(document: bytes) -> None:
+    pages = [_joined(page) for page in _pages(document)]
+    found = run_view.findings(hostile_report())
+    assert SECTIONS["findings"] in pages[0] and _joined(found[0].title) in pages[0]
+    everything = " ".join(pages)
+    for finding in found:
+        assert everything.count(_joined(finding.title)) == 1, finding.title
+
+
+def test_the_composite_gauge_shows_its_scale(document: bytes) -> None:
+    first = _pages(document)[0].split("\n")
+    # The ends and the band edges, each on a line of its own beside the gauge (as the HTML gauge's ticks).
+    assert {"0", "25", "50", "75", "100"} <= {line.strip() for line in first}
