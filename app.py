@@ -13,6 +13,7 @@ import streamlit as st
 
 from afterburn_core.errors import AfterburnError
 from afterburn_core.jobs import reap_dead_workers
+from afterburn_core.views.run import default_run
 from pages.common import (
     NEW_RUN_PAGE,
     OVERVIEW_PAGE,
@@ -61,11 +62,12 @@ except AfterburnError as error:  # an unreadable or locked store: say so, on eve
     st.stop()
 labels = {record.run_id: run_label(record) for record in finished}
 
-# Who picks the run, strongest first: this session's choice, a ?run= link, the newest run.
+# Who picks the run, strongest first: this session's choice, a ?run= link, the newest complete run.
 current = selected_run_id()
 if current not in labels:
     linked = st.query_params.get(RUN_QUERY_PARAM)
-    current = linked if linked in labels else next(iter(labels), None)
+    fallback = default_run(finished)
+    current = linked if linked in labels else (fallback.run_id if fallback is not None else None)
     select_run(current)
 
 with st.sidebar:
@@ -78,7 +80,8 @@ with st.sidebar:
             format_func=labels.__getitem__,
             key=_PICKER_KEY,
             on_change=lambda: select_run(st.session_state[_PICKER_KEY]),
-            help="Finished runs, newest first. The page's link (?run=…) opens the same run.",
+            help="Finished runs, newest first; the newest that ran every analysis is opened first. The page's "
+                 "link (?run=…) opens the same run.",
         )
         # The picker cuts long labels; the pair in full, below it.
         picked = next(record for record in finished if record.run_id == current)

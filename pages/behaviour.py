@@ -159,11 +159,7 @@ def show_evidence(generations: GenerationsResult | None, suite: str, category: s
 require_app_frame()
 st.title("Behaviour")
 
-record, stats = selected_result(
-    BehaviourStats,
-    "This run has no behaviour statistics: its suites were not run, or it was made before the behaviour "
-    "analysis existed. Launch the pair again from the New run page.",
-)
+record, stats = selected_result(BehaviourStats)
 if not stats.suites:
     st.info("The behaviour analysis found no suite with prompts in this run.")
     st.stop()

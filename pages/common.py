@@ -38,6 +38,10 @@ RUN_QUERY_PARAM = "run"
 PROMPT_QUERY_PARAM = "prompt"
 
 SHORT_ID_LENGTH = 8
+#: Session key of the run the New run page's progress view follows, and its query parameter (a reload keeps
+#: following it); here because other pages start runs and hand them to that view.
+WATCH_KEY = "new_run_watched"
+ACTIVE_QUERY_PARAM = "active"
 
 #: Material icons ship with Streamlit's frontend, so they render where no emoji font is installed.
 STATUS_ICONS = {
@@ -182,12 +186,27 @@ def status_markdown(record: RunRecord) -> str:
     return f"{STATUS_ICONS.get(record.status, '')} {escape_markdown(record.status)}".strip()
 
 
-def selected_result(result_type: type, missing: str) -> tuple[RunRecord, Any]:
+def _launch_analysis(record: RunRecord, kind: str) -> None:
+    """Start a run of ``kind`` alone on ``record``'s pair and settings, and follow it on the New run page
+    (what it needs that the store already holds is reused, as for any run)."""
+    from afterburn_core.config import AnalysisConfig
+    from afterburn_core.jobs import create_run, launch_worker
+
+    store = get_store()
+    run_id = create_run(store, record.base_reference, record.trained_reference,
+                        AnalysisConfig.from_json(record.config_json), analyses=(kind,))
+    launch_worker(store, run_id)
+    st.session_state[WATCH_KEY] = run_id
+    st.switch_page(NEW_RUN_PAGE, query_params={ACTIVE_QUERY_PARAM: run_id})
+
+
+def selected_result(result_type: type) -> tuple[RunRecord, Any]:
     """The selected run and its stored result of ``result_type``, under the run's caption.
 
-    Stops the page with a pointer to New run when no run is selected or the run
-    has no such result (``missing`` says why), and with the one-line error when
-    the store cannot be read: every result page opens the same way.
+    Stops the page with a pointer to New run when no run is selected; when the run
+    has no such result, with the run's own reason (``views.run.missing_line``) and a
+    button that computes it for the same pair and settings; and with the one-line
+    error when the store cannot be read: every result page opens the same way.
     """
     from afterburn_core.errors import AfterburnError
     from afterburn_core.store import load_result
@@ -209,8 +228,12 @@ def selected_result(result_type: type, missing: str) -> tuple[RunRecord, Any]:
         f"{escape_markdown(record.trained_reference)} · {format_when(record.created_at)}"
     )
     if result is None:
-        st.info(missing)
-        st.page_link(NEW_RUN_PAGE, label="New run", icon=":material/rocket_launch:")
+        from afterburn_core.views.run import ANALYSIS_NAMES, missing_line
+
+        st.info(escape_markdown(missing_line(record, result_type.KIND)))
+        name = ANALYSIS_NAMES.get(result_type.KIND, result_type.KIND)
+        if st.button(f"Compute {name} for this pair", key=f"compute_{result_type.KIND}", icon=":material/play_arrow:"):
+            _launch_analysis(record, result_type.KIND)
         st.stop()
     return record, result
 

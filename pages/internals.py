@@ -24,17 +24,13 @@ few HTML tags) gets them ``html.escape``-d.
 from __future__ import annotations
 
 import html
-import time
 
 import altair as alt
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from afterburn_core import __version__
-from afterburn_core.errors import AfterburnError
 from afterburn_core.internals.types import InternalsResult
-from afterburn_core.reports.bundle import RunReport
 from afterburn_core.views.internals import AdlTable, LensGrid, TokenRow, internals_view
 from afterburn_core.views.internals_causal import (
     AMPLIFICATION_NOTE,
@@ -48,8 +44,7 @@ from afterburn_core.views.internals_causal import (
     SteeringView,
     causal_view,
 )
-from afterburn_core.views.run import absence
-from pages.common import escape_markdown, get_store, reading, require_app_frame, selected_result, selected_run_id
+from pages.common import escape_markdown, reading, require_app_frame, selected_result
 
 ADL_KEY = "internals_adl"
 LENS_KEY = "internals_lens"
@@ -57,20 +52,6 @@ LENS_KEY = "internals_lens"
 LENS_ROW_PX = 22
 LENS_FRAME_PX = 140
 CURVE_HEIGHT_PX = 200
-
-
-def missing_message() -> str:
-    """Why the selected run has no internals result (the run's own stage record says it); empty when no
-    run is selected or the store cannot be read, which ``selected_result`` reports itself."""
-    run_id = selected_run_id()
-    if run_id is None:
-        return ""
-    try:
-        record = get_store().get_run(run_id)
-    except AfterburnError:
-        return ""
-    report = RunReport(afterburn_version=__version__, generated_at=time.time(), run=record)
-    return f"{absence(report, InternalsResult.KIND)} Launch the pair again from the New run page."
 
 
 def curve_chart(layers: tuple[int, ...], name: str, values: tuple[float, ...]) -> alt.Chart:
@@ -195,7 +176,7 @@ def lens_figure(grid: LensGrid) -> go.Figure:
 require_app_frame()
 st.title("Internals")
 
-_, result = selected_result(InternalsResult, missing_message())
+_, result = selected_result(InternalsResult)
 view = internals_view(result)
 reading(view.reading)
 

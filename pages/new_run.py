@@ -27,7 +27,9 @@ from afterburn_core.views.internals import cost_estimate_line
 from afterburn_core.views.internals_cost import causal_cost_lines
 from afterburn_core.views.wording import duration
 from pages.common import (
+    ACTIVE_QUERY_PARAM,
     OVERVIEW_PAGE,
+    WATCH_KEY,
     elapsed,
     escape_markdown,
     format_when,
@@ -51,9 +53,6 @@ EXACT_KEY = "new_run_exact_spectra"
 CAUSAL_KEYS = {"steering": "new_run_steering", "localization": "new_run_localization",
                "amplification": "new_run_amplification"}
 SEED_KEY = "new_run_seed"
-WATCH_KEY = "new_run_watched"
-#: Query parameter naming the run the progress view follows, so a reload keeps following it.
-ACTIVE_QUERY_PARAM = "active"
 #: (button label, trained reference, what the pair shows) — the bundled demo pairs, all on demo:base.
 DEMO_PAIRS = (
     ("Demo: fine-tuned", "demo:trained", "fine-tuned with planted behaviours and weight edits"),

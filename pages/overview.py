@@ -19,9 +19,7 @@ from pages.common import escape_markdown, require_app_frame, selected_result
 require_app_frame()
 st.title("Checkpoints")
 
-record, inventory = selected_result(
-    InventoryResult, "This run has no stored checkpoint inventory. Launch it again from the New run page."
-)
+record, inventory = selected_result(InventoryResult)
 view = inventory_view(inventory)
 st.dataframe(
     {"": list(view.labels), "Base": list(view.base), "Post-trained": list(view.trained)},

@@ -214,11 +214,7 @@ def show_divergence(scored: PromptDivergence | None, token_kl: TokenKLResult | N
 require_app_frame()
 st.title("Prompts")
 
-record, generations = selected_result(
-    GenerationsResult,
-    "This run has no generations: its suites were not run, or it was made before generation existed. "
-    "Launch the pair again from the New run page.",
-)
+record, generations = selected_result(GenerationsResult)
 token_kl: TokenKLResult | None = stored_result(record.run_id, TokenKLResult)
 divergence = token_kl_view(token_kl) if token_kl else {}
 view = generations_view(generations)

@@ -65,11 +65,7 @@ def show_detector(detector: DetectorResult, run_id: str) -> None:
 require_app_frame()
 st.title("Reward hacking")
 
-record, result = selected_result(
-    RewardHackResult,
-    "This run has no reward-hack result: it did not run the suites, or it was made before the detectors "
-    "existed. Launch the pair again from the New run page.",
-)
+record, result = selected_result(RewardHackResult)
 composite = result.composite
 view = reward_hack_view(result)
 

@@ -278,11 +278,7 @@ def show_embeddings(drift: EmbeddingDrift | None, names: dict[str, str]) -> None
 require_app_frame()
 st.title("Weights")
 
-record, result = selected_result(
-    WeightDiffResult,
-    "This run has no weight diff: it was made before the weights analysis existed, or that analysis "
-    "did not run. Launch the pair again from the New run page to compute it.",
-)
+record, result = selected_result(WeightDiffResult)
 view = weights_view(result)
 show_diagnosis(view)
 show_unpaired(result.tensors)

@@ -82,7 +82,7 @@ def test_a_run_without_behaviour_statistics_says_so(afterburn_home):
 
     assert not app.exception
     [info] = app.info
-    assert info.value.startswith("This run has no behaviour statistics")
+    assert info.value == escape_markdown("No result: the behaviour analysis was skipped.")
 
 
 def test_the_demo_run_reads_every_measure_of_the_first_suite(afterburn_home):

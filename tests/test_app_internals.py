@@ -177,8 +177,8 @@ def test_a_run_whose_internals_stage_was_skipped_says_why(afterburn_home):
     app = open_internals(afterburn_home, skipped=SKIP_REASON)
 
     [info] = app.info
-    assert info.value == (f"No result: the internals analysis was skipped ({SKIP_REASON}). "
-                          "Launch the pair again from the New run page.")
+    assert info.value == escape_markdown(f"No result: the internals analysis was skipped ({SKIP_REASON}).")
+    assert [button.label for button in app.button] == ["Compute the internals analysis for this pair"]
     assert not app.get("plotly_chart") and not app.dataframe
 
 

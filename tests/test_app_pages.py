@@ -20,8 +20,11 @@ from ui_helpers import APP, RUN_TIMEOUT_S, finished_run, open_app
 
 from waits import HANG_S
 
+from pages.common import escape_markdown
+
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
+from afterburn_core.runner import execute_run
 from afterburn_core.analyses import stage_names
 from afterburn_core.store import load_result
 from afterburn_core.serde import to_jsonable
@@ -376,6 +379,42 @@ def test_run_link_selects_the_run_and_the_picker_switches(tiny_pair, afterburn_h
     app.sidebar.selectbox[0].select(newer).run()
     assert app.query_params["run"] == newer
     assert app.dataframe[0].value["Base"][0] == str(trained)
+
+
+def test_the_sidebar_opens_on_the_newest_complete_run_not_a_newer_partial_one(tiny_pair, afterburn_home):
+    base, trained = tiny_pair
+    with RunStore(afterburn_home) as store:
+        complete = finished_run(store, base, trained)
+        partial = create_run(store, str(trained), str(base), AnalysisConfig(), analyses=("inventory",))
+        assert execute_run(store, partial) == "done"
+
+    app = open_app(OVERVIEW)
+    assert app.sidebar.selectbox[0].value == complete
+    assert app.sidebar.selectbox[0].options[0].startswith(partial[:8])  # still listed first, newest first
+
+
+def test_a_page_whose_analysis_the_run_lacks_says_why_and_computes_it(afterburn_home):
+    with RunStore(afterburn_home) as store:
+        partial = create_run(store, "demo:base", "demo:trained", AnalysisConfig(), analyses=("inventory",))
+        assert execute_run(store, partial) == "done"
+
+    app = open_app("pages/weights.py", run=partial)
+    [info] = app.info
+    assert info.value == escape_markdown(
+        "No result: this run did not include the weight diff (it included the checkpoint inventory).")
+    [compute] = app.button
+    assert compute.label == "Compute the weight diff for this pair"
+    compute.click().run()
+    assert not app.exception
+    with RunStore(afterburn_home) as store:
+        started = app.query_params["active"]
+        record = store.get_run(started)
+        assert (record.base_reference, record.trained_reference) == ("demo:base", "demo:trained")
+        assert [stage.stage for stage in record.stages] == ["resolve", "weights"]
+        deadline = time.monotonic() + HANG_S  # stops a hung worker only: a busy machine is slow, not wrong
+        while store.get_run(started).is_active and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert store.get_run(started).status == "done"
 
 
 def test_a_page_run_without_app_py_says_how_to_start_the_dashboard():

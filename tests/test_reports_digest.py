@@ -64,7 +64,12 @@ def test_absence_says_skipped_failed_or_not_asked_for() -> None:
                      stages=(*report.run.stages, StageProgress("reward_hack", "running", 0, 1)))
     assert run_view.absence(report.replace(run=failed), "reward_hack") == (
         "No result: the run failed before the reward-hack analysis finished: out of memory.")
-    assert run_view.absence(report, "reward_hack") == "No result: this run did not include the reward-hack analysis."
+    assert run_view.absence(report, "reward_hack") == (
+        "No result: this run did not include the reward-hack analysis (it included the checkpoint inventory, "
+        "the weight diff, generation, token-level KL, the behaviour analysis, the internals analysis).")
+    # Computed, then its stored result removed: said as such, never "did not include".
+    assert run_view.absence(report.replace(internals=None), "internals") == (
+        "No result: the internals analysis ran, but its stored result was removed or could not be read.")
 
 
 def test_every_format_counts_the_behaviour_tests_alike() -> None:

@@ -30,6 +30,7 @@ from afterburn_core.views.wording import (
 )
 from afterburn_core.analyses import detector_title, in_detector_order
 from afterburn_core.generation.types import Completion, Prompt
+from afterburn_core.types import RunRecord
 
 if TYPE_CHECKING:  # the bundle is the reports' container; a view only reads it
     from afterburn_core.reports.bundle import RunReport
@@ -100,16 +101,40 @@ def title_line(report: RunReport) -> str:
 # --- absence --------------------------------------------------------------------------------------
 
 
+def default_run(finished: list[RunRecord]) -> RunRecord | None:
+    """The run a dashboard opens on when none is picked: the newest finished run that included every analysis,
+    else the newest finished run. ``finished`` is newest first. A partial run (a ``hack-check``, one
+    analysis computed from a page, a trajectory's step) would open most pages on "no result"."""
+    from afterburn_core.analyses import stage_names
+
+    every = set(stage_names())
+    return next((run for run in finished if every <= {stage.stage for stage in run.stages}),
+                finished[0] if finished else None)
+
+
 def absence(report: RunReport, kind: str) -> str:
-    """One sentence saying why the run holds no ``kind`` result (skipped, failed, or never asked for)."""
+    """One sentence saying why the run holds no ``kind`` result (``missing_line`` of the report's run)."""
+    return missing_line(report.run, kind)
+
+
+def missing_line(run: RunRecord, kind: str) -> str:
+    """Why ``run`` holds no ``kind`` result, read off its own stage records: skipped (with the reason), the run
+    failed or was cancelled before it, never asked for (naming what the run did include), or computed but
+    its stored result since removed or unreadable."""
     name = ANALYSIS_NAMES.get(kind, kind)
-    stage = next((stage for stage in report.run.stages if stage.stage == kind), None)
+    stage = next((stage for stage in run.stages if stage.stage == kind), None)
     if stage is not None and stage.status == "skipped":
-        return f"No result: {name} was skipped ({stage.message})."
-    if stage is not None and report.run.status in ("failed", "cancelled") and stage.status != "done":
-        reason = f": {report.run.error}" if report.run.error else ""
-        return f"No result: the run {report.run.status} before {name} finished{reason}."
-    return f"No result: this run did not include {name}."
+        return f"No result: {name} was skipped" + (f" ({stage.message})." if stage.message else ".")
+    if stage is not None and run.status in ("failed", "cancelled") and stage.status != "done":
+        reason = f": {run.error}" if run.error else ""
+        return f"No result: the run {run.status} before {name} finished{reason}."
+    if stage is not None and stage.status == "done":
+        return f"No result: {name} ran, but its stored result was removed or could not be read."
+    if stage is not None:
+        return f"No result: {name} never finished (its stage is {stage.status})."
+    included = [ANALYSIS_NAMES[stage.stage] for stage in run.stages if stage.stage in ANALYSIS_NAMES]
+    listed = f" (it included {', '.join(included)})" if included else ""
+    return f"No result: this run did not include {name}{listed}."
 
 
 # --- summary and findings -------------------------------------------------------------------------
