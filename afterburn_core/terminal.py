@@ -116,31 +116,18 @@ class StageBars:
 
 
 def print_inventory(console: Console, inventory: InventoryResult) -> None:
-    """Both checkpoints side by side, and the tensors that do not pair up."""
+    """The verdict, both checkpoints side by side (the view's rows), and the tensors that do not pair up."""
+    from afterburn_core.views.inventory import inventory_view
+
+    view = inventory_view(inventory)
+    console.print(safe_text(view.verdict), highlight=False, markup=False)
     table = Table(title="Checkpoints")
-    table.add_column("")
-    table.add_column("base")
-    table.add_column("trained")
-    sides = (inventory.base, inventory.trained)
-    rows = (
-        ("reference", [s.checkpoint.reference for s in sides]),
-        ("kind", [s.checkpoint.kind for s in sides]),
-        ("architecture", [s.architecture or "?" for s in sides]),
-        ("layers / hidden / vocab", [f"{s.num_layers} / {s.hidden_size} / {s.vocab_size}" for s in sides]),
-        ("tensors", [f"{s.num_tensors:,}" for s in sides]),
-        ("parameters", [f"{s.num_parameters:,}" for s in sides]),
-        ("dtypes", [", ".join(f"{d}: {n:,}" for d, n in sorted(s.parameters_by_dtype.items())) for s in sides]),
-        ("fingerprint", [s.checkpoint.fingerprint[:16] for s in sides]),
-    )
-    for label, values in rows:
-        table.add_row(safe_text(label), *(safe_text(value) for value in values))
+    for column in ("", "base", "trained"):
+        table.add_column(column)
+    for label, base, trained in zip(view.labels, view.base, view.trained):
+        table.add_row(safe_text(label), safe_text(base), safe_text(trained))
     console.print(table)
-    console.print(
-        f"{inventory.shared_tensors:,} tensors on both sides, {len(inventory.base_only):,} base only, "
-        f"{len(inventory.trained_only):,} trained only, {len(inventory.shape_changed):,} with a new shape, "
-        f"{inventory.dtype_changed:,} with a new dtype",
-        highlight=False, markup=False,
-    )
+    console.print(" · ".join(f"{label}: {value}" for label, value in view.counts), highlight=False, markup=False)
     for base_entry, trained_entry in inventory.shape_changed:
         console.print(f"  shape {safe_text(base_entry.display_name)}: {safe_text(list(base_entry.shape))} → "
                       f"{safe_text(list(trained_entry.shape))}", highlight=False)

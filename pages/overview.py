@@ -14,13 +14,14 @@ import streamlit as st
 
 from afterburn_core.types import InventoryResult
 from afterburn_core.views.inventory import inventory_view
-from pages.common import escape_markdown, require_app_frame, selected_result
+from pages.common import escape_markdown, reading, require_app_frame, selected_result
 
 require_app_frame()
 st.title("Checkpoints")
 
 record, inventory = selected_result(InventoryResult)
 view = inventory_view(inventory)
+reading(view.verdict)
 st.dataframe(
     {"": list(view.labels), "Base": list(view.base), "Post-trained": list(view.trained)},
     hide_index=True,

@@ -268,6 +268,9 @@ def test_checkpoints_page_renders_the_stored_inventory(resized_pair, afterburn_h
     app = open_app(OVERVIEW)
 
     assert not app.exception
+    # The verdict first: what differs in the architecture, and how the tensors pair.
+    assert app.markdown[0].value == ":material/insights: " + escape_markdown(
+        f"Architectures differ: vocab size 64 → 72; {inventory.shared_tensors} tensors pair up; 2 reshaped.")
     side_by_side, reshaped = (frame.value for frame in app.dataframe)
     rows = dict(zip(side_by_side[""], zip(side_by_side["Base"], side_by_side["Post-trained"])))
     assert rows["Reference"] == (str(base), str(trained))
@@ -436,3 +439,16 @@ def test_an_unusable_store_is_one_error_line_not_a_traceback(tmp_path, monkeypat
     [error] = app.error
     assert error.value.startswith("cannot create the run store folder")
     assert "\n" not in error.value
+
+
+def test_the_checkpoints_verdict_names_identical_and_same_architecture_pairs() -> None:
+    from afterburn_core.checkpoints.pairing import build_inventory
+    from afterburn_core.checkpoints import resolve
+    from afterburn_core.views.inventory import verdict
+
+    base = resolve("demo:base")
+    assert verdict(build_inventory(base, base)) == (
+        f"The two checkpoints are identical (fingerprint {base.fingerprint[:12]}): every analysis will read no change.")
+    assert verdict(build_inventory(base, resolve("demo:trained"))) == (
+        "Same architecture (LlamaForCausalLM, 4 layers, hidden 128, vocab 1,024); all 39 tensors pair up with the "
+        "same shapes and dtypes.")

@@ -94,3 +94,4 @@ def test_every_format_counts_the_behaviour_tests_alike() -> None:
     assert html.escape(line, quote=False) in page
     # The HTML's folded table of every whole-suite test counts what the line calls whole suites.
     assert set(re.findall(r"All (\d+) tests", page)) == {str(suites.tests)}
+    assert f"<h3>{html.escape(heading, quote=False)}</h3>" in page

@@ -237,10 +237,10 @@ def _behaviour(report: RunReport, charts: _Charts) -> Safe:
     rows = behaviour_view.shift_rows(behaviour)
     significant = [row.cells() for row in rows if row.significant]
     every = [(*row.cells(), "yes" if row.significant else "no") for row in rows]
-    parts += [tag("h3", "Significant shifts"),
+    parts += [tag("h3", behaviour_view.suite_tests_title(behaviour, significant_only=True)),
               _table(behaviour_view.SHIFT_COLUMNS, significant, numeric=behaviour_view.SHIFT_NUMERIC) if significant
               else _absent("No test is significant."),
-              tag("details", tag("summary", f"All {len(rows)} tests"),
+              tag("details", tag("summary", behaviour_view.suite_tests_title(behaviour, significant_only=False)),
                   _table((*behaviour_view.SHIFT_COLUMNS, "significant"), every, numeric=behaviour_view.SHIFT_NUMERIC))]
     return _section("behaviour", *parts)
 

@@ -42,6 +42,7 @@ class TensorList:
 class InventoryView:
     """What the doors show of an inventory."""
 
+    verdict: str
     labels: tuple[str, ...]
     base: tuple[str, ...]
     trained: tuple[str, ...]
@@ -94,6 +95,44 @@ def reshaped_name(base: TensorEntry, trained: TensorEntry) -> str:
     return f"{base.display_name} → {trained.display_name}"
 
 
+#: What "the same architecture" compares, as (label, how one checkpoint reads it).
+ARCHITECTURE_FIELDS = (
+    ("architecture", lambda summary: summary.architecture),
+    ("model type", lambda summary: summary.model_type),
+    ("layers", lambda summary: summary.num_layers),
+    ("hidden size", lambda summary: summary.hidden_size),
+    ("vocab size", lambda summary: summary.vocab_size),
+)
+
+
+def _value(value) -> str:
+    return count(value) if isinstance(value, int) else (value or "—")
+
+
+def verdict(inventory: InventoryResult) -> str:
+    """The one line a reader needs first: identical or not, the same architecture or what differs in it, and
+    how the tensors pair up."""
+    base, trained = inventory.base, inventory.trained
+    if base.checkpoint.fingerprint == trained.checkpoint.fingerprint:
+        return (f"The two checkpoints are identical (fingerprint {base.checkpoint.fingerprint[:SHORT_FINGERPRINT_LENGTH]}): "
+                f"every analysis will read no change.")
+    differing = [f"{label} {_value(read(base))} → {_value(read(trained))}"
+                 for label, read in ARCHITECTURE_FIELDS if read(base) != read(trained)]
+    if trained.checkpoint.kind == "adapter":
+        shape = f"A LoRA adapter on {base.checkpoint.reference}"
+    elif differing:
+        shape = f"Architectures differ: {'; '.join(differing)}"
+    else:
+        shape = (f"Same architecture ({_value(base.architecture)}, {_value(base.num_layers)} layers, hidden "
+                 f"{_value(base.hidden_size)}, vocab {_value(base.vocab_size)})")
+    unpaired = [f"{count(number)} {what}" for number, what in (
+        (len(inventory.base_only), "only in the base"), (len(inventory.trained_only), "only in the post-trained"),
+        (len(inventory.shape_changed), "reshaped"), (inventory.dtype_changed, "with a new dtype")) if number]
+    pairing = (f"{count(inventory.shared_tensors)} tensors pair up; " + ", ".join(unpaired) if unpaired
+               else f"all {count(inventory.shared_tensors)} tensors pair up with the same shapes and dtypes")
+    return f"{shape}; {pairing}."
+
+
 def inventory_view(inventory: InventoryResult) -> InventoryView:
     """The inventory as the doors show it (the registry's view of the ``inventory`` kind)."""
     base, trained = summary_rows(inventory.base), summary_rows(inventory.trained)
@@ -114,4 +153,4 @@ def inventory_view(inventory: InventoryResult) -> InventoryView:
             "Dtype (base → post-trained)": [f"{old.dtype} → {new.dtype}" for old, new in reshaped],
         }, "No shared tensor changes shape."),
     )
-    return InventoryView(tuple(base), tuple(base.values()), tuple(trained.values()), counts, lists)
+    return InventoryView(verdict(inventory), tuple(base), tuple(base.values()), tuple(trained.values()), counts, lists)
