@@ -25,7 +25,14 @@ import streamlit as st
 
 from afterburn_core.behaviour.types import BehaviourStats, GroupStats
 from afterburn_core.generation.results import GenerationsResult
-from afterburn_core.views.behaviour import Paired, behaviour_view, named_test
+from afterburn_core.views.behaviour import (
+    SHIFT_COLUMNS,
+    Paired,
+    behaviour_view,
+    named_test,
+    shift_rows,
+    suite_tests_title,
+)
 from afterburn_core.views.behaviour_readings import (
     GroupView,
     Section,
@@ -166,6 +173,19 @@ if not stats.suites:
 generations: GenerationsResult | None = stored_result(record.run_id, GenerationsResult)
 
 st.caption(escape_markdown(behaviour_view(stats).caption))
+# Across suites first: every whole-suite test, significant ones on top (the reports' table), then one suite.
+st.subheader("Across suites")
+rows = shift_rows(stats)
+significant = [row.cells() for row in rows if row.significant]
+st.markdown(f"**{escape_markdown(suite_tests_title(stats, significant_only=True))}**")
+if significant:
+    st.dataframe(pd.DataFrame(significant, columns=list(SHIFT_COLUMNS)), hide_index=True, width="stretch")
+else:
+    st.caption("No test on a whole suite is significant.")
+with st.expander(escape_markdown(suite_tests_title(stats, significant_only=False))):
+    st.dataframe(pd.DataFrame([(*row.cells(), "yes" if row.significant else "no") for row in rows],
+                              columns=[*SHIFT_COLUMNS, "significant"]), hide_index=True, width="stretch")
+st.subheader("One suite in detail")
 suite_column, group_column = st.columns(2)
 suite = suite_column.selectbox("Suite", list(stats.suites), key=SUITE_KEY)
 suite_stats = stats.suites[suite]

@@ -23,6 +23,7 @@ from ui_helpers import (
     store_generation_results,
 )
 
+from afterburn_core.views.behaviour import shift_rows
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.store import RunStore
@@ -61,7 +62,9 @@ def chart_data(chart) -> pd.DataFrame:
 
 
 def table_of_tests(app: AppTest) -> pd.DataFrame:
-    return next(element.value for element in app.dataframe if "p (corrected)" in element.value.columns)
+    """The selected group's table of tests (the cross-suite tables above it name their suite in a column)."""
+    return next(element.value for element in app.dataframe
+                if "p (corrected)" in element.value.columns and "suite" not in element.value.columns)
 
 
 def test_without_a_run_the_page_points_to_new_run():
@@ -95,8 +98,13 @@ def test_the_demo_run_reads_every_measure_of_the_first_suite(afterburn_home):
     group = stats.suites[suite].overall
     assert app.selectbox(key=category_key(suite)).value is None  # the whole suite
     subheaders = [subheader.value for subheader in app.subheader]
-    assert subheaders[:7] == ["Shifts at a glance", "Answer length", "Strategy", "Format use", "Chain of thought",
-                              "Accuracy and refusals", "Diversity"]
+    assert subheaders[:9] == ["Across suites", "One suite in detail", "Shifts at a glance", "Answer length",
+                              "Strategy", "Format use", "Chain of thought", "Accuracy and refusals", "Diversity"]
+    # The overview first: every suite's whole-suite tests, the significant ones in their own table.
+    across = [element.value for element in app.dataframe if "suite" in element.value.columns]
+    significant, every = across
+    assert set(every["suite"]) == set(stats.suites) and len(every) == len(shift_rows(stats))
+    assert len(significant) == int((every["significant"] == "yes").sum()) > 0
     length = group.length
     line = reading_with(app, f"median {length.base_median:.3g} → {length.trained_median:.3g} tokens")
     assert ("significant after Benjamini–Hochberg" in line) and (("not significant" in line) != length.significant)
