@@ -24,7 +24,7 @@ from afterburn_core.views.internals_causal import AMPLIFICATION_NOTE, LOCALIZATI
 from afterburn_core.views.reward_hack import detectors as ordered_detectors
 from afterburn_core.views import weights_detail
 from afterburn_core.views.text import plain_text, safe_text
-from afterburn_core.views.weights import display_names, ranked_tensors, top_tensors
+from afterburn_core.views.weights import display_names, rank_90_text, ranked_tensors, top_tensors
 from afterburn_core.weights.types import WeightDiffResult
 
 
@@ -147,12 +147,11 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
     for column in ("tensor", "status", "shape", "‖ΔW‖/‖W‖", "‖ΔW‖", "cos", "rank 90 %", "low-rank"):
         table.add_column(column, justify="left" if column in ("tensor", "status") else "right")
     for tensor in top_tensors(result):
-        rank_90 = "" if tensor.singular_values is None else (str(tensor.rank_90) if tensor.rank_90 is not None else f"> {len(tensor.singular_values)}")
         table.add_row(
             safe_text(tensor.display_name), safe_text(tensor.status), safe_text("×".join(map(str, tensor.shape))),
             f"{tensor.relative_change:.4g}", f"{tensor.frob_norm_delta:.4g}",
             f"{tensor.cosine_similarity:.6f}" if tensor.cosine_similarity is not None else "",
-            safe_text(rank_90), {True: "yes", False: "no", None: ""}[tensor.low_rank],
+            rank_90_text(tensor), {True: "yes", False: "no", None: ""}[tensor.low_rank],
         )
     console.print(table)
     one_sided = [t for t in result.tensors if t.status in ("base_only", "trained_only", "resized", "tied")]

@@ -113,6 +113,12 @@ def test_every_view_shows_the_stored_name_and_search_finds_either(mixed_pair):
     table = tensor_table(ranked.tensors)
     assert (table["Tensor"][0], table["Key"][0]) == (spelled(Q_PROJ, on_trained), key(Q_PROJ))
     assert tensor_cells(ranked.tensors[0])[0] == spelled(Q_PROJ, on_trained)
+    # No cell reads "None": a norm has no spectrum ("–"), a rank beyond the computed values reads "> k".
+    assert all(value is not None for column in ("Layer", "Effective rank", "rank₉₀") for value in table[column])
+    for tensor, rank in zip(ranked.tensors, table["rank₉₀"]):
+        expected = ("–" if tensor.singular_values is None else
+                    str(tensor.rank_90) if tensor.rank_90 is not None else f"> {len(tensor.singular_values)}")
+        assert rank == expected
 
     for query in (Q_PROJ, key(Q_PROJ).upper(), "model.layers.1.self_attn.q"):
         assert [tensor.name for tensor in find_tensors(ranked.tensors, query).tensors] == [key(Q_PROJ)], query
@@ -124,7 +130,7 @@ def test_every_view_shows_the_stored_name_and_search_finds_either(mixed_pair):
     assert dict(zip(unpaired["Status"], unpaired["Tensor"])) == {
         "base only": spelled(BASE_ONLY, on_base), "post-trained only": spelled(TRAINED_ONLY, on_trained)}
     names = display_names(result.tensors)
-    norms = weights_detail.norms(result.norms, names)
+    norms = weights_detail.norms(result.norms, result.tensors)
     assert norms.labels[0] == spelled(NORM, on_trained)
     assert norms.reading.startswith(f"{spelled(NORM, on_trained)} moved most: mean ×1.5")
     assert weights_detail.embeddings(result.embeddings, names).tensor == spelled(EMBED, on_trained)

@@ -231,12 +231,24 @@ TENSOR_COLUMNS = ("tensor", "module", "layer", "‖ΔW‖/‖W‖", "effective r
 TENSOR_NUMERIC = (2, 3, 4, 5)
 
 
+#: What a table cell shows where a tensor has no value (a 1-D tensor has no spectrum, a head no layer).
+NO_VALUE = "–"
+
+
+def rank_90_text(tensor: TensorDiff) -> str:
+    """rank₉₀ as every door shows it: the count, ``> k`` when 90 % of the energy needs more than the k singular
+    values computed, ``–`` for a tensor without a spectrum."""
+    if tensor.rank_90 is not None:
+        return str(tensor.rank_90)
+    return NO_VALUE if tensor.singular_values is None else f"> {len(tensor.singular_values)}"
+
+
 def tensor_cells(tensor: TensorDiff) -> tuple[str, ...]:
     """One row of the reports' most-changed-tensors table (``TENSOR_COLUMNS``), as text."""
-    return (tensor.display_name, tensor.module, "–" if tensor.layer is None else str(tensor.layer),
-            "–" if tensor.relative_change is None else f"{tensor.relative_change:.4f}",
-            "–" if tensor.effective_rank is None else f"{tensor.effective_rank:.1f}",
-            "–" if tensor.rank_90 is None else str(tensor.rank_90))
+    return (tensor.display_name, tensor.module, NO_VALUE if tensor.layer is None else str(tensor.layer),
+            NO_VALUE if tensor.relative_change is None else f"{tensor.relative_change:.4f}",
+            NO_VALUE if tensor.effective_rank is None else f"{tensor.effective_rank:.1f}",
+            rank_90_text(tensor))
 
 
 def tensor_table(tensors: tuple[TensorDiff, ...]) -> dict[str, list]:
@@ -244,15 +256,16 @@ def tensor_table(tensors: tuple[TensorDiff, ...]) -> dict[str, list]:
     return {
         "Tensor": [tensor.display_name for tensor in tensors],
         "Key": [tensor.name for tensor in tensors],
-        "Layer": [tensor.layer for tensor in tensors],
+        "Layer": [NO_VALUE if tensor.layer is None else str(tensor.layer) for tensor in tensors],
         "Module": [MODULE_LABELS.get(tensor.module, tensor.module) for tensor in tensors],
         "Shape": [shape(tensor.shape) for tensor in tensors],
         "Relative change": [tensor.relative_change for tensor in tensors],
         "‖ΔW‖": [tensor.frob_norm_delta for tensor in tensors],
         "‖W‖ base": [tensor.frob_norm_base for tensor in tensors],
         "Cosine": [tensor.cosine_similarity for tensor in tensors],
-        "Effective rank": [tensor.effective_rank for tensor in tensors],
-        "rank₉₀": [tensor.rank_90 for tensor in tensors],
+        "Effective rank": [NO_VALUE if tensor.effective_rank is None else f"{tensor.effective_rank:.1f}"
+                           for tensor in tensors],
+        "rank₉₀": [rank_90_text(tensor) for tensor in tensors],
         "Low rank": [tensor.low_rank for tensor in tensors],
         "Unchanged": [tensor.fraction_unchanged for tensor in tensors],
     }
