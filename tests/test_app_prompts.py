@@ -94,7 +94,7 @@ def test_a_run_without_generations_says_so(afterburn_home):
 
     assert not app.exception
     [info] = app.info
-    assert info.value.startswith("This run has no generations")
+    assert info.value == escape_markdown("No result: generation was skipped.")
 
 
 def test_the_demo_run_shows_both_answers_a_diff_and_token_kl(afterburn_home):

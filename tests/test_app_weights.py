@@ -93,7 +93,7 @@ def test_a_run_without_a_weight_diff_says_so(afterburn_home):
 
     assert not app.exception
     [info] = app.info
-    assert info.value.startswith("This run has no weight diff")
+    assert info.value == escape_markdown("No result: the weight diff was skipped.")
     assert not charts(app) and not app.dataframe
 
 
