@@ -164,6 +164,18 @@ def analysis_kinds() -> tuple[str, ...]:
 RESOLVE_STAGE = "resolve"
 
 
+#: How the resolution stage is named where people read it (each analysis stage by its kind's title).
+RESOLVE_TITLE = "Checkpoints resolved"
+
+
+def stage_title(stage: str) -> str:
+    """A stage as people read it: its kind's title (``token_kl`` → Token divergence); an unknown name as itself."""
+    if stage == RESOLVE_STAGE:
+        return RESOLVE_TITLE
+    kind = _ANALYSES.get(stage)
+    return kind.title if kind is not None else stage
+
+
 def stage_names() -> tuple[str, ...]:
     """Every stage of a full run: resolution, then each kind."""
     return (RESOLVE_STAGE, *_ANALYSES)

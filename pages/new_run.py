@@ -20,6 +20,7 @@ from afterburn_core.checkpoints.check import ReferenceCheck, check_reference
 from afterburn_core.config import DEVICES, MAX_NEW_TOKENS_LIMIT, TRAINING_METHODS, AnalysisConfig
 from afterburn_core.errors import AfterburnError, RunNotFound
 from afterburn_core.generation.suites import BUILTIN_SUITES, DEFAULT_SUITES, load_suites
+from afterburn_core.analyses import stage_title
 from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
 from afterburn_core.internals.cost import estimate_internals_cost
 from afterburn_core.types import ModelDescription, RunRecord
@@ -287,7 +288,7 @@ def _progress(run_id: str, was_active: bool) -> None:
     )
     for stage in record.stages:
         detail = f" — {escape_markdown(stage.message)}" if stage.message else ""
-        st.progress(stage.fraction, text=f"**{escape_markdown(stage.stage)}** · {stage.status}{detail}")
+        st.progress(stage.fraction, text=f"**{escape_markdown(stage_title(stage.stage))}** · {stage.status}{detail}")
     if record.is_active:
         if st.button("Cancel", key=f"cancel_{record.run_id}", icon=":material/stop:"):
             try:
@@ -326,6 +327,8 @@ for record in runs:
     )
     status_column.markdown(status_markdown(record))
     pair_column.text(f"{short_id(record.run_id)} · {record.base_reference} → {record.trained_reference}")
+    if record.status in ("failed", "cancelled") and record.error:
+        pair_column.caption(escape_markdown(record.error))  # why it ended, beside the run it ended
     # Only the progress view above refreshes while a run works; a running clock here would go stale.
     duration_column.text(duration(record.duration_s) if not record.is_active else "…")
     when_column.text(format_when(record.created_at))

@@ -25,7 +25,7 @@ from pages.common import escape_markdown
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.jobs import create_run
 from afterburn_core.runner import execute_run
-from afterburn_core.analyses import stage_names
+from afterburn_core.analyses import stage_names, stage_title
 from afterburn_core.store import load_result
 from afterburn_core.serde import to_jsonable
 from afterburn_core.store import RunStore
@@ -209,7 +209,10 @@ def test_progress_survives_a_reload_cancels_and_shows_a_failure_as_one_line(afte
             bar, *others = app.get("progress")
             assert len(others) == len(stage_names()) - 1 and all(other.value == 0 for other in others)
             assert bar.value == 25
-            assert "fingerprinting base" in bar.proto.text
+            assert bar.proto.text == "**Checkpoints resolved** · running — fingerprinting base"
+            assert [other.proto.text.split("**")[1] for other in others] == [
+                stage_title(stage) for stage in stage_names()[1:]]  # titles, never internal names like token_kl
+            assert "Token divergence" in [stage_title(stage) for stage in stage_names()]
             assert app.query_params["active"] == run_id  # so a reload keeps following it
 
             button(app, f"cancel_{run_id}").click().run()
@@ -223,6 +226,8 @@ def test_progress_survives_a_reload_cancels_and_shows_a_failure_as_one_line(afte
         worker.wait()
 
     assert "the demo model demo\\:trained is missing" in [element.value for element in app.error]
+    # The history says why the run ended, beside it.
+    assert "the demo model demo\\:trained is missing" in [element.value for element in app.caption]
 
 
 def test_history_lists_runs_and_refuses_to_delete_an_active_one(tiny_pair, afterburn_home):
