@@ -97,8 +97,10 @@ def show_length(section: Section, lengths: pd.DataFrame | None) -> None:
         st.caption("The run's generations are not stored, so the per-answer distribution cannot be drawn.")
         return
     histogram = alt.Chart(lengths).mark_bar(opacity=0.6, binSpacing=0).encode(
-        x=alt.X("tokens:Q", bin=alt.Bin(maxbins=HISTOGRAM_BINS), title="output tokens per answer"),
-        y=alt.Y("count():Q", stack=None, title="answers"),
+        # Whole tokens and whole answers: integer ticks only ("2, 4", never "2.0, 4.0").
+        x=alt.X("tokens:Q", bin=alt.Bin(maxbins=HISTOGRAM_BINS, minstep=1), title="output tokens per answer",
+                axis=alt.Axis(format="d", tickMinStep=1)),
+        y=alt.Y("count():Q", stack=None, title="answers", axis=alt.Axis(format="d", tickMinStep=1)),
         color=alt.Color("model:N", scale=MODEL_SCALE, title=None, legend=alt.Legend(orient="top")),
         tooltip=[alt.Tooltip("model:N"), alt.Tooltip("tokens:Q", bin=True, title="tokens"),
                  alt.Tooltip("count():Q", title="answers")],
