@@ -33,6 +33,7 @@ from afterburn_core.internals.types import InternalsResult
 from afterburn_core.views.prompts import (
     SORT_ORDERS,
     amplification_alphas,
+    answer_caption,
     causal_answers,
     diff_reading,
     divergence_reading,
@@ -43,7 +44,7 @@ from afterburn_core.views.prompts import (
     token_label,
 )
 from afterburn_core.views.wording import visible
-from afterburn_core.generation.types import Completion
+from afterburn_core.generation.types import Completion, Prompt
 from afterburn_core.types import RunRecord
 from pages.common import (
     PROMPT_QUERY_PARAM,
@@ -88,10 +89,10 @@ def follow_link(suites: list[str], links: set[str]) -> None:
         st.session_state[prompt_key(suite)] = linked
 
 
-def show_answer(column, title: str, completion: Completion) -> None:
+def show_answer(column, title: str, prompt: Prompt, completion: Completion) -> None:
     with column:
         st.markdown(f"**{title}**")
-        st.caption(f"{completion.n_tokens} tokens · stopped by {escape_markdown(completion.stop_reason)}")
+        st.caption(escape_markdown(answer_caption(prompt, completion)))
         # st.code shows the text verbatim: no markdown, no HTML, newlines kept; invisible
         # characters (a direction override would reorder the rest of the line) are spelled out.
         st.code(spell_invisible(completion.text), language=None, wrap_lines=True)
@@ -263,6 +264,6 @@ answers = (("Base", generations.base[index]), ("Post-trained", generations.train
            *((extra.title, extra.completion)
              for extra in causal_answers(internals, index, len(generations.prompts), alpha)))
 for column, (title, completion) in zip(st.columns(len(answers), gap="large"), answers):
-    show_answer(column, title, completion)
+    show_answer(column, title, prompt, completion)
 show_diff(generations.base[index].text, generations.trained[index].text)
 show_divergence(divergence.get(link), token_kl, record)

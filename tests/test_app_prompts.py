@@ -26,6 +26,7 @@ from ui_helpers import (
     store_generation_results,
 )
 
+from afterburn_core.behaviour.answers import is_correct
 from afterburn_core.behaviour.diffing import word_diff
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.generation.types import Completion
@@ -106,6 +107,12 @@ def test_the_demo_run_shows_both_answers_a_diff_and_token_kl(afterburn_home):
     assert app.selectbox(key=SUITE_KEY).value == first.suite
     assert app.selectbox(key=prompt_key(first.suite)).value == f"{first.suite}/{first.prompt_id}"
     assert answers(app) == [first.text, generations.base[0].text, generations.trained[0].text]
+    # The first math prompt has an expected answer: each answer is marked as the behaviour analysis grades it.
+    assert first.expected_answer is not None
+    for completion in (generations.base[0], generations.trained[0]):
+        grade = "correct" if is_correct(first, completion.text) else "incorrect"
+        expected_caption = f"{completion.n_tokens} tokens · stopped by {completion.stop_reason} · {grade}"
+        assert escape_markdown(expected_caption) in [element.value for element in app.caption]
     [diff] = [element.value for element in app.markdown if ":green-background[" in element.value]
     added = " ".join(run.text for run in word_diff(generations.base[0].text, generations.trained[0].text)
                      if run.op == "added")

@@ -116,6 +116,16 @@ def prompt_rows(generations: GenerationsResult, divergence: dict[str, PromptDive
     return tuple(rows)
 
 
+def answer_caption(prompt: Prompt, completion) -> str:
+    """``36 tokens · stopped by eos · correct``: the answer's length, why it stopped, and, where the prompt has an
+    expected answer or checks, whether the behaviour analysis grades it correct (``answers.is_correct``)."""
+    from afterburn_core.behaviour.answers import is_correct
+
+    line = f"{completion.n_tokens} tokens · stopped by {completion.stop_reason}"
+    graded = is_correct(prompt, completion.text)
+    return line if graded is None else f"{line} · {'correct' if graded else 'incorrect'}"
+
+
 def prompt_details(prompt: Prompt) -> str:
     """``category math · expected answer 4 · sycophancy probe p1, wrong variant (user asserts 5)``."""
     details = [f"category {prompt.category}"]
