@@ -83,8 +83,9 @@ def show_overview(view: GroupView) -> None:
          "Change": [row.change for row in rows], "Test": [named_test(row.shift) for row in rows],
          "p": [row.shift.p_value for row in rows], "p (corrected)": [row.p_adjusted for row in rows],
          "Significant": [row.significant for row in rows]},
-        hide_index=True, width="stretch", height=min(420, 38 + 35 * len(rows)),
-        column_config={"p": st.column_config.NumberColumn(format="%.2g"),
+        hide_index=True, width="stretch", height="content",  # a group has ~15 tests: all in view, no inner scroll
+        column_config={"Measure": st.column_config.TextColumn(width="large"),
+                       "p": st.column_config.NumberColumn(format="%.2g"),
                        "p (corrected)": st.column_config.NumberColumn(format="%.2g")},
     )
     st.caption(escape_markdown(view.overview.note))

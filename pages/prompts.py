@@ -190,7 +190,7 @@ def show_divergence(scored: PromptDivergence | None, token_kl: TokenKLResult | N
              "log p base": [token.logprob_base for token in scored.top_tokens],
              "log p post-trained": [token.logprob_trained for token in scored.top_tokens],
              "Shift": [token.logprob_shift for token in scored.top_tokens]},
-            hide_index=True, width="stretch",
+            hide_index=True, width="stretch", height="content",
             column_config={name: st.column_config.NumberColumn(format="%.3f")
                            for name in ("KL (nats)", "log p base", "log p post-trained", "Shift")},
         )
@@ -206,7 +206,7 @@ def show_divergence(scored: PromptDivergence | None, token_kl: TokenKLResult | N
              "Occurrences": [token.n_occurrences for token in suite_tokens],
              "Mean KL": [token.mean_kl for token in suite_tokens],
              "Max KL": [token.max_kl for token in suite_tokens]},
-            hide_index=True, width="stretch", height=min(250, 38 + 35 * len(suite_tokens)),
+            hide_index=True, width="stretch", height="content",
             column_config={"Mean KL": st.column_config.NumberColumn(format="%.3f"),
                            "Max KL": st.column_config.NumberColumn(format="%.3f")},
         )

@@ -209,6 +209,12 @@ def show_experts(result: WeightDiffResult) -> None:
                "A stacked expert tensor's matrix is named name[e].")
 
 
+#: Norm shifts shown whole (a 30-layer model's two norms per layer and its final one); a deeper model's table
+#: scrolls inside this height instead of running the page long.
+NORM_ROWS_IN_VIEW = 61
+NORM_TABLE_HEIGHT_PX = 720
+
+
 def show_norms(result: WeightDiffResult) -> None:
     st.subheader("Norm shifts")
     view = detail.norms(result.norms, result.tensors)
@@ -220,14 +226,14 @@ def show_norms(result: WeightDiffResult) -> None:
         return
     shown = view.shifts[:CHART_ROWS]
     frame = pd.DataFrame({"label": view.labels[:CHART_ROWS], "value": [shift.relative_change for shift in shown]})
-    chart_column, table_column = st.columns(2, gap="large")
-    chart_column.altair_chart(bars(frame, label="tensor", title="relative change", rule_at=view.median),
-                              width="stretch", alt=view.reading)
-    table_column.dataframe(
+    st.altair_chart(bars(frame, label="tensor", title="relative change", rule_at=view.median),
+                    width="stretch", alt=view.reading)
+    # Full width below the chart: six columns of long names and numbers do not fit half a page unclipped.
+    st.dataframe(
         view.table(),
         hide_index=True,
         width="stretch",
-        height=min(300, 38 + 35 * len(view.shifts)),
+        height="content" if len(view.shifts) <= NORM_ROWS_IN_VIEW else NORM_TABLE_HEIGHT_PX,
         column_config={name: st.column_config.NumberColumn(format="%.4g")
                        for name in ("Mean base", "Mean post-trained", "Mean ratio", "Relative change", "Max |Δ|")},
     )
