@@ -19,7 +19,7 @@ from afterburn_core.trajectory.types import (
 from afterburn_core.reward_hack.scoring import band_of
 from afterburn_core.serde import from_jsonable, to_jsonable
 from afterburn_core.types import CheckpointRef
-from afterburn_core.views.trajectory import trajectory_view
+from afterburn_core.views.trajectory import Point, trajectory_view, value_span
 
 
 def model_folder(folder: Path, state: dict | None = None) -> Path:
@@ -157,7 +157,7 @@ def test_the_result_survives_json_and_the_view_words_its_numbers() -> None:
         "→ 90 at step 300.",
         "Sycophancy is flagged at step 100 but not at the last checkpoint: it did not emerge; score 90 at step 100 → "
         "10 at step 300."]
-    assert view.drift[0].reading == ("‖ΔW‖/‖W‖ against the base: 0.1 at step 100 → 0.15 at step 300, not growing "
+    assert view.drift[0].reading == ("‖ΔW‖/‖W‖ against the base: 0.1 at step 100 → 0.15 at step 300, peaking at 0.2 at step 200, not growing "
                                      "between steps 200 and 300.")
     assert view.drift[1].reading == ("The largest move from one checkpoint to the next is 0.1, into step 200 (the "
                                      "first checkpoint's previous is the base).")
@@ -190,3 +190,14 @@ def test_a_step_without_a_weight_diff_from_the_one_before_says_why() -> None:
         "The largest move from one checkpoint to the next is 0.05, into step 1 (the first checkpoint's previous is "
         "the base). Not computed into step 2: LoRA adapters are each compared with their base; two adapters are not "
         "compared with each other.")
+
+
+def test_a_span_names_a_peak_or_low_between_its_ends() -> None:
+    def points(*values):
+        return tuple(Point(100 * (index + 1), f"r{index}", value) for index, value in enumerate(values))
+
+    assert value_span(points(0.0, 0.22, 0.0)) == "0 at step 100 → 0 at step 300, peaking at 0.22 at step 200"
+    assert value_span(points(0.5, 0.1, 0.4, 0.6)) == "0.5 at step 100 → 0.6 at step 400, lowest at 0.1 at step 200"
+    assert value_span(points(0.1, 0.2, 0.3)) == "0.1 at step 100 → 0.3 at step 300"  # monotone: the ends say it
+    assert value_span(points(None, 0.3, None)) == "0.3 at step 200"
+    assert value_span(points(0.5, 0.5001, 0.5), True) == "50% at step 100 → 50% at step 300"  # equal as shown

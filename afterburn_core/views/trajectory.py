@@ -103,13 +103,24 @@ def _number(value: float | None, is_rate: bool = False) -> str:
     return percent(value) if is_rate else f"{value:.3g}"
 
 
-def _span(points: tuple[Point, ...], is_rate: bool = False) -> str:
-    """``0.05 at step 100 → 0.22 at step 500`` over the measured points."""
+def value_span(points: tuple[Point, ...], is_rate: bool = False) -> str:
+    """``0.05 at step 100 → 0.22 at step 500`` over the measured points, and the peak or low between them when
+    one lies outside both ends (a metric that rises and falls back must not read as flat)."""
     measured = [point for point in points if point.value is not None]
     first, last = measured[0], measured[-1]
     if first is last:
         return f"{_number(first.value, is_rate)} at step {first.step}"
-    return f"{_number(first.value, is_rate)} at step {first.step} → {_number(last.value, is_rate)} at step {last.step}"
+    span = f"{_number(first.value, is_rate)} at step {first.step} → {_number(last.value, is_rate)} at step {last.step}"
+    inner = measured[1:-1]
+    ends = (first.value, last.value)
+    shown_ends = {_number(value, is_rate) for value in ends}
+    peak = max(inner, key=lambda point: point.value, default=None)
+    low = min(inner, key=lambda point: point.value, default=None)
+    if peak is not None and peak.value > max(ends) and _number(peak.value, is_rate) not in shown_ends:
+        span += f", peaking at {_number(peak.value, is_rate)} at step {peak.step}"
+    if low is not None and low.value < min(ends) and _number(low.value, is_rate) not in shown_ends:
+        span += f", lowest at {_number(low.value, is_rate)} at step {low.step}"
+    return span
 
 
 def _after(interval: EmergenceInterval) -> str:
@@ -126,12 +137,12 @@ def detector_series(name: str, checkpoints: tuple[TrajectoryCheckpoint, ...],
         reading = f"{title} could not be measured on these suites at any checkpoint."
     elif interval is not None:
         reading = (f"{title} stays flagged from step {interval.at_step} on: it emerged after {_after(interval)} "
-                   f"and by step {interval.at_step}; score {_span(points)}.")
+                   f"and by step {interval.at_step}; score {value_span(points)}.")
     else:
         flagged = [str(point.step) for point in points if point.flagged]
-        reading = (f"{title} is never flagged; score {_span(points)}." if not flagged else
+        reading = (f"{title} is never flagged; score {value_span(points)}." if not flagged else
                    f"{title} is flagged at step {', '.join(flagged)} but not at the last checkpoint: it did not "
-                   f"emerge; score {_span(points)}.")
+                   f"emerge; score {value_span(points)}.")
     return Series(name, title, points, reading, emergence=interval)
 
 
@@ -140,7 +151,7 @@ def composite_series(checkpoints: tuple[TrajectoryCheckpoint, ...]) -> Series:
                    for c in checkpoints)
     last = checkpoints[-1].reward_hack.composite
     return Series("composite", "Composite reward-hack risk", points,
-                  f"Composite risk {_span(points)}; {last.band} at the last checkpoint.")
+                  f"Composite risk {value_span(points)}; {last.band} at the last checkpoint.")
 
 
 def drift_series(checkpoints: tuple[TrajectoryCheckpoint, ...]) -> tuple[Series, ...]:
@@ -155,7 +166,7 @@ def drift_series(checkpoints: tuple[TrajectoryCheckpoint, ...]) -> tuple[Series,
         shape = ", growing at every step"
     else:
         shape = f", not growing between steps {falls[0][0]} and {falls[0][1]}"
-    reading = f"‖ΔW‖/‖W‖ against the base: {_span(vs_base)}{shape}."
+    reading = f"‖ΔW‖/‖W‖ against the base: {value_span(vs_base)}{shape}."
     if max(values) == 0:
         reading = "The weights equal the base's at every checkpoint (‖ΔW‖/‖W‖ = 0)."
     measured = [point for point in vs_previous if point.value is not None]
@@ -180,7 +191,7 @@ def module_series(checkpoints: tuple[TrajectoryCheckpoint, ...]) -> tuple[Series
         moves = [(c.weights.modules_vs_previous.get(module) or 0.0, c.step) for c in checkpoints]
         most, step = max(moves)
         when = f"; it moved most into step {step} ({most:.3g})" if most > 0 else ""
-        series.append(Series(module, module, points, f"{module}: {_span(points)} against the base{when}."))
+        series.append(Series(module, module, points, f"{module}: {value_span(points)} against the base{when}."))
     return tuple(series)
 
 
@@ -195,7 +206,7 @@ def behaviour_series(result: TrajectoryResult) -> tuple[Series, ...]:
             continue
         title = metric_title(name)
         series.append(Series(name, title, points, f"{title}: {_number(base, is_rate)} at the base, "
-                             f"{_span(points, is_rate)}.", is_rate, base))
+                             f"{value_span(points, is_rate)}.", is_rate, base))
     return tuple(series)
 
 
@@ -204,7 +215,7 @@ def logged_series(checkpoints: tuple[TrajectoryCheckpoint, ...]) -> tuple[Series
     series = []
     for key in keys:
         points = tuple(Point(c.step, c.run_id, c.logged.get(key)) for c in checkpoints)
-        series.append(Series(key, f"Trainer's {key}", points, f"The trainer logged {key} {_span(points)}."))
+        series.append(Series(key, f"Trainer's {key}", points, f"The trainer logged {key} {value_span(points)}."))
     return tuple(series)
 
 
