@@ -61,6 +61,8 @@ DEMO_PAIRS = (
     ("Demo: LoRA adapter", "demo:lora", "a LoRA adapter of demo:base"),
 )
 HISTORY_LIMIT = 50
+#: How the history shows a queued or running run (the progress view above follows it live).
+IN_PROGRESS = ":blue[:material/autorenew:] in progress"
 #: Re-checking a reference fingerprints local files; typing reruns the page on every edit,
 #: so a verdict is reused for a few seconds (long enough for reruns, short enough for edits on disk).
 CHECK_TTL_S = 5
@@ -325,7 +327,9 @@ for record in runs:
     status_column, pair_column, duration_column, when_column, open_column, delete_column = st.columns(
         widths, vertical_alignment="center"
     )
-    status_column.markdown(status_markdown(record))
+    # The history is drawn once per page run, and a launched run leaves "queued" within a second; its live
+    # status is the progress view's, so an active run reads "in progress" here, never a stale "queued".
+    status_column.markdown(IN_PROGRESS if record.is_active else status_markdown(record))
     pair_column.text(f"{short_id(record.run_id)} · {record.base_reference} → {record.trained_reference}")
     if record.status in ("failed", "cancelled") and record.error:
         pair_column.caption(escape_markdown(record.error))  # why it ended, beside the run it ended

@@ -241,6 +241,7 @@ def test_history_lists_runs_and_refuses_to_delete_an_active_one(tiny_pair, after
         rows = texts(app)
         assert f"{queued_id[:8]} · demo:base → demo:control" in rows
         assert f"{done_id[:8]} · {base} → {trained}" in rows
+        assert "in progress" in [line.split("] ")[-1] for line in (element.value for element in app.markdown)]
         assert button(app, f"history_delete_{queued_id}").disabled
         assert button(app, f"history_open_{queued_id}").disabled
         assert not button(app, f"history_open_{done_id}").disabled
