@@ -30,10 +30,15 @@ from pages.common import PROMPTS_PAGE, escape_markdown, reading, require_app_fra
 BAND_ICONS = {"LOW": ":material/check_circle:", "MODERATE": ":material/info:", "HIGH": ":material/warning:",
               "CRITICAL": ":material/dangerous:"}
 SEVERITY_ICONS = {"info": ":material/info:", "notable": ":material/flag:", "warning": ":material/warning:"}
+#: Detector cards per row: wide enough for a dial, a reading of a few lines and a whole example id.
+DETECTORS_PER_ROW = 3
+
+
 def gauge(score: float | None, band: str, title: str, height: int) -> go.Figure:
     """The core's gauge (the same as the HTML report's), sized for the page and in its theme."""
     figure = go.Figure(gauge_indicator(score, band, title))
-    figure.update_layout(height=height, margin={"l": 24, "r": 24, "t": 48, "b": 8})
+    # Side margins wide enough for the dial's end labels ("0", "100") at any column width.
+    figure.update_layout(height=height, margin={"l": 40, "r": 40, "t": 48, "b": 8})
     return figure
 
 
@@ -85,10 +90,13 @@ with right:
     st.dataframe(pd.DataFrame([{"measure": measure.label, "value": measure.value} for measure in view.measures]),
                  hide_index=True, width="stretch")
 
-# One column per registered detector, filled in registry order.
-for column, detector in zip(st.columns(len(view.weights)), view.detectors):
-    with column:
-        show_detector(detector, record.run_id)
+# The detectors in registry order, a few per row: five side by side cut their gauges' end labels, their
+# example links and squeeze their readings to a few words a line.
+for start in range(0, len(view.detectors), DETECTORS_PER_ROW):
+    for column, detector in zip(st.columns(DETECTORS_PER_ROW, gap="large"),
+                                view.detectors[start:start + DETECTORS_PER_ROW]):
+        with column:
+            show_detector(detector, record.run_id)
 
 st.subheader("Findings")
 if not result.findings:
