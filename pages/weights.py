@@ -173,11 +173,20 @@ def show_spectrum(ordered: tuple[TensorDiff, ...]) -> None:
                                                 help="Tensors with a spectrum, most changed first; a stacked "
                                                      "expert tensor as one matrix per expert, name[e].")])
     reading(view.reading)
-    points = pd.DataFrame({"i": range(1, len(view.values) + 1), "sigma": view.values})
-    chart = alt.Chart(points).mark_line(point=True).encode(
-        x=alt.X("i:Q", title="index i", scale=alt.Scale(domain=[1, max(2, len(view.values))], nice=False)),
-        y=alt.Y("sigma:Q", title="σᵢ (log scale)", scale=alt.Scale(type="log")),
-        tooltip=[alt.Tooltip("i:Q", title="i"), alt.Tooltip("sigma:Q", title="σᵢ", format=".4g")],
+    if view.y_domain is None:  # every singular value is 0: nothing to draw on a log axis
+        st.caption(escape_markdown(view.note))
+        return
+    points = pd.DataFrame({"i": range(1, len(view.values) + 1), "sigma": view.values,
+                           "low": view.lower, "high": view.upper})
+    x = alt.X("i:Q", title="index i", scale=alt.Scale(domain=[1, max(2, len(view.values))], nice=False))
+    y_scale = alt.Scale(type="log", domain=list(view.y_domain), nice=False, clamp=True)
+    band = alt.Chart(points).mark_area(opacity=0.25).encode(x=x, y=alt.Y("low:Q", scale=y_scale), y2="high:Q")
+    chart = band + alt.Chart(points).mark_line(point=True).encode(
+        x=x,
+        y=alt.Y("sigma:Q", title="σᵢ (log scale)", scale=y_scale),
+        tooltip=[alt.Tooltip("i:Q", title="i"), alt.Tooltip("sigma:Q", title="σᵢ", format=".4g"),
+                 alt.Tooltip("low:Q", title="σᵢ − bound", format=".4g"),
+                 alt.Tooltip("high:Q", title="σᵢ + bound", format=".4g")],
     )
     if view.markers:
         chart = chart + alt.Chart(pd.DataFrame(view.markers, columns=["marker", "at"])).mark_rule(

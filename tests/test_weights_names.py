@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from dataclasses import replace
 import torch
 from rich.console import Console
 from weight_factories import (
@@ -209,3 +210,22 @@ def adapter_names(adapter) -> set[str]:
 
     with open_tensor_index(adapter) as index:
         return {entry.stored_name for entry in index.entries()}
+
+
+def test_the_spectrum_view_draws_its_error_band_within_an_axis_fitted_to_the_data() -> None:
+    from afterburn_core.weights.types import TensorDiff
+
+    tensor = TensorDiff(name="w", shape=(8, 8), status="changed", module="q", layer=0, dtype_base="float32",
+                        dtype_trained="float32", frob_norm_base=1.0, frob_norm_delta=1.0, relative_change=1.0,
+                        cosine_similarity=0.5, fraction_unchanged=0.0, singular_values=(0.9, 0.3, 0.001, 0.0),
+                        spectrum_method="randomized", spectrum_error_bound=0.01)
+    view = weights_detail.spectrum(tensor)
+    assert view.values == (0.9, 0.3, 0.001)  # exact zeros have no place on a log axis
+    low, high = view.y_domain
+    assert low == pytest.approx(0.001 / weights_detail.SPECTRUM_AXIS_MARGIN)
+    assert high == pytest.approx(0.91 * weights_detail.SPECTRUM_AXIS_MARGIN)
+    assert view.upper == pytest.approx((0.91, 0.31, 0.011))
+    assert view.lower == pytest.approx((0.89, 0.29, low))  # σ₃ − bound < 0: clipped to the axis
+    assert view.note.endswith("The band around the line is that bound.")
+    unchanged = weights_detail.spectrum(replace(tensor, singular_values=(0.0, 0.0), frob_norm_delta=0.0))
+    assert unchanged.y_domain is None and unchanged.lower == ()

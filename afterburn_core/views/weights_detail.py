@@ -59,6 +59,11 @@ class Adapter:
     reading: str
 
 
+#: How far the spectrum's log axis reaches past the data on each side (a factor): room for the points and the
+#: error band, not the decades below the smallest value a default log axis pads to.
+SPECTRUM_AXIS_MARGIN = 1.5
+
+
 @dataclass(frozen=True)
 class Spectrum:
     """One tensor's plottable singular values (exact zeros left out), rank markers, reading and method note."""
@@ -67,6 +72,12 @@ class Spectrum:
     markers: tuple[tuple[str, float], ...]
     reading: str
     note: str
+    #: Each value ± the stored error bound (the lower end clipped to the axis), and the axis's range: from a
+    #: factor ``SPECTRUM_AXIS_MARGIN`` under the smallest value to that factor over the largest upper end, so
+    #: a log axis neither reaches decades below the data nor hides the bound.
+    lower: tuple[float, ...] = ()
+    upper: tuple[float, ...] = ()
+    y_domain: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -191,7 +202,13 @@ def spectrum(tensor: TensorDiff) -> Spectrum:
         coverage = f"All {known} singular values are known."
     beyond = ("" if tensor.effective_rank is None or tensor.effective_rank <= known
               else f" The effective rank ({tensor.effective_rank:.1f}) lies beyond the computed values.")
-    return Spectrum(values, tuple(markers), reading, f"Method: {method}{bound}. {coverage}{beyond}")
+    error = tensor.spectrum_error_bound or 0.0
+    upper = tuple(value + error for value in values)
+    domain = (min(values) / SPECTRUM_AXIS_MARGIN, max(upper) * SPECTRUM_AXIS_MARGIN) if values else None
+    lower = tuple(max(value - error, domain[0]) for value in values) if domain else ()
+    drawn = " The band around the line is that bound." if error and values else ""
+    return Spectrum(values, tuple(markers), reading, f"Method: {method}{bound}. {coverage}{beyond}{drawn}",
+                    lower, upper, domain)
 
 
 def norms(shifts: tuple[NormShift, ...], tensors: tuple[TensorDiff, ...]) -> Norms | None:
