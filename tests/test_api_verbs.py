@@ -65,7 +65,8 @@ def test_behaviour_names_the_checkpoints_its_run_resolved_once(home: Path, tmp_p
     monkeypatch.setattr(checkpoints, "resolve_pair", counted)
     report = api.behaviour("demo", "demo", home=home, **GENERATION)
 
-    assert resolutions == [("demo", "demo")]  # the run's own resolution, not a second one for the document
+    # The run's own resolution, not a second one for the document; a bare "demo" is recorded spelled out.
+    assert resolutions == [("demo:base", "demo:trained")]
     assert isinstance(report, BehaviourReport) and set(report.suites) == {"math"}
     assert (report.base.reference, report.base.kind) == ("demo:base", "local_dir")
     assert report.trained.reference == "demo:trained" and len(report.trained.fingerprint) == 64
@@ -116,8 +117,9 @@ def test_every_pair_verb_of_the_cli_is_an_api_function_of_its_name() -> None:
     import afterburn_core
     from afterburn_core.cli import main
 
+    # A pair verb takes --base and --trained (``trajectory`` takes a base and many checkpoints).
     pair_verbs = {name for name, command in main.commands.items()
-                  if any(param.name == "base_reference" for param in command.params)}
+                  if {"base_reference", "trained_reference"} <= {param.name for param in command.params}}
     assert {verb.replace("-", "_") for verb in pair_verbs} == set(api.VERB_ANALYSES)
     for name in (*api.VERB_ANALYSES, "inspect", "list_runs", "delete_run"):
         assert callable(getattr(api, name))
