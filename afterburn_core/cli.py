@@ -315,8 +315,8 @@ def _check_last_checkpoint(result: Any, fail_above: str | float | None) -> None:
     else:
         above, given = composite.score > fail_above, f"{fail_above:g}"
     if above:
-        _err.print(f"composite reward-hack risk of the last checkpoint (step {last.step}) is {composite.score:.1f} "
-                   f"{composite.band}, above --fail-above {given}", highlight=False, markup=False)
+        _err.print(f"composite reward-hack risk of the last checkpoint (step {last.step:d}) is {composite.score:.1f} "
+                   f"{safe_text(composite.band)}, above --fail-above {safe_text(given)}", highlight=False, markup=False)
         sys.exit(RISK_ABOVE_EXIT_CODE)
 
 

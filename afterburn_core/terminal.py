@@ -127,7 +127,7 @@ def print_inventory(console: Console, inventory: InventoryResult) -> None:
     for label, base, trained in zip(view.labels, view.base, view.trained):
         table.add_row(safe_text(label), safe_text(base), safe_text(trained))
     console.print(table)
-    console.print(" · ".join(f"{label}: {value}" for label, value in view.counts), highlight=False, markup=False)
+    console.print(safe_text(" · ".join(f"{label}: {value}" for label, value in view.counts)), highlight=False, markup=False)
     for base_entry, trained_entry in inventory.shape_changed:
         console.print(f"  shape {safe_text(base_entry.display_name)}: {safe_text(list(base_entry.shape))} → "
                       f"{safe_text(list(trained_entry.shape))}", highlight=False)
@@ -151,7 +151,7 @@ def print_weight_diff(console: Console, result: WeightDiffResult) -> None:
             safe_text(tensor.display_name), safe_text(tensor.status), safe_text("×".join(map(str, tensor.shape))),
             f"{tensor.relative_change:.4g}", f"{tensor.frob_norm_delta:.4g}",
             f"{tensor.cosine_similarity:.6f}" if tensor.cosine_similarity is not None else "",
-            rank_90_text(tensor), {True: "yes", False: "no", None: ""}[tensor.low_rank],
+            safe_text(rank_90_text(tensor)), {True: "yes", False: "no", None: ""}[tensor.low_rank],
         )
     console.print(table)
     one_sided = [t for t in result.tensors if t.status in ("base_only", "trained_only", "resized", "tied")]
@@ -321,7 +321,7 @@ def print_run(console: Console, record, report) -> None:
                       style="bold", markup=False, highlight=False)
         for stage in record.stages:
             message = f" · {safe_text(stage.message)}" if stage.message else ""
-            console.print(f"  {safe_text(stage.stage)}: {safe_text(stage.status)} {stage.done}/{stage.total}{message}",
+            console.print(f"  {safe_text(stage.stage)}: {safe_text(stage.status)} {stage.done:d}/{stage.total:d}{message}",
                           markup=False, highlight=False)
         return
     console.print(safe_text(title_line(report)), style="bold", markup=False, highlight=False)
@@ -350,7 +350,7 @@ def print_trajectory(console: Console, result) -> None:
                           ("Weights", (*view.drift, *view.modules)), ("Behaviour", view.behaviour),
                           ("Trainer's log", view.logged)):
         if series:
-            console.print(f"[bold]{title}[/]", highlight=False)
+            console.print(f"[bold]{safe_text(title)}[/]", highlight=False)
             for line in series:
                 console.print(f"• {safe_text(line.reading)}", highlight=False)
     console.print(f"[bold]{safe_text(view.recommendation)}[/]", highlight=False)
