@@ -71,8 +71,9 @@ EVIDENCE_CHARS = 140
 CELL_PADDING = 12
 #: The summary cards' share of the first page's width; the composite gauge takes the rest.
 CARDS_SHARE = 0.7
-#: Where a word too wide for its column may break: after a run of dots, underscores, slashes or hyphens.
-_BREAK_AFTER = re.compile(r"(?<=[._/-])(?=[^._/-])")
+#: Where a word too wide for its column may break: after a run of dots, underscores, slashes or hyphens, but
+#: never inside a number ("100.0%" stays whole; "layers.2" may break after "2.").
+_BREAK_AFTER = re.compile(r"(?<=[._/-])(?=[^._/\-\d])")
 _TAG = re.compile(r"(<[^>]*>)")
 _WORD = re.compile(r"\S+")
 
@@ -344,7 +345,7 @@ def _internals(report: RunReport, styles: _Styles) -> list:
 #: Column widths (fractions of the page) of the causal half's tables, by their columns.
 CAUSAL_WIDTHS = {TRIAL_COLUMNS: (0.34, 0.33, 0.33), STEERING_COLUMNS: (0.4, 0.2, 0.2, 0.2),
                  LOCALIZATION_COLUMNS: (0.1, 0.45, 0.45),
-                 AMPLIFICATION_COLUMNS: (0.17, 0.04, 0.35, 0.09, 0.14, 0.07, 0.14)}
+                 AMPLIFICATION_COLUMNS: (0.17, 0.04, 0.30, 0.09, 0.19, 0.07, 0.14)}
 
 
 def _causal(result: InternalsResult, styles: _Styles) -> list:
