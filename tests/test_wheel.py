@@ -37,9 +37,10 @@ pytestmark = pytest.mark.skipif(
 
 #: The torch the project pins where none is installed (scripts/setup_env.sh); a local wheel here and in CI.
 PINNED_TORCH = "torch==2.13.0"
-#: The README's short demo diagnosis: one suite, short answers, the internals' causal parts off.
+#: The README's short demo diagnosis: one suite, short answers, 8 neutral passages, the internals' causal parts off.
 DIAGNOSE = ("diagnose", "--base", "demo:base", "--trained", "demo:trained", "--suites", "math",
-            "--max-new-tokens", "16", "--no-steering", "--no-localization", "--no-amplification")
+            "--max-new-tokens", "16", "--internals-passages", "8", "--no-steering", "--no-localization",
+            "--no-amplification")
 
 
 def _clean_environment(home: Path) -> dict[str, str]:
@@ -92,7 +93,9 @@ def test_installed_wheel_diagnoses_the_demo_pair_it_carries(installed: Path, els
     assert Path(where.stdout.strip()).is_relative_to(installed.parent), where.stdout + where.stderr
     diagnosed = _run([str(installed / "afterburn"), *DIAGNOSE, "-o", "report.json"], elsewhere, environment)
     assert diagnosed.returncode == 0, diagnosed.stderr
-    assert "│ reference               │ demo:base          │ demo:trained       │" in diagnosed.stdout
+    assert diagnosed.stdout.startswith("Same architecture (LlamaForCausalLM, 4 layers, hidden 128, vocab 1,024)")
+    assert any([cell.strip() for cell in line.split("│")[1:4]] == ["Reference", "demo:base", "demo:trained"]
+               for line in diagnosed.stdout.splitlines())
     assert "Weight profile: heavy" in diagnosed.stdout
     assert diagnosed.stderr.rstrip().endswith("wrote report.json")
     assert '"trained_reference": "demo:trained"' in (elsewhere / "report.json").read_text(encoding="utf-8")
