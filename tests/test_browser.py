@@ -192,6 +192,19 @@ def _no_exception(page: Page, where: str) -> None:
     assert page.locator(EXCEPTION_BOX).count() == 0, f"{where}: {page.locator(EXCEPTION_BOX).first.inner_text()}"
 
 
+#: Text a reader must see whole: paragraphs, captions and link labels. Each is cut (an ellipsis, or clipped by
+#: its box) exactly when its content is wider than its box.
+CLIPPED_TEXT = """() => [...document.querySelectorAll(
+    '[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"], [data-testid="stPageLink"] p')]
+  .filter((element) => element.offsetParent !== null && element.scrollWidth > element.clientWidth + 1)
+  .map((element) => element.innerText.slice(0, 80))"""
+
+
+def _no_clipped_text(page: Page, where: str) -> None:
+    clipped = page.evaluate(CLIPPED_TEXT)
+    assert not clipped, f"{where}: text cut by its box: {clipped}"
+
+
 def _shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True, animations="disabled")
@@ -344,6 +357,7 @@ def test_every_page_of_a_finished_run_loads_from_the_local_server_only(server_ur
         expect(page.get_by_text(shown).first).to_be_visible(timeout=30_000)
         _settled(page)
         _no_exception(page, f"/{path}")
+        _no_clipped_text(page, f"/{path}")
     for title in MENU:
         page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
         expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=30_000)
