@@ -420,11 +420,9 @@ def _provenance(report: RunReport, styles: _Styles) -> list:
     return story
 
 
-def render_pdf(report: RunReport) -> bytes:
-    """The report as PDF bytes (A4)."""
-    styles = _Styles()
-    footer = drawable(f"Afterburn report · {run_view.title_line(report)} · run {report.run.run_id}", keep="")
-
+def build_a4(story: list, footer: str, title: str, author: str) -> bytes:
+    """``story`` laid out on A4 pages with the report's margins, each page footed by ``footer`` (cut to one
+    line) and its number: the one page frame the run report and the trajectory report share."""
     def decorate(canvas, document) -> None:
         canvas.saveState()
         canvas.setFont(fonts().family, 7)
@@ -435,11 +433,18 @@ def render_pdf(report: RunReport) -> bytes:
 
     buffer = io.BytesIO()
     document = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                                 bottomMargin=MARGIN + 4 * mm, title=drawable(f"Afterburn report: "
-                                                                              f"{run_view.title_line(report)}", keep=""),
-                                 author=f"afterburn {report.afterburn_version}")
+                                 bottomMargin=MARGIN + 4 * mm, title=title, author=author)
+    document.build(story, onFirstPage=decorate, onLaterPages=decorate)
+    return buffer.getvalue()
+
+
+def render_pdf(report: RunReport) -> bytes:
+    """The report as PDF bytes (A4)."""
+    styles = _Styles()
     story = [*_title_page(report, styles), *_section("findings", styles), _findings(run_view.findings(report), styles)]
     for part in (_weights, _behaviour, _reward_hack, _internals, _examples, _provenance):
         story += part(report, styles)
-    document.build(story, onFirstPage=decorate, onLaterPages=decorate)
-    return buffer.getvalue()
+    return build_a4(story, drawable(f"Afterburn report · {run_view.title_line(report)} · run {report.run.run_id}",
+                                    keep=""),
+                    drawable(f"Afterburn report: {run_view.title_line(report)}", keep=""),
+                    f"afterburn {report.afterburn_version}")

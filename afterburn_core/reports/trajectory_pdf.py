@@ -9,16 +9,14 @@ tables are the run report's (``reports.pdf``); every string reaches a ``Paragrap
 
 from __future__ import annotations
 
-import io
 
 from reportlab.graphics.shapes import Drawing, Line, PolyLine, Polygon, Rect, String
 from reportlab.lib.colors import HexColor
-from reportlab.lib.pagesizes import A4
-from reportlab.platypus import CondPageBreak, KeepTogether, SimpleDocTemplate, Spacer
+from reportlab.platypus import CondPageBreak, KeepTogether, Spacer
 from reportlab.lib.units import mm
 
 from afterburn_core import __version__
-from afterburn_core.reports.pdf import MARGIN, WIDTH, _p as paragraph, _Styles as Styles, _table as table
+from afterburn_core.reports.pdf import WIDTH, build_a4, _p as paragraph, _Styles as Styles, _table as table
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
 from afterburn_core.trajectory.types import TrajectoryResult
 from afterburn_core.views import theme, wording
@@ -151,17 +149,4 @@ def render_trajectory_pdf(result: TrajectoryResult, generated_at: float) -> byte
     styles = Styles()
     view = trajectory_view(result)
     footer = drawable(f"Afterburn trajectory · {view.title}", keep="")
-
-    def decorate(canvas, document) -> None:
-        canvas.saveState()
-        canvas.setFont(fonts().family, 7)
-        canvas.setFillColor(HexColor(theme.MUTED))
-        canvas.drawString(MARGIN, 9 * mm, footer[:110])
-        canvas.drawRightString(A4[0] - MARGIN, 9 * mm, f"page {document.page}")
-        canvas.restoreState()
-
-    buffer = io.BytesIO()
-    document = SimpleDocTemplate(buffer, pagesize=A4, leftMargin=MARGIN, rightMargin=MARGIN, topMargin=MARGIN,
-                                 bottomMargin=MARGIN + 4 * mm, title=footer, author=f"afterburn {__version__}")
-    document.build(_story(result, view, generated_at, styles), onFirstPage=decorate, onLaterPages=decorate)
-    return buffer.getvalue()
+    return build_a4(_story(result, view, generated_at, styles), footer, footer, f"afterburn {__version__}")
