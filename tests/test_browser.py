@@ -164,8 +164,12 @@ def new_page(server_url: str):
 
 
 def _settled(page: Page) -> None:
-    """Wait until Streamlit has finished running the script for what is on screen."""
-    page.wait_for_selector('[data-testid="stApp"]')
+    """Wait until Streamlit has finished running the script for what is on screen.
+
+    The app root carries the frontend's own script-run state, which turns to ``rerunRequested`` the moment a
+    widget changes — before the status widget appears — so a click made right after another waits for its rerun.
+    """
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=30_000)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
         " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
@@ -252,10 +256,13 @@ def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterbur
     # The settings a user trims before launching: the causal half's costliest parts off (each has its own test).
     page.get_by_text("Analysis settings").click()
     for part in ("Steering", "Amplification"):
+        _settled(page)  # each toggle reruns the page; the next click waits for the last one's rerun
         toggle = page.get_by_role("switch", name=part)
         toggle.click(force=True)  # the input hides behind its drawn switch
         expect(toggle).not_to_be_checked()
-        _settled(page)  # each toggle reruns the page; the next click waits for it
+    _settled(page)
+    for part in ("Steering", "Amplification"):
+        expect(page.get_by_role("switch", name=part)).not_to_be_checked()  # still off once the reruns are done
     _shot(page, "01c-settings")
     launch.click()
     expect(page.get_by_text("Done.", exact=True)).to_be_visible(timeout=RUN_TIMEOUT_MS)
