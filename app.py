@@ -24,6 +24,7 @@ from pages.common import (
     run_label,
     select_run,
     selected_run_id,
+    short_id,
 )
 
 _HERE = Path(__file__).resolve().parent
@@ -83,9 +84,10 @@ with st.sidebar:
             help="Finished runs, newest first; the newest that ran every analysis is opened first. The page's "
                  "link (?run=…) opens the same run.",
         )
-        # The picker cuts long labels; the pair in full, below it.
+        # The picker holds what fits; the run id and the pair in full, below it.
         picked = next(record for record in finished if record.run_id == current)
-        st.caption(f"{escape_markdown(picked.base_reference)} → {escape_markdown(picked.trained_reference)}")
+        st.caption(f"{short_id(picked.run_id)} · {escape_markdown(picked.base_reference)} → "
+                   f"{escape_markdown(picked.trained_reference)}")
     else:
         st.caption("No finished runs yet.")
 

@@ -174,11 +174,10 @@ def elapsed(record: RunRecord) -> str:
 
 
 def run_label(record: RunRecord) -> str:
-    """``3f2a9c1b · demo:base → demo:trained · 2025-11-23 14:05`` (plain text, for pickers)."""
-    return (
-        f"{short_id(record.run_id)} · {record.base_reference} → {record.trained_reference}"
-        f" · {format_when(record.created_at)}"
-    )
+    """``Nov 23 14:05 · demo:trained`` (plain text, for the sidebar picker): what tells runs apart, in what
+    fits the sidebar's width — the picker shows the run id and the whole pair beneath it."""
+    when = "—" if record.created_at is None else datetime.fromtimestamp(record.created_at).strftime("%b %-d %H:%M")
+    return f"{when} · {record.trained_reference}"
 
 
 def status_markdown(record: RunRecord) -> str:

@@ -74,6 +74,12 @@ def prompt_key(suite: str) -> str:
     return f"prompts_prompt_{suite}"
 
 
+def _open_first_of_new_order() -> None:
+    """A re-sort opens the first prompt of the new order (the most divergent, the most changed) with its new
+    label: keeping the prompt picked before would hide what the user sorted for."""
+    st.session_state.pop(prompt_key(st.session_state[SUITE_KEY]), None)
+
+
 def follow_link(suites: list[str], links: set[str]) -> None:
     """Point the pickers at ``?prompt=`` when it is a new link (not the value this page last wrote)."""
     linked = st.query_params.get(PROMPT_QUERY_PARAM)
@@ -229,6 +235,7 @@ suite_column, order_column = st.columns([1, 2])
 suite = suite_column.selectbox("Suite", suites, key=SUITE_KEY)
 order = order_column.segmented_control(
     "Order", list(SORT_ORDERS), default="Suite order", required=True, key=SORT_KEY,
+    on_change=_open_first_of_new_order,
     help=" · ".join(f"{name}: {meaning}" for name, meaning in SORT_ORDERS.items()),
 )
 if order == "Divergence" and not divergence:

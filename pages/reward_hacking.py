@@ -83,9 +83,11 @@ with right:
                 f"**{escape_markdown(result.method)}**")
     reading(view.reading)
     st.dataframe(pd.DataFrame([
-        {"detector": row.title, "weight": round(row.weight, 3), "score": None if row.score is None else round(row.score, 1)}
+        # A detector that could not run has no score: "—", as its card says why (a None cell reads as a bug).
+        {"detector": row.title, "weight": round(row.weight, 3), "score": "—" if row.score is None else f"{round(row.score, 1):g}"}
         for row in view.weights
-    ]), hide_index=True, width="stretch")
+    ]), hide_index=True, width="stretch",
+        column_config={"score": st.column_config.TextColumn(alignment="right")})
     st.caption(escape_markdown(f"Weights: {composite.weights_source}"))
     st.dataframe(pd.DataFrame([{"measure": measure.label, "value": measure.value} for measure in view.measures]),
                  hide_index=True, width="stretch")
@@ -106,4 +108,5 @@ for finding in result.findings:
     st.markdown(f"{SEVERITY_ICONS.get(finding.severity, '')} **{escape_markdown(finding.title)}** — "
                 f"{escape_markdown(finding.detail)}")
     if finding.recommendation:
-        st.caption(f":material/arrow_forward: {escape_markdown(finding.recommendation)}")
+        # In the text's own colour: what to do next is read, not skimmed (a caption's grey was too faint).
+        st.markdown(f":material/arrow_forward: **Next:** {escape_markdown(finding.recommendation)}")

@@ -233,8 +233,9 @@ def test_progress_survives_a_reload_cancels_and_shows_a_failure_as_one_line(afte
 def test_history_lists_runs_and_refuses_to_delete_an_active_one(tiny_pair, afterburn_home):
     base, trained = tiny_pair
     with RunStore(afterburn_home) as store:
-        queued_id = create_run(store, "demo:base", "demo:control", AnalysisConfig())
         done_id = finished_run(store, base, trained)
+        # Queued after the slow part: a queued run no worker takes within QUEUED_STALE_S is reaped as failed.
+        queued_id = create_run(store, "demo:base", "demo:control", AnalysisConfig())
 
         app = open_app()
 
@@ -382,7 +383,8 @@ def test_run_link_selects_the_run_and_the_picker_switches(tiny_pair, afterburn_h
 
     app = open_app(OVERVIEW, run=older)
     assert app.sidebar.selectbox[0].value == older
-    assert app.sidebar.selectbox[0].options[0].startswith(newer[:8])
+    assert app.sidebar.selectbox[0].options[0].endswith(f" · {base}")  # newer's post-trained side is base
+    assert any(element.value.startswith(f"{older[:8]} · ") for element in app.sidebar.caption)  # the picked id
     assert app.dataframe[0].value["Base"][0] == str(base)
 
     app.sidebar.selectbox[0].select(newer).run()
@@ -399,7 +401,7 @@ def test_the_sidebar_opens_on_the_newest_complete_run_not_a_newer_partial_one(ti
 
     app = open_app(OVERVIEW)
     assert app.sidebar.selectbox[0].value == complete
-    assert app.sidebar.selectbox[0].options[0].startswith(partial[:8])  # still listed first, newest first
+    assert app.sidebar.selectbox[0].options[0].endswith(f" · {base}")  # the partial run, still first: newest first
 
 
 def test_a_page_whose_analysis_the_run_lacks_says_why_and_computes_it(afterburn_home):

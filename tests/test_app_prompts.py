@@ -157,8 +157,10 @@ def test_sorting_by_divergence_and_by_length_change(afterburn_home):
     picker = app.selectbox(key=prompt_key(suite))
     ordered = [picker.options[i].split(" · ")[0] for i in range(len(picker.options))]
     assert [mean_kl[f"{suite}/{prompt_id}"] for prompt_id in ordered] == sorted(mean_kl.values(), reverse=True)
-    first = next(prompt for prompt in generations.prompts if prompt.suite == suite)
-    assert picker.value == f"{suite}/{first.prompt_id}"  # the picked prompt stays; the list is reordered
+    most_divergent = max(mean_kl, key=mean_kl.get)
+    assert picker.value == most_divergent  # a re-sort opens the first prompt of the new order
+    assert f" · KL {mean_kl[most_divergent]:.2f} · " in picker.options[0]  # labelled in the new measure
+    assert app.query_params["prompt"] == most_divergent
     table = next(element.value for element in app.dataframe if "Mean KL" in element.value.columns)
     assert table["Mean KL"].iloc[0] == max(mean_kl.values())
 
@@ -169,6 +171,8 @@ def test_sorting_by_divergence_and_by_length_change(afterburn_home):
                if prompt.suite == suite}
     table = next(element.value for element in app.dataframe if "Change" in element.value.columns)
     assert list(table["Change"].abs()) == sorted((abs(change) for change in changes.values()), reverse=True)
+    most_changed = max(changes, key=lambda link: abs(changes[link]))
+    assert abs(changes[app.selectbox(key=prompt_key(suite)).value]) == abs(changes[most_changed])
 
 
 def test_a_prompt_link_opens_that_prompt(afterburn_home):

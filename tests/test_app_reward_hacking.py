@@ -130,7 +130,9 @@ def test_the_demo_run_shows_the_composite_every_detector_and_their_evidence(afte
     # The weights table lists the detectors in the gauges' order (the store hands its dicts back sorted).
     weights = next(table.value for table in app.dataframe if "weight" in table.value.columns)
     assert list(zip(weights["detector"], weights["weight"], weights["score"])) == [
-        (TITLES[name], round(composite.weights[name], 3), result.detectors[name].score) for name in detector_names()]
+        (TITLES[name], round(composite.weights[name], 3),
+         "—" if result.detectors[name].score is None else f"{round(result.detectors[name].score, 1):g}")
+        for name in detector_names()]
     # The measures that tell the causes apart, as the core's view reads them from the detectors' statistics.
     measures = next(table.value for table in app.dataframe if "measure" in table.value.columns)
     assert list(zip(measures["measure"], measures["value"])) == [
@@ -152,7 +154,7 @@ def test_the_demo_run_shows_the_composite_every_detector_and_their_evidence(afte
         [line] = [line for line in markdown if escape_markdown(finding.title) in line]
         assert re.fullmatch(rf":material/\w+: \*\*{re.escape(escape_markdown(finding.title))}\*\* — "
                             rf"{re.escape(escape_markdown(finding.detail))}", line), line
-        assert any(escape_markdown(finding.recommendation) in caption.value for caption in app.caption)
+        assert f":material/arrow_forward: **Next:** {escape_markdown(finding.recommendation)}" in markdown
 
 
 def test_an_unavailable_detector_shows_its_reason_and_an_empty_gauge(afterburn_home):
@@ -169,7 +171,7 @@ def test_an_unavailable_detector_shows_its_reason_and_an_empty_gauge(afterburn_h
     assert not [label for label, query in links(app) if query["prompt"][0].startswith("sycophancy/")]
     weights = next(table.value for table in app.dataframe if "weight" in table.value.columns)
     row = weights[weights["detector"] == "Sycophancy"].iloc[0]
-    assert row["weight"] == 0 and row.isna()["score"]  # not measured: no weight, no score
+    assert row["weight"] == 0 and row["score"] == "—"  # not measured: no weight, no score (never "None")
     assert result.composite.weights["sycophancy"] == 0
     assert "renormalised without sycophancy" in result.composite.weights_source
     assert escape_markdown(f"Weights: {result.composite.weights_source}") in [caption.value for caption in app.caption]

@@ -196,17 +196,53 @@ def _no_exception(page: Page, where: str) -> None:
     assert page.locator(EXCEPTION_BOX).count() == 0, f"{where}: {page.locator(EXCEPTION_BOX).first.inner_text()}"
 
 
-#: Text a reader must see whole: paragraphs, captions and link labels. Each is cut (an ellipsis, or clipped by
-#: its box) exactly when its content is wider than its box.
+#: Text a reader must see whole: paragraphs, captions, link labels and the sidebar's run picker. Each is cut (an
+#: ellipsis, or clipped by its box) exactly when its content is wider than its box.
 CLIPPED_TEXT = """() => [...document.querySelectorAll(
-    '[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"], [data-testid="stPageLink"] p')]
+    '[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"], [data-testid="stPageLink"] p,'
+    + ' [data-testid="stSidebar"] [role="combobox"]')]
   .filter((element) => element.offsetParent !== null && element.scrollWidth > element.clientWidth + 1)
-  .map((element) => element.innerText.slice(0, 80))"""
+  .map((element) => (element.value || element.innerText).slice(0, 80))"""
 
 
 def _no_clipped_text(page: Page, where: str) -> None:
     clipped = page.evaluate(CLIPPED_TEXT)
     assert not clipped, f"{where}: text cut by its box: {clipped}"
+
+
+#: WCAG 2.1 AA's contrast ratio for body text: every paragraph and caption is read, not guessed at.
+MIN_CONTRAST = 4.5
+#: WCAG 2.1 AA's ratio for large text and controls, asked of button and segment labels: Streamlit draws white
+#: on the theme's primary colour and that colour itself on the dark background, and no colour gives both 4.5.
+MIN_CONTROL_CONTRAST = 3.0
+#: Each visible paragraph and caption with its contrast ratio against what is drawn behind it: the element's
+#: colour and every translucent background from the page down to it, composited over white.
+TEXT_CONTRAST = r"""() => {
+  const rgba = (colour) => { const v = colour.match(/[\d.]+/g).map(Number); return [v[0], v[1], v[2], v[3] ?? 1]; };
+  const over = (top, under) => top.slice(0, 3).map((v, i) => v * top[3] + under[i] * (1 - top[3]));
+  const backdrop = (element) => {
+    const layers = [];
+    for (let node = element; node; node = node.parentElement) layers.unshift(rgba(getComputedStyle(node).backgroundColor));
+    return layers.reduce((under, layer) => over(layer, under), [255, 255, 255]);
+  };
+  const luminance = (rgb) => rgb.map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+    .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+  return [...document.querySelectorAll('[data-testid="stMarkdownContainer"] p, [data-testid="stCaptionContainer"]')]
+    .filter((element) => element.offsetParent !== null && element.innerText.trim())
+    .map((element) => {
+      const back = backdrop(element);
+      const [light, dark] = [luminance(over(rgba(getComputedStyle(element).color), back)), luminance(back)]
+        .sort((a, b) => b - a);
+      const control = element.closest('button, [data-testid="stButtonGroup"]') !== null;
+      return [(light + 0.05) / (dark + 0.05), element.innerText.slice(0, 80), control];
+    });
+}"""
+
+
+def _readable_text(page: Page, where: str) -> None:
+    faint = [(round(ratio, 2), text) for ratio, text, control in page.evaluate(TEXT_CONTRAST)
+             if ratio < (MIN_CONTROL_CONTRAST if control else MIN_CONTRAST)]
+    assert not faint, f"{where}: text below {MIN_CONTRAST}:1 (controls {MIN_CONTROL_CONTRAST}:1) contrast: {faint}"
 
 
 def _shot(page: Page, name: str) -> None:
@@ -365,6 +401,7 @@ def test_every_page_of_a_finished_run_loads_from_the_local_server_only(server_ur
         _settled(page)
         _no_exception(page, f"/{path}")
         _no_clipped_text(page, f"/{path}")
+        _readable_text(page, f"/{path}")
     for title in MENU:
         page.get_by_test_id("stSidebarNav").get_by_role("link", name=title).click()
         expect(page.get_by_role("heading", name=title)).to_be_visible(timeout=30_000)
