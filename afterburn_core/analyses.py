@@ -264,13 +264,15 @@ register_analysis(AnalysisKind(
     "generations", "Generations", "afterburn_core.generation.results:GenerationsResult",
     "afterburn_core.stages:generations",
     config_fields=("max_new_tokens", "temperature", "top_p", "seed", "trust_remote_code"),
-    key_extra="afterburn_core.stages:generation_key", reads=("suites", "device", "batch_size", "threads"),
+    key_extra="afterburn_core.stages:generation_key",
+    reads=("suites", "device", "batch_size", "threads", "backend", "tensor_parallel_size", "pipeline_parallel_size",
+           "max_memory"),
     view="afterburn_core.views.prompts:generations_view",
 ))
 register_analysis(AnalysisKind(
     "token_kl", "Token divergence", "afterburn_core.generation.results:TokenKLResult",
     "afterburn_core.stages:token_kl", depends_on=("generations",), key_extra="afterburn_core.stages:device_key",
-    reads=("device", "trust_remote_code", "threads"),
+    reads=("device", "trust_remote_code", "threads", "max_memory"),
     view="afterburn_core.views.prompts:token_kl_view",
 ))
 register_analysis(AnalysisKind(
@@ -288,7 +290,8 @@ register_analysis(AnalysisKind(
     config_fields=("internals_passages", "internals_tokens", "adl_positions", "adl_all_layers", "trust_remote_code",
                    "steering", "localization", "amplification", "amplification_alphas", "amplification_samples",
                    "seed"),
-    depends_on=("generations",), key_extra="afterburn_core.stages:internals_key", reads=("device", "batch_size", "threads"),
+    depends_on=("generations",), key_extra="afterburn_core.stages:internals_key",
+    reads=("device", "batch_size", "threads", "max_memory"),
     view="afterburn_core.views.internals:internals_view",
 ))
 

@@ -32,6 +32,9 @@ from afterburn_core.yaml_input import describe_yaml_error, load_marked, plain
 
 TRAINING_METHODS = ("unknown", "sft", "dpo", "rlhf", "rlvr", "grpo", "lora")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: Generation engines (the generation package's backends): auto picks vLLM when it is installed and a GPU
+#: is present, else transformers.
+BACKENDS = ("auto", "transformers", "vllm")
 
 #: Largest value accepted for ``max_new_tokens``: beyond this a suite run on a
 #: CPU takes hours, and the behaviour statistics do not need longer answers.
@@ -53,6 +56,9 @@ AMPLIFICATION_ALPHAS_COUNT_LIMIT = 8
 AMPLIFICATION_SAMPLES_LIMIT = 64
 #: Upper bound of ``threads``: more than any CPU machine has; past it a value is a typo.
 THREADS_LIMIT = 1024
+#: Upper bound of vLLM's tensor and pipeline parallel sizes: a 70B model needs 4–8 GPUs, the largest open
+#: models 16–64 over several nodes; past 512 a value is a typo.
+PARALLEL_SIZE_LIMIT = 512
 
 
 def _help(text: str, **extra: Any) -> dict[str, Any]:
@@ -137,6 +143,23 @@ class AnalysisConfig:
         metadata=_help("CPU threads torch computes with; 0 picks them from the CPUs this process may use "
                        "and the models' size (afterburn_core.threads)."),
     )
+    backend: str = field(
+        default="auto",
+        metadata=_help("Generation engine: auto (vLLM when installed and a GPU is present, else transformers), "
+                       "transformers, or vllm. Token KL and internals always run on transformers.",
+                       choices=BACKENDS),
+    )
+    tensor_parallel_size: int = field(
+        default=1, metadata=_help("vLLM backend: GPUs each layer is split over (tensor parallelism)."),
+    )
+    pipeline_parallel_size: int = field(
+        default=1, metadata=_help("vLLM backend: stages the layers are split into (pipeline parallelism)."),
+    )
+    max_memory: str = field(
+        default="",
+        metadata=_help("transformers backend: memory each device may hold, e.g. 'cuda:0=20GiB,cpu=60GiB'; a "
+                       "model past it is spread over the devices and offloaded (empty: what is free)."),
+    )
     # Left out of the hash: a dict is unhashable, and equal configs still compare equal by it.
     reward_hack_weights: dict[str, float] = field(
         default_factory=dict,
@@ -163,6 +186,12 @@ class AnalysisConfig:
         _check_int("adl_positions", self.adl_positions, 1, ADL_POSITIONS_LIMIT)
         _check_int("amplification_samples", self.amplification_samples, 1, AMPLIFICATION_SAMPLES_LIMIT)
         _check_int("threads", self.threads, 0, THREADS_LIMIT)
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"backend: {quoted(self.backend)} is not one of {', '.join(BACKENDS)}")
+        _check_int("tensor_parallel_size", self.tensor_parallel_size, 1, PARALLEL_SIZE_LIMIT)
+        _check_int("pipeline_parallel_size", self.pipeline_parallel_size, 1, PARALLEL_SIZE_LIMIT)
+        if not isinstance(self.max_memory, str):
+            raise ConfigError(f"max_memory: {quoted(self.max_memory)} must be text like 'cuda:0=20GiB,cpu=60GiB'")
         _check_alphas(self.amplification_alphas)
         _check_number("temperature", self.temperature, 0.0, 10.0)
         _check_number("top_p", self.top_p, 1e-6, 1.0)

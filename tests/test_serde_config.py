@@ -152,7 +152,8 @@ BAD_CONFIG_FILES = [
     ("keys.yaml", "{1: a, b: c}\n", ": unknown key 1; known keys are method, device, suites, max_new_tokens, "
      "batch_size, temperature, top_p, seed, spectrum_top_k, exact_spectra, trust_remote_code, internals_passages, "
      "internals_tokens, adl_positions, adl_all_layers, steering, localization, amplification, amplification_alphas, "
-     "amplification_samples, threads, reward_hack_weights"),
+     "amplification_samples, threads, backend, tensor_parallel_size, pipeline_parallel_size, "
+     "max_memory, reward_hack_weights"),
     ("weights.yaml", "reward_hack_weights: {length_bias: " + "9" * 999 + "}\n",
      ": reward_hack_weights: length_bias = <a 3319-bit integer> must be a finite number >= 0"),
 ]
