@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from afterburn_core.analyses import detector_names
+from afterburn_core.device import parse_max_memory
 from afterburn_core.errors import ConfigError
 from afterburn_core.limits import MAX_CONFIG_FILE_BYTES, load_json, quoted
 from afterburn_core.yaml_input import describe_yaml_error, load_marked, plain
@@ -192,6 +193,7 @@ class AnalysisConfig:
         _check_int("pipeline_parallel_size", self.pipeline_parallel_size, 1, PARALLEL_SIZE_LIMIT)
         if not isinstance(self.max_memory, str):
             raise ConfigError(f"max_memory: {quoted(self.max_memory)} must be text like 'cuda:0=20GiB,cpu=60GiB'")
+        parse_max_memory(self.max_memory)
         _check_alphas(self.amplification_alphas)
         _check_number("temperature", self.temperature, 0.0, 10.0)
         _check_number("top_p", self.top_p, 1e-6, 1.0)

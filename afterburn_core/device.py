@@ -8,7 +8,10 @@ fp32, and in fp64 where it says so). Cost: imports torch; queries the driver.
 
 from __future__ import annotations
 
+import re
+
 from afterburn_core.errors import ConfigError
+from afterburn_core.limits import quoted
 
 #: Names accepted by ``choose_device`` (the same as ``config.DEVICES``).
 DEVICE_NAMES = ("auto", "cpu", "cuda", "mps")
@@ -29,6 +32,40 @@ def free_memory_bytes(device) -> int | None:
     if getattr(device, "type", str(device)) == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
     return available_memory_bytes()
+
+
+#: Units a ``max_memory`` size may carry: decimal (powers of 1000) and binary (powers of 1024), as accelerate
+#: reads them (``accelerate.utils.convert_file_size_to_int``); a bare number is bytes.
+MEMORY_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+                "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
+_MEMORY_DEVICE = re.compile(r"cuda:(\d+)|mps|cpu|disk")
+_MAX_MEMORY_EXAMPLE = "'cuda:0=20GiB,cpu=60GiB'"
+
+
+def parse_max_memory(text: str) -> dict[int | str, int]:
+    """``'cuda:0=20GiB,cpu=60GiB,disk=1TB'`` → accelerate's budget ``{0: bytes, "cpu": bytes, "disk": bytes}``
+    (a GPU by its index); empty text is ``{}``. A part that is not ``device=size`` is a ``ConfigError`` naming it.
+    Whether the devices exist is checked where the model is placed (``generation.placement``), not here: a
+    config may be written on another machine."""
+    budget: dict[int | str, int] = {}
+    for part in (piece.strip() for piece in text.split(",")) if text.strip() else ():
+        name, equals, size = (piece.strip() for piece in part.partition("="))
+        if not equals:
+            raise ConfigError(f"max_memory: {quoted(part)} is not device=size; write it like {_MAX_MEMORY_EXAMPLE}")
+        device = _MEMORY_DEVICE.fullmatch(name.lower())
+        if device is None:
+            raise ConfigError(f"max_memory: {quoted(name)} in {quoted(part)} is not a device; "
+                              "name cuda:N, mps, cpu or disk")
+        amount = _SIZE.fullmatch(size.lower())
+        if amount is None or amount.group(2) not in ("", *MEMORY_UNITS):
+            raise ConfigError(f"max_memory: {quoted(size)} in {quoted(part)} is not a size; write a number "
+                              "and a unit (B, KB, MB, GB, TB, KiB, MiB, GiB, TiB)")
+        key: int | str = int(device.group(1)) if device.group(1) is not None else device.group(0)
+        if key in budget:
+            raise ConfigError(f"max_memory: {quoted(name)} is named twice in {quoted(text)}; name each device once")
+        budget[key] = int(float(amount.group(1)) * MEMORY_UNITS[amount.group(2) or "b"])
+    return budget
 
 
 def choose_device(requested: str = "auto"):

@@ -1,7 +1,10 @@
 """Load one resolved checkpoint as a model + tokenizer ready to generate or score.
 
-Contract: ``load_model(checkpoint, device, *, trust_remote_code=False) -> LoadedModel``.
-The model is in eval mode on ``device``, in this dtype (``model_dtype``):
+Contract: ``load_model(checkpoint, device, *, trust_remote_code=False, max_memory="") -> LoadedModel``.
+The model is in eval mode on ``device`` — or, when it does not fit what ``device`` has free or
+``max_memory`` bounds it, spread by accelerate over the devices, the CPU and disk (``placement``
+decides from the config before any weight is read, and refuses in one line what cannot fit) —
+in this dtype (``model_dtype``):
 
 - CPU and MPS: fp32 (the CPU has no fast half matmul; MPS bf16 support varies by macOS);
 - CUDA: the checkpoint's own dtype from ``config.json`` (``dtype`` / ``torch_dtype``,
@@ -43,7 +46,14 @@ import gc
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from afterburn_core.errors import BadCheckpoint, BadInput
+from afterburn_core.errors import BadCheckpoint, BadInput, ConfigError
+from afterburn_core.generation.placement import (
+    Placement,
+    estimate_model_bytes,
+    format_bytes,
+    input_device,
+    plan_placement,
+)
 from afterburn_core.types import ResolvedCheckpoint
 
 #: Files whose presence means a folder carries its own tokenizer.
@@ -58,7 +68,8 @@ _CUDA_KEPT_DTYPES = ("float32", "float16", "bfloat16")
 class LoadedModel:
     """A model on a device with its tokenizer; for an adapter, the base with the adapter attached.
 
-    ``eos_token_ids`` is the union of the tokenizer's EOS and the checkpoint's
+    ``device`` is where its inputs go: the device asked for, or for a model spread by accelerate
+    (``placement.spread``) the one it computes on. ``eos_token_ids`` is the union of the tokenizer's EOS and the checkpoint's
     ``generation_config.json`` EOS ids. ``pad_token_id`` is the tokenizer's pad,
     or its EOS when it has none.
     """
@@ -71,6 +82,7 @@ class LoadedModel:
     eos_token_ids: tuple[int, ...]
     pad_token_id: int
     is_adapter: bool = False
+    placement: Placement | None = None
     _released: bool = field(default=False, repr=False)
 
     @contextlib.contextmanager
@@ -91,6 +103,8 @@ class LoadedModel:
         self.model = None
         self._released = True
         gc.collect()
+        if self.placement is not None:
+            self.placement.release()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -212,17 +226,21 @@ def _gguf_options(checkpoint: ResolvedCheckpoint) -> dict:
     return {**options, "quantization_config": GgufConfig(dequantize=True)}
 
 
-def _load_full_model(checkpoint: ResolvedCheckpoint, device, trust_remote_code: bool):
+def _load_full_model(checkpoint: ResolvedCheckpoint, device, trust_remote_code: bool, max_memory: str,
+                     extra_bytes: int = 0):
+    """``(model, dtype, placement)`` of a full checkpoint; ``extra_bytes`` (an adapter's) count in its placement."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if checkpoint.weight_format == "gguf":
+        gguf_path = Path(checkpoint.weight_files[0])
         return _load(
             checkpoint,
-            lambda dtype: AutoModelForCausalLM.from_pretrained(
-                str(Path(checkpoint.weight_files[0]).parent), dtype=dtype,
-                trust_remote_code=trust_remote_code, **_gguf_options(checkpoint),
+            lambda: AutoConfig.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name),
+            lambda config, dtype, placement: AutoModelForCausalLM.from_pretrained(
+                str(gguf_path.parent), dtype=dtype, trust_remote_code=trust_remote_code,
+                **_gguf_options(checkpoint), **placement.from_pretrained_options(),
             ),
-            device,
+            device, trust_remote_code, max_memory, extra_bytes,
         )
     config_path = _model_config_path(checkpoint)
     # Pickles go through checkpoints.pickles, the project's one torch.load door (weights_only).
@@ -230,52 +248,107 @@ def _load_full_model(checkpoint: ResolvedCheckpoint, device, trust_remote_code: 
         Path(name).name.startswith(STANDARD_WEIGHT_PREFIXES) for name in checkpoint.weight_files
     )
 
-    def build(dtype):
+    def build(config, dtype, placement):
         if standard:
             return AutoModelForCausalLM.from_pretrained(
                 checkpoint.root,
                 dtype=dtype,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
+                **placement.from_pretrained_options(),
             )
-        config = AutoConfig.from_pretrained(str(config_path.parent), trust_remote_code=trust_remote_code)
+        if placement.spread:
+            raise ConfigError(
+                f"{checkpoint.reference} must be spread over devices to fit ({format_bytes(placement.model_bytes)}), "
+                f"and its weights ({Path(checkpoint.weight_files[0]).name}, …) can only be read whole; save it "
+                "with save_pretrained (model-*.safetensors shards) so accelerate can place it shard by shard"
+            )
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, trust_remote_code=trust_remote_code)
         _assign_weights(model, _state_dict(checkpoint), checkpoint.reference)
         return model
 
-    return _load(checkpoint, build, device)
+    def read_config():
+        return AutoConfig.from_pretrained(str(config_path.parent), trust_remote_code=trust_remote_code)
+
+    return _load(checkpoint, read_config, build, device, trust_remote_code, max_memory, extra_bytes)
 
 
-def _load(checkpoint: ResolvedCheckpoint, build, device):
-    """``build(dtype)`` in the dtype for ``device``, moved there in eval mode; its errors as one line."""
+def _load(checkpoint: ResolvedCheckpoint, read_config, build, device, trust_remote_code: bool, max_memory: str,
+          extra_bytes: int):
+    """``build(config, dtype, placement)`` in the dtype for ``device``, placed by ``placement`` (planned from
+    ``read_config()`` before any weight is read), in eval mode; its errors as one line."""
     dtype = model_dtype(checkpoint.description.torch_dtype, device)
+    placement = None
     try:
-        model = build(dtype)
-    except ValueError as error:
-        if "trust_remote_code" in str(error):
-            raise BadInput(
-                f"{checkpoint.reference} needs code shipped with the model to load; "
-                "pass trust_remote_code=True (--trust-remote-code) only if you trust its authors."
-            ) from None
-        raise BadCheckpoint(f"{checkpoint.reference} cannot be loaded: {str(error).splitlines()[0]}") from None
-    except OSError as error:
-        raise BadCheckpoint(f"{checkpoint.reference} cannot be loaded: {str(error).splitlines()[0]}") from None
-    return model.to(device).eval(), dtype
+        try:
+            config = read_config()
+            model_bytes = estimate_model_bytes(config, dtype, trust_remote_code=trust_remote_code) + extra_bytes
+            placement = plan_placement(checkpoint.reference, model_bytes, dtype, device, max_memory)
+            model = build(config, dtype, placement)
+        except ValueError as error:
+            if "trust_remote_code" in str(error):
+                raise BadInput(
+                    f"{checkpoint.reference} needs code shipped with the model to load; "
+                    "pass trust_remote_code=True (--trust-remote-code) only if you trust its authors."
+                ) from None
+            raise BadCheckpoint(f"{checkpoint.reference} cannot be loaded: {str(error).splitlines()[0]}") from None
+        except OSError as error:
+            raise BadCheckpoint(f"{checkpoint.reference} cannot be loaded: {str(error).splitlines()[0]}") from None
+    except BaseException:
+        if placement is not None:
+            placement.release()
+        raise
+    # A spread model is already where accelerate put it (its offloaded weights cannot move).
+    return (model if placement.spread else model.to(device)).eval(), dtype, placement
 
 
-def _eos_ids(model, tokenizer) -> tuple[int, ...]:
+def _eos_ids(generation_config, tokenizer) -> tuple[int, ...]:
     ids: list[int] = []
     if tokenizer.eos_token_id is not None:
         ids.append(int(tokenizer.eos_token_id))
-    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    configured = getattr(generation_config, "eos_token_id", None)
     for value in configured if isinstance(configured, (list, tuple)) else [configured]:
         if value is not None and int(value) not in ids:
             ids.append(int(value))
     return tuple(ids)
 
 
-def load_model(checkpoint: ResolvedCheckpoint, device, *, trust_remote_code: bool = False) -> LoadedModel:
-    """Load ``checkpoint`` (a full model or a peft adapter on its base) on ``device`` for inference."""
+def _adapter_bytes(checkpoint: ResolvedCheckpoint, device) -> int:
+    """Memory the adapter's own tensors take beside its base, in the base's load dtype."""
+    from afterburn_core.checkpoints.tensors import open_tensor_index
+
+    with open_tensor_index(checkpoint) as index:
+        parameters = index.num_parameters
+    return parameters * model_dtype(checkpoint.adapter_base.description.torch_dtype, device).itemsize
+
+
+def _attach_adapter(checkpoint: ResolvedCheckpoint, base_model, device):
+    """The peft adapter ``checkpoint`` on ``base_model``, moved to ``device`` (None: a spread base, whose
+    adapter layers peft places beside the weights they adapt)."""
+    from peft import PeftModel
+
+    if device is None and any(parameter.is_meta for parameter in base_model.parameters()):
+        # peft builds its layers from the base weights, which offloading leaves on the meta device
+        # (peft 0.21: "Cannot copy out of meta tensor").
+        raise ConfigError(
+            f"adapter {checkpoint.reference} needs its base {checkpoint.adapter_base.reference} offloaded to "
+            "cpu or disk to fit, and peft cannot attach an adapter to offloaded weights; merge it into its base "
+            "(merge_and_unload, save_pretrained) and compare the merged model, or raise --max-memory on the GPUs"
+        )
+    try:
+        model = PeftModel.from_pretrained(base_model, checkpoint.root, is_trainable=False)
+    except (ValueError, RuntimeError, OSError) as error:
+        raise BadCheckpoint(
+            f"adapter {checkpoint.reference} does not fit its base {checkpoint.adapter_base.reference}: "
+            f"{str(error).splitlines()[0]}"
+        ) from None
+    return (model if device is None else model.to(device)).eval()
+
+
+def load_model(checkpoint: ResolvedCheckpoint, device, *, trust_remote_code: bool = False,
+               max_memory: str = "") -> LoadedModel:
+    """Load ``checkpoint`` (a full model or a peft adapter on its base) on ``device`` for inference; past what
+    ``device`` holds, or under ``max_memory`` (``--max-memory`` text), spread and offloaded (``placement``)."""
     import torch
     from transformers.utils import logging as transformers_logging
 
@@ -286,32 +359,20 @@ def load_model(checkpoint: ResolvedCheckpoint, device, *, trust_remote_code: boo
     if checkpoint.kind == "adapter":
         if checkpoint.adapter_base is None:
             raise BadCheckpoint(f"adapter {checkpoint.reference} was resolved without its base; resolve it again.")
-        base_model, dtype = _load_full_model(checkpoint.adapter_base, device, trust_remote_code)
-        from peft import PeftModel
-
-        try:
-            model = PeftModel.from_pretrained(base_model, checkpoint.root, is_trainable=False).to(device).eval()
-        except (ValueError, RuntimeError, OSError) as error:
-            raise BadCheckpoint(
-                f"adapter {checkpoint.reference} does not fit its base {checkpoint.adapter_base.reference}: "
-                f"{str(error).splitlines()[0]}"
-            ) from None
-        folder = Path(checkpoint.root)
-        tokenizer_folder = folder if _has_tokenizer(folder) else Path(checkpoint.adapter_base.root)
-        is_adapter = True
+        model, dtype, placement = _load_full_model(checkpoint.adapter_base, device, trust_remote_code, max_memory,
+                                                   _adapter_bytes(checkpoint, device))
     else:
-        model, dtype = _load_full_model(checkpoint, device, trust_remote_code)
-        tokenizer_folder, is_adapter = Path(checkpoint.root), False
-    if checkpoint.weight_format == "gguf":
-        tokenizer = _load_gguf_tokenizer(checkpoint)
-    else:
-        tokenizer = _load_tokenizer(tokenizer_folder, trust_remote_code)
-    eos_ids = _eos_ids(model, tokenizer)
-    if not eos_ids:
-        raise BadCheckpoint(
-            f"{checkpoint.reference} names no EOS token (tokenizer or generation_config.json), "
-            "so generation could never stop early; set eos_token in tokenizer_config.json."
-        )
+        model, dtype, placement = _load_full_model(checkpoint, device, trust_remote_code, max_memory)
+    try:
+        if placement.spread:
+            device = input_device(model.hf_device_map)
+        if checkpoint.kind == "adapter":
+            model = _attach_adapter(checkpoint, model, None if placement.spread else device)
+        tokenizer = load_tokenizer(checkpoint, trust_remote_code=trust_remote_code)
+        eos_ids = _checked_eos_ids(checkpoint, _eos_ids(model.generation_config, tokenizer))
+    except BaseException:
+        placement.release()
+        raise
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_ids[0]
     return LoadedModel(
         checkpoint=checkpoint,
@@ -321,5 +382,40 @@ def load_model(checkpoint: ResolvedCheckpoint, device, *, trust_remote_code: boo
         dtype=dtype,
         eos_token_ids=eos_ids,
         pad_token_id=int(pad_id),
-        is_adapter=is_adapter,
+        is_adapter=checkpoint.kind == "adapter",
+        placement=placement,
     )
+
+
+def load_tokenizer(checkpoint: ResolvedCheckpoint, *, trust_remote_code: bool = False):
+    """The tokenizer ``load_model`` pairs with ``checkpoint``: an adapter folder's own, else its base's; a GGUF
+    file's from its metadata. Engines that load the weights themselves (vLLM) render prompts with it."""
+    if checkpoint.weight_format == "gguf":
+        return _load_gguf_tokenizer(checkpoint)
+    folder = Path(checkpoint.root)
+    if checkpoint.kind == "adapter" and not _has_tokenizer(folder) and checkpoint.adapter_base is not None:
+        folder = Path(checkpoint.adapter_base.root)
+    return _load_tokenizer(folder, trust_remote_code)
+
+
+def generation_eos_ids(checkpoint: ResolvedCheckpoint, tokenizer) -> tuple[int, ...]:
+    """The EOS ids ``load_model`` stops on, read without loading the weights: the tokenizer's EOS and those of
+    the model's ``generation_config.json`` (else its ``config.json``), as transformers reads them."""
+    from transformers import AutoConfig, GenerationConfig
+
+    model = checkpoint.adapter_base if checkpoint.kind == "adapter" else checkpoint
+    folder = str(_model_config_path(model).parent)
+    try:
+        generation_config = GenerationConfig.from_pretrained(folder)
+    except OSError:  # no generation_config.json: transformers derives one from config.json
+        generation_config = GenerationConfig.from_model_config(AutoConfig.from_pretrained(folder))
+    return _checked_eos_ids(checkpoint, _eos_ids(generation_config, tokenizer))
+
+
+def _checked_eos_ids(checkpoint: ResolvedCheckpoint, eos_ids: tuple[int, ...]) -> tuple[int, ...]:
+    if not eos_ids:
+        raise BadCheckpoint(
+            f"{checkpoint.reference} names no EOS token (tokenizer or generation_config.json), "
+            "so generation could never stop early; set eos_token in tokenizer_config.json."
+        )
+    return eos_ids

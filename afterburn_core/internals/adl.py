@@ -44,7 +44,9 @@ def _top(probabilities, token: Callable[[int, float], TokenScore], count: int) -
 def _readout(head, vector):
     import torch
 
-    return torch.softmax(head.logits(vector.to(head.unembedding.weight.device)[None, :])[0], dim=-1)
+    # ``vector`` is on the loaded model's input device; a head offloaded by accelerate moves it on from there
+    # (its weight's own device is then meta).
+    return torch.softmax(head.logits(vector[None, :])[0], dim=-1)
 
 
 def patchscope(loaded, parts: ModelParts, layer: int, vector, prompt_ids) -> object:

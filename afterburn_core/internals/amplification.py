@@ -227,7 +227,8 @@ def _loaded_sides(base: ResolvedCheckpoint, trained: ResolvedCheckpoint, config:
 
     with contextlib.ExitStack() as stack:
         def load(checkpoint):
-            loaded = load_model(checkpoint, device, trust_remote_code=config.trust_remote_code)
+            loaded = load_model(checkpoint, device, trust_remote_code=config.trust_remote_code,
+                                max_memory=config.max_memory)
             stack.callback(loaded.release)
             return loaded
 

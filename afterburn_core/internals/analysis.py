@@ -129,7 +129,8 @@ def analyze_internals(
             readings.adl_means(), readings.mean_norms(), layers, loaded, parts, token, token_text)
 
     def load(checkpoint):
-        return lambda: load_model(checkpoint, device, trust_remote_code=config.trust_remote_code)
+        return lambda: load_model(checkpoint, device, trust_remote_code=config.trust_remote_code,
+                                  max_memory=config.max_memory)
 
     if trained.kind == "adapter":
         adapter = load(trained)

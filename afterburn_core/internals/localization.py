@@ -117,7 +117,8 @@ def localize_blocks(
     report = progress or (lambda done, total, message: None)
 
     def load(checkpoint):
-        return lambda: load_model(checkpoint, device, trust_remote_code=config.trust_remote_code)
+        return lambda: load_model(checkpoint, device, trust_remote_code=config.trust_remote_code,
+                                  max_memory=config.max_memory)
 
     if trained.kind == "adapter":
         found = _toggle(load(trained), batches, architecture, report)
@@ -259,6 +260,11 @@ def _check_own(block, own_index, path: str, layer: int) -> None:
     import torch
 
     for name, tensor in _block_tensors(block).items():
+        if tensor.is_meta:  # accelerate holds an offloaded block's weights elsewhere; none to swap in place
+            raise AnalysisSkipped(
+                f"layer localization swaps block {layer}'s weights in place, and --max-memory offloaded them to "
+                "cpu or disk; run it with room for the whole model on the device"
+            )
         if not torch.equal(_read(own_index, path, layer, name, tensor), tensor.detach()):
             raise AnalysisSkipped(
                 f"layer localization reads {_stored_name(own_index, path, layer, name)} from "
