@@ -98,13 +98,17 @@ def reward_hack(context: RunContext, progress: StageReporter):
 def generation_key(context: RunContext) -> dict[str, Any]:
     from afterburn_core.generation.pipeline import suites_key
 
+    from afterburn_core.generation.backends import backend_key, chosen_backend
+
     config = context.config
     # Numerics differ by device kind (CUDA runs bf16); sampled outputs are seeded per batch.
-    return {
+    key = {
         "suites": suites_key(config),
         "device": context.device.type,
         "batch_size": config.batch_size if config.temperature > 0 else None,
     }
+    engine = backend_key(chosen_backend(config.backend, context.device), config)
+    return key if engine is None else {**key, "backend": engine}
 
 
 def base_answers_key(context: RunContext) -> str:

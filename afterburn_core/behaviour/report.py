@@ -70,6 +70,8 @@ class BehaviourReport:
     temperature: float
     chat_template: bool
     schema_version: int = field(default=SCHEMA_VERSION)
+    #: The engine that generated the answers, with its version (``transformers 5.25.0``, ``vllm 0.32.0``).
+    backend: str = "transformers"
 
 
 def _summary(completion: Completion) -> OutputSummary:
@@ -110,4 +112,5 @@ def build_behaviour_report(
         max_new_tokens=generations.max_new_tokens,
         temperature=generations.temperature,
         chat_template=generations.chat_template,
+        backend=generations.backend,
     )

@@ -1,7 +1,8 @@
 """Generate both models' answers to the run's suites, and score them token by token.
 
 Cost: ``generate_pair`` loads one model at a time (base, released, then
-trained; for a LoRA adapter one base with the adapter toggled) and runs every
+trained; for a LoRA adapter one base with the adapter toggled) in the engine ``config.backend`` names
+(``backends``: transformers or vLLM) and runs every
 prompt once per model, batched; given the base's stored answers
 (``BaseAnswers``), it generates the trained side only. ``score_pair`` teacher-forces both models on
 (prompt + trained output): two forward passes per prompt, one model in memory
@@ -48,15 +49,16 @@ def generate_pair(
     ``device``: the ``torch.device`` the run chose (None: chosen here from ``config.device``).
     ``base_answers``: the base's completions of these suites under these settings, stored by an earlier
     run (the caller keys them); the base is then not loaded and its time here is 0.
+    The engine is ``config.backend``'s (``backends.chosen_backend``); both sides go through the same one.
     """
     from afterburn_core.device import choose_device
-    from afterburn_core.generation.generator import generate, has_chat_template
-    from afterburn_core.generation.loading import load_model
+    from afterburn_core.generation.backends import backend_label, chosen_backend, open_engine
 
     suites = load_suites(config.suites)
     prompts = [prompt for suite in suites for prompt in suite.prompts]
     settings = _settings(config)
     device = device if device is not None else choose_device(config.device)
+    backend = chosen_backend(config.backend, device)
     total = 2 * len(prompts)
 
     def report(offset: int, label: str) -> Progress:
@@ -65,37 +67,42 @@ def generate_pair(
                 progress(offset + done, total, f"{label}: {message}")
         return update
 
+    def answer(checkpoint, *, adapter: bool, side: str, reuse_engine=None):
+        """(completions, seconds, chat template used) of one side, from its own engine or ``reuse_engine``."""
+        engine = reuse_engine or open_engine(backend, checkpoint, device, config)
+        try:
+            started = time.perf_counter()
+            outputs = engine.generate(prompts, settings, report(0 if side == "base" else len(prompts), side),
+                                      adapter=adapter)
+            return outputs, time.perf_counter() - started, engine.chat_template
+        finally:
+            if reuse_engine is None:
+                engine.release()
+
     if base_answers is not None:
         base_outputs, seconds_base, chat_template = base_answers.completions, 0.0, base_answers.chat_template
         report(0, "base")(len(prompts), len(prompts), "answers reused from the store")
     if trained.kind == "adapter":
-        loaded = load_model(trained, device, trust_remote_code=config.trust_remote_code)
+        # One engine for both sides: the adapter's base with the adapter switched off, then on.
+        engine = open_engine(backend, trained, device, config)
         try:
             if base_answers is None:
-                started = time.perf_counter()
-                with loaded.adapter_disabled():
-                    base_outputs = generate(loaded, prompts, settings, report(0, "base"))
-                seconds_base = time.perf_counter() - started
-            started = time.perf_counter()
-            trained_outputs = generate(loaded, prompts, settings, report(len(prompts), "trained"))
-            seconds_trained = time.perf_counter() - started
-            chat_template = has_chat_template(loaded.tokenizer)
+                base_outputs, seconds_base, chat_template = answer(trained, adapter=False, side="base",
+                                                                   reuse_engine=engine)
+            trained_outputs, seconds_trained, chat_template = answer(trained, adapter=True, side="trained",
+                                                                     reuse_engine=engine)
         finally:
-            loaded.release()
+            engine.release()
     else:
         if base_answers is None:
-            base_outputs, seconds_base, chat_template = _generate_with(
-                base, device, config, prompts, report(0, "base")
-            )
+            base_outputs, seconds_base, chat_template = answer(base, adapter=False, side="base")
         if trained.fingerprint == base.fingerprint:
             # The same files: decoding is deterministic (greedy, or sampling seeded per batch), so a second
             # pass would reproduce these answers token for token. Reuse them instead of paying twice.
             trained_outputs, seconds_trained = base_outputs, 0.0
             report(len(prompts), "trained")(len(prompts), len(prompts), "same files as the base: answers reused")
         else:
-            trained_outputs, seconds_trained, _ = _generate_with(
-                trained, device, config, prompts, report(len(prompts), "trained")
-            )
+            trained_outputs, seconds_trained, _ = answer(trained, adapter=True, side="trained")
     return GenerationsResult(
         suites=tuple(
             SuiteRef(suite.name, suite.version, suite.content_hash, suite.source, len(suite.prompts)) for suite in suites
@@ -112,20 +119,8 @@ def generate_pair(
         device=str(device),
         seconds_base=seconds_base,
         seconds_trained=seconds_trained,
+        backend=backend_label(backend),
     )
-
-
-def _generate_with(checkpoint, device, config, prompts, progress):
-    from afterburn_core.generation.generator import generate, has_chat_template
-    from afterburn_core.generation.loading import load_model
-
-    loaded = load_model(checkpoint, device, trust_remote_code=config.trust_remote_code)
-    try:
-        started = time.perf_counter()
-        outputs = generate(loaded, prompts, _settings(config), progress)
-        return outputs, time.perf_counter() - started, has_chat_template(loaded.tokenizer)
-    finally:
-        loaded.release()
 
 
 def score_pair(

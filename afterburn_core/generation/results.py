@@ -116,6 +116,9 @@ class GenerationsResult:
     seconds_base: float
     seconds_trained: float
     schema_version: int = field(default=SCHEMA_VERSION)
+    #: The engine that made the answers and its version (``backends.backend_label``); results stored before
+    #: engines were selectable were all made by transformers.
+    backend: str = "transformers"
 
 
 @dataclass(frozen=True)
