@@ -149,15 +149,15 @@ def score_pair(
         progress=progress,
     )
     if trained.kind == "adapter":
-        loaded = load_model(trained, device, trust_remote_code=config.trust_remote_code)
+        loaded = load_model(trained, device, trust_remote_code=config.trust_remote_code, max_memory=config.max_memory)
         try:
             scores = score_divergence(loaded, loaded, **inputs)
         finally:
             loaded.release()
     else:
         scores = score_divergence(
-            lambda: load_model(base, device, trust_remote_code=config.trust_remote_code),
-            lambda: load_model(trained, device, trust_remote_code=config.trust_remote_code),
+            lambda: load_model(base, device, trust_remote_code=config.trust_remote_code, max_memory=config.max_memory),
+            lambda: load_model(trained, device, trust_remote_code=config.trust_remote_code, max_memory=config.max_memory),
             **inputs,
         )
     by_suite: dict[str, list] = {}

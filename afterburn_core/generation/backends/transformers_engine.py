@@ -16,7 +16,8 @@ class TransformersEngine:
     def open(cls, checkpoint, device, config) -> TransformersEngine:
         from afterburn_core.generation.loading import load_model
 
-        return cls(load_model(checkpoint, device, trust_remote_code=config.trust_remote_code))
+        return cls(load_model(checkpoint, device, trust_remote_code=config.trust_remote_code,
+                              max_memory=config.max_memory))
 
     @property
     def chat_template(self) -> bool:
