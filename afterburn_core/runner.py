@@ -63,8 +63,8 @@ def check_inputs(base_reference: str, trained_reference: str, config: AnalysisCo
                  analyses: tuple[str, ...] | None = None) -> CheckedInputs:
     """Load and check every input a run of ``analyses`` (None: all) reads, before any of it is computed.
 
-    The suites (when a stage reads them: each file parsed and checked), the device,
-    then both references resolved (a missing path, a refused pickle, a bad config.json
+    The suites (when a stage reads them: each file parsed and checked), the device and the
+    generation engine, then both references resolved (a missing path, a refused pickle, a bad config.json
     fail here). Raises the input's ``BadInput``; cost: parsing the suites and resolving
     the pair (``checkpoints.resolution``), nothing read beyond headers and configs.
     """
@@ -78,7 +78,11 @@ def check_inputs(base_reference: str, trained_reference: str, config: AnalysisCo
     if "device" in read:
         from afterburn_core.device import choose_device
 
-        choose_device(config.device)
+        device = choose_device(config.device)
+        if "backend" in read:  # an engine that is not installed is refused before anything is computed
+            from afterburn_core.generation.backends import chosen_backend
+
+            chosen_backend(config.backend, device)
     from afterburn_core.checkpoints import resolve_pair
 
     return CheckedInputs(*resolve_pair(base_reference, trained_reference))

@@ -17,8 +17,18 @@ import dataclasses
 import streamlit as st
 
 from afterburn_core.checkpoints.check import ReferenceCheck, check_reference
-from afterburn_core.config import DEVICES, MAX_NEW_TOKENS_LIMIT, TRAINING_METHODS, AnalysisConfig
+from afterburn_core.config import (
+    BACKENDS,
+    DEVICES,
+    MAX_NEW_TOKENS_LIMIT,
+    PARALLEL_SIZE_LIMIT,
+    THREADS_LIMIT,
+    TRAINING_METHODS,
+    AnalysisConfig,
+)
+from afterburn_core.device import choose_device
 from afterburn_core.errors import AfterburnError, RunNotFound
+from afterburn_core.generation.backends import chosen_backend
 from afterburn_core.generation.suites import BUILTIN_SUITES, DEFAULT_SUITES, load_suites
 from afterburn_core.analyses import stage_title
 from afterburn_core.jobs import cancel_run, create_run, launch_worker, reap_dead_workers
@@ -54,6 +64,12 @@ EXACT_KEY = "new_run_exact_spectra"
 CAUSAL_KEYS = {"steering": "new_run_steering", "localization": "new_run_localization",
                "amplification": "new_run_amplification"}
 SEED_KEY = "new_run_seed"
+#: Where the models run: the generation engine, its parallel layout, the memory budget and CPU threads.
+BACKEND_KEY = "new_run_backend"
+TENSOR_PARALLEL_KEY = "new_run_tensor_parallel_size"
+PIPELINE_PARALLEL_KEY = "new_run_pipeline_parallel_size"
+MAX_MEMORY_KEY = "new_run_max_memory"
+THREADS_KEY = "new_run_threads"
 #: (button label, trained reference, what the pair shows) — the bundled demo pairs, all on demo:base.
 DEMO_PAIRS = (
     ("Demo: fine-tuned", "demo:trained", "fine-tuned with planted behaviours and weight edits"),
@@ -192,7 +208,10 @@ device = device_column.selectbox(
 )
 for key, default in ((SUITES_KEY, list(DEFAULT_SUITES)), (SUITE_FILES_KEY, ""),
                      (MAX_NEW_TOKENS_KEY, _DEFAULTS.max_new_tokens), (EXACT_KEY, _DEFAULTS.exact_spectra),
-                     (SEED_KEY, _DEFAULTS.seed),
+                     (SEED_KEY, _DEFAULTS.seed), (BACKEND_KEY, _DEFAULTS.backend),
+                     (TENSOR_PARALLEL_KEY, _DEFAULTS.tensor_parallel_size),
+                     (PIPELINE_PARALLEL_KEY, _DEFAULTS.pipeline_parallel_size), (MAX_MEMORY_KEY, _DEFAULTS.max_memory),
+                     (THREADS_KEY, _DEFAULTS.threads),
                      *((key, getattr(_DEFAULTS, name)) for name, key in CAUSAL_KEYS.items())):
     _restore(key, default)
 with st.expander("Analysis settings"):
@@ -218,6 +237,28 @@ with st.expander("Analysis settings"):
     )
     exact_spectra = exact_column.toggle(
         "Exact spectra", key=EXACT_KEY, on_change=_remember, args=(EXACT_KEY,), help=_FIELD_HELP["exact_spectra"],
+    )
+    backend_column, tensor_column, pipeline_column, memory_column, threads_column = st.columns(
+        [2, 1, 1, 2, 1], vertical_alignment="bottom")
+    backend = backend_column.selectbox(
+        "Generation engine", BACKENDS, key=BACKEND_KEY, on_change=_remember, args=(BACKEND_KEY,),
+        help=_FIELD_HELP["backend"],
+    )
+    tensor_parallel_size = tensor_column.number_input(
+        "Tensor parallel", min_value=1, max_value=PARALLEL_SIZE_LIMIT, step=1, key=TENSOR_PARALLEL_KEY,
+        on_change=_remember, args=(TENSOR_PARALLEL_KEY,), help=_FIELD_HELP["tensor_parallel_size"],
+    )
+    pipeline_parallel_size = pipeline_column.number_input(
+        "Pipeline parallel", min_value=1, max_value=PARALLEL_SIZE_LIMIT, step=1, key=PIPELINE_PARALLEL_KEY,
+        on_change=_remember, args=(PIPELINE_PARALLEL_KEY,), help=_FIELD_HELP["pipeline_parallel_size"],
+    )
+    max_memory = memory_column.text_input(
+        "Max memory", key=MAX_MEMORY_KEY, on_change=_remember, args=(MAX_MEMORY_KEY,),
+        placeholder="cuda:0=20GiB,cpu=60GiB", help=_FIELD_HELP["max_memory"],
+    )
+    threads = threads_column.number_input(
+        "CPU threads", min_value=0, max_value=THREADS_LIMIT, step=1, key=THREADS_KEY, on_change=_remember,
+        args=(THREADS_KEY,), help=_FIELD_HELP["threads"],
     )
     causal_columns = st.columns(len(CAUSAL_KEYS))
     causal = tuple(
@@ -251,7 +292,10 @@ if launch_column.button(
             load_suites(suite_paths)  # a bad file is one line here, not a failed run later
         config = AnalysisConfig(method=method, device=device, suites=(*chosen_suites, *suite_paths),
                                 max_new_tokens=int(max_new_tokens), seed=int(seed), exact_spectra=exact_spectra,
-                                **dict(causal))
+                                backend=backend, tensor_parallel_size=int(tensor_parallel_size),
+                                pipeline_parallel_size=int(pipeline_parallel_size), max_memory=max_memory.strip(),
+                                threads=int(threads), **dict(causal))
+        chosen_backend(config.backend, choose_device(config.device))  # an engine not installed: one line here
         new_run_id = create_run(store, base_reference, trained_reference, config)
         launch_worker(store, new_run_id)
     except AfterburnError as error:

@@ -116,3 +116,34 @@ def test_a_bad_suite_file_is_the_cores_one_line_error_and_no_run(afterburn_home,
     with RunStore(afterburn_home) as store:
         assert store.list_runs() == []
 
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("vllm") is not None, reason="vLLM is installed here")
+def test_an_engine_that_is_not_installed_is_the_cores_one_line_error_and_no_run(afterburn_home):
+    from afterburn_core.device import choose_device
+    from afterburn_core.generation.backends import chosen_backend
+
+    expected = core_message(chosen_backend, "vllm", choose_device("auto"))
+    app = open_app()
+
+    app.selectbox(key="new_run_backend").select("vllm").run()
+    app.button(key="new_run_launch").click().run()
+
+    assert_one_error(app, escape_markdown(expected))
+    with RunStore(afterburn_home) as store:
+        assert store.list_runs() == []
+
+
+@pytest.mark.parametrize("budget", ["cpu=lots", "gpu9=1GiB"])
+def test_a_bad_memory_budget_is_the_cores_one_line_error_and_no_run(afterburn_home, budget):
+    from afterburn_core.config import AnalysisConfig
+
+    expected = core_message(AnalysisConfig, max_memory=budget)
+    app = open_app()
+
+    app.text_input(key="new_run_max_memory").input(budget).run()
+    app.button(key="new_run_launch").click().run()
+
+    assert_one_error(app, escape_markdown(expected))
+    with RunStore(afterburn_home) as store:
+        assert store.list_runs() == []
