@@ -8,6 +8,7 @@ loaded whole.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 
@@ -127,3 +128,33 @@ def test_an_adapter_on_an_offloaded_base_is_refused_and_leaves_no_folder(offload
         "the merged model, or raise --max-memory on the GPUs"
     )
     assert list(offload_temp.iterdir()) == []
+
+
+def test_afterburn_behaviour_under_a_budget_gives_the_answers_and_divergences_of_a_whole_load(
+        offload_temp, tmp_path) -> None:
+    """The CLI as a user runs a pair past its budget: generation and token KL through offload, same results.
+
+    Each run has its own store (the budget is not in the cache key: results do not depend on it), and a budget
+    nothing fits is refused through the same door, so the budget reaches every load."""
+    from cli_helpers import afterburn
+
+    def behaviour(budget: str, name: str):
+        out = tmp_path / f"{name}.json"
+        return afterburn("--home", str(tmp_path / name), "behaviour", "--base", "demo:base", "--trained",
+                         "demo:trained", "--suites", "math", "--max-new-tokens", "16", "--device", "cpu",
+                         "--max-memory", budget, "-o", str(out)), out
+
+    documents = []
+    for budget, name in (("", "whole"), (f"cpu={DEMO_BASE_BYTES // 2}B", "offloaded")):
+        finished, out = behaviour(budget, name)
+        assert finished.returncode == 0, finished.stderr[-2000:]
+        documents.append(json.loads(out.read_text()))
+    whole, offloaded = documents
+    assert offloaded["generations"] == whole["generations"]
+    assert [prompt["mean_kl"] for prompt in offloaded["token_kl"]] == pytest.approx(
+        [prompt["mean_kl"] for prompt in whole["token_kl"]], abs=1e-5)
+
+    refused, _ = behaviour("cpu=1000B,disk=1000B", "refused")
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1].startswith("Error: ")
+    assert "demo:base" in refused.stderr and "Traceback" not in refused.stderr
