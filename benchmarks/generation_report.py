@@ -14,10 +14,14 @@ Contract:
   plus the forward passes the batches needed and the share of computed rows
   that were real tokens (``forward_passes``), which split a tokens/s ratio into
   rows per pass, rows busy, and seconds per pass.
+- ``not_run_row(key, label, kind, reason) -> dict`` — the row of a step that was not
+  run (the vLLM engine's without a vLLM venv), printed with its reason.
 - ``evaluate_targets(rows) -> list[dict]`` and ``render_markdown(...) -> str``.
 
 The target (issue 5, item 9): ours ≥ 5× afterburn 0.6.3's real tokens/s on the
-demo pair, with greedy outputs identical to our own unbatched run. It measures
+demo pair, with greedy outputs identical to our own unbatched run; issue 19,
+item 4: the vLLM engine's greedy answers equal the transformers engine's token
+for token (0 differ), its speed shown beside ours and the floor. It measures
 nothing itself.
 """
 
@@ -115,6 +119,11 @@ def summarize(key: str, label: str, kind: str, runs: list[tuple], eos_ids, refer
     return row
 
 
+def not_run_row(key: str, label: str, kind: str, reason: str) -> dict:
+    """A row for a step this run skipped, saying why."""
+    return {"key": key, "label": label, "kind": kind, "ok": False, "not_run": reason, "runs": []}
+
+
 def _ratio(numerator: dict | None, denominator: dict | None, field: str) -> float | None:
     if not (numerator and denominator and numerator.get("ok") and denominator.get("ok")):
         return None
@@ -139,6 +148,7 @@ def evaluate_targets(rows: dict) -> list[dict]:
         "wanted": "— (reported)",
         "met": None,
     })
+    targets += _vllm_targets(rows)
     unbatched = rows.get("ours_unbatched")
     if unbatched and unbatched.get("same_as_ours"):
         same, total = unbatched["same_as_ours"]
@@ -151,11 +161,38 @@ def evaluate_targets(rows: dict) -> list[dict]:
     return targets
 
 
+def _vllm_targets(rows: dict) -> list[dict]:
+    """The vLLM engine against the transformers engine: same greedy answers, and its speed over ours and the floor."""
+    vllm = rows.get("vllm")
+    if vllm is None:
+        return []
+    if not vllm.get("ok"):
+        why = vllm.get("not_run") or "failed"
+        return [{"target": "demo pair: vLLM engine's greedy answers equal the transformers engine's, token for token",
+                 "measured": why, "wanted": "0 differ", "met": None}]
+    same, total = vllm["same_as_ours"]
+    targets = [{
+        "target": "demo pair: vLLM engine's greedy answers equal the transformers engine's, token for token",
+        "measured": f"{total - same} of {total} answers (prompt x model) differ", "wanted": "0 differ",
+        "met": same == total,
+    }]
+    for other, name in (("ours", "ours (transformers engine)"), ("floor", "the transformers 5 floor")):
+        ratio = _ratio(vllm, rows.get(other), "real_tps")
+        targets.append({
+            "target": f"demo pair: vLLM engine real tokens/s over {name} (generation only)",
+            "measured": "not measured" if ratio is None else f"{ratio:.2f}x",
+            "wanted": "— (reported)", "met": None,
+        })
+    return targets
+
+
 def _yes(value) -> str:
     return "—" if value is None else ("yes" if value else "**no**")
 
 
 def _row_line(row: dict, ours: dict | None) -> str:
+    if row.get("not_run"):
+        return f"| {row['label']} | {row['not_run']} |" + " — |" * 12
     if not row.get("ok"):
         return f"| {row['label']} | — | — | — | — | — | — | — | — | — | {row['peak_rss_mib']:.0f} | failed (see {row['runs'][-1]['log']}) | — |"
     claimed = "—" if row["claimed_tokens"] is None else f"{row['claimed_tokens']}"
