@@ -100,7 +100,7 @@ def test_a_budget_nothing_fits_is_refused_before_any_weight_loads(offload_temp, 
         f"1.0 MiB on cpu + 2.0 MiB on disk ({offload_temp}); raise the sizes in --max-memory, free disk space "
         "(or point TMPDIR at a bigger disk), or run on a device with more memory"
     )
-    assert list(offload_temp.iterdir()) == []
+    assert list(offload_temp.glob(f"{placement.OFFLOAD_FOLDER_PREFIX}*")) == []  # (torch may cache its own there)
 
 
 def test_a_device_too_small_without_a_budget_is_refused_with_the_fix(monkeypatch) -> None:
@@ -127,7 +127,7 @@ def test_an_adapter_on_an_offloaded_base_is_refused_and_leaves_no_folder(offload
         "adapter to offloaded weights; merge it into its base (merge_and_unload, save_pretrained) and compare "
         "the merged model, or raise --max-memory on the GPUs"
     )
-    assert list(offload_temp.iterdir()) == []
+    assert list(offload_temp.glob(f"{placement.OFFLOAD_FOLDER_PREFIX}*")) == []  # (torch may cache its own there)
 
 
 def test_afterburn_behaviour_under_a_budget_gives_the_answers_and_divergences_of_a_whole_load(
