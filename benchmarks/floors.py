@@ -1,7 +1,8 @@
 """The floors: the least work any weight-diff tool must do, each run as its own process.
 
-Contract: ``python benchmarks/floors.py STEP BASE_FILE TRAINED_FILE [--top-k K] [--json OUT]``
-with STEP one of (each includes the one before it, except that ``gram``
+Contract: ``python benchmarks/floors.py STEP BASE TRAINED [--top-k K] [--device D] [--json OUT]``,
+BASE and TRAINED each a ``.safetensors`` file or a folder of shards (every
+``*.safetensors`` in it), with STEP one of (each includes the one before it, except that ``gram``
 builds on ``cheap``, not on ``lowrank``):
 
 - ``read``    — open both safetensors files and read every tensor once.
@@ -17,7 +18,9 @@ How, as a real tool would: each tensor is read through its own ``safe_open``
 fp32 copy exceeds ``BLOCK_BYTES`` (the 151936×896 embedding) is read in row
 blocks: the metrics and the fp64 Gram accumulate over blocks; only the
 randomized step holds the whole fp32 ΔW, because ``svd_lowrank`` needs it.
-Torch uses its default thread count (the machine's cores).
+Torch uses its default thread count (the machine's cores). ``--device cuda``
+(``gpu.py``) moves each block there as read and computes there, as our
+``--device cuda`` does; the clock stops after the device has finished.
 
 It prints, and writes with ``--json``, the step's own compute seconds, the
 tensor counts, and the five largest relative changes (so the rows can be
@@ -31,6 +34,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
 from safetensors import safe_open
@@ -43,13 +47,24 @@ OVERSAMPLE = 10
 NITER = 2
 
 
-def _tensor_shapes(path: str) -> dict[str, tuple[int, ...]]:
-    with safe_open(path, framework="pt") as handle:
-        return {name: tuple(handle.get_slice(name).get_shape()) for name in list(handle.keys())}
+def _shard_files(path: str) -> list[str]:
+    """The safetensors files of one side: the file itself, or every shard in the folder."""
+    if Path(path).is_dir():
+        return sorted(str(shard) for shard in Path(path).glob("*.safetensors"))
+    return [path]
+
+
+def _tensor_shapes(path: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Every tensor of one side: name -> (shape, the file holding it)."""
+    shapes = {}
+    for shard in _shard_files(path):
+        with safe_open(shard, framework="pt") as handle:
+            shapes.update({name: (tuple(handle.get_slice(name).get_shape()), shard) for name in list(handle.keys())})
+    return shapes
 
 
 def _row_blocks(base_path: str, trained_path: str, name: str):
-    """Yield (base, trained) fp32 row blocks of one tensor; one block unless it is large.
+    """Yield (base, trained) row blocks of one tensor in the stored dtype; one block unless it is large.
 
     Each block is read through its own pair of ``safe_open`` handles: a handle
     keeps the pages it touched resident (they count in RSS) until it closes.
@@ -60,7 +75,7 @@ def _row_blocks(base_path: str, trained_path: str, name: str):
         for size in shape:
             numel *= size
         if len(shape) < 2 or numel * 4 <= BLOCK_BYTES:
-            whole = base_file.get_tensor(name).float(), trained_file.get_tensor(name).float()
+            whole = base_file.get_tensor(name), trained_file.get_tensor(name)
     if len(shape) < 2 or numel * 4 <= BLOCK_BYTES:
         yield whole
         return
@@ -68,12 +83,12 @@ def _row_blocks(base_path: str, trained_path: str, name: str):
     for start in range(0, shape[0], rows):
         stop = min(shape[0], start + rows)
         with safe_open(base_path, framework="pt") as base_file, safe_open(trained_path, framework="pt") as trained_file:
-            block = base_file.get_slice(name)[start:stop].float(), trained_file.get_slice(name)[start:stop].float()
+            block = base_file.get_slice(name)[start:stop], trained_file.get_slice(name)[start:stop]
         yield block
 
 
-def run_step(step: str, base_path: str, trained_path: str, top_k: int = 32) -> dict:
-    """Do ``step`` over every tensor of the pair; returns what it found."""
+def run_step(step: str, base_path: str, trained_path: str, top_k: int = 32, device: str = "cpu") -> dict:
+    """Do ``step`` over every tensor of the pair on ``device``; returns what it found."""
     if step not in STEPS:
         raise ValueError(f"unknown step {step!r}; choose one of {', '.join(STEPS)}")
     torch.manual_seed(0)
@@ -81,17 +96,20 @@ def run_step(step: str, base_path: str, trained_path: str, top_k: int = 32) -> d
     relative_changes: dict[str, float] = {}
     spectra = 0
     shapes = _tensor_shapes(base_path)
-    for name, full_shape in shapes.items():
+    trained_files = {name: shard for name, (_shape, shard) in _tensor_shapes(trained_path).items()}
+    for name, (full_shape, base_file) in shapes.items():
         base_sq = delta_sq = trained_sq = dot = 0.0
         max_abs = 0.0
         unchanged = count = 0
         # The whole fp32 ΔW, filled block by block (svd_lowrank needs it at once).
-        delta_whole = torch.empty(full_shape) if step == "lowrank" and len(full_shape) == 2 else None
+        delta_whole = torch.empty(full_shape, device=device) if step == "lowrank" and len(full_shape) == 2 else None
         gram: torch.Tensor | None = None
         row = 0
-        for base, trained in _row_blocks(base_path, trained_path, name):
+        for base, trained in _row_blocks(base_file, trained_files[name], name):
             if step == "read":
                 continue
+            # Stored dtype over the bus, fp32 on the device: as our streaming reader does.
+            base, trained = base.to(device).float(), trained.to(device).float()
             delta = trained - base
             base_sq += float(base.square().sum())
             trained_sq += float(trained.square().sum())
@@ -125,9 +143,12 @@ def run_step(step: str, base_path: str, trained_path: str, top_k: int = 32) -> d
             eigenvalues = torch.linalg.eigvalsh(gram)
             _singular_values = eigenvalues.clamp_min(0).sqrt().flip(0)
             spectra += 1
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
     ranked = sorted(relative_changes.items(), key=lambda item: item[1], reverse=True)
     return {
         "step": step,
+        "device": device,
         "compute_s": time.perf_counter() - started,
         "tensors": len(shapes),
         "spectra": spectra,
@@ -139,12 +160,13 @@ def run_step(step: str, base_path: str, trained_path: str, top_k: int = 32) -> d
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("step", choices=STEPS)
-    parser.add_argument("base_file", help="base model.safetensors")
-    parser.add_argument("trained_file", help="trained model.safetensors")
+    parser.add_argument("base_file", help="base model.safetensors, or its folder of shards")
+    parser.add_argument("trained_file", help="trained model.safetensors, or its folder of shards")
     parser.add_argument("--top-k", type=int, default=32, help="k of the randomized step (q = k + 10)")
+    parser.add_argument("--device", default="cpu", help="where to compute: cpu (default) or cuda")
     parser.add_argument("--json", help="write the result here as well")
     args = parser.parse_args(argv)
-    result = run_step(args.step, args.base_file, args.trained_file, top_k=args.top_k)
+    result = run_step(args.step, args.base_file, args.trained_file, top_k=args.top_k, device=args.device)
     text = json.dumps(result, indent=2)
     print(text)
     if args.json:

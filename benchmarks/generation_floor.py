@@ -1,13 +1,13 @@
 """The floor: plain ``transformers`` batched greedy generation, the least work any tool must do.
 
 Contract: ``python benchmarks/generation_floor.py --models A [B] --prompts
-prompts.json --max-new-tokens N --batch-size K --threads T --json OUT``. It
+prompts.json --max-new-tokens N --batch-size K --threads T [--device D] --json OUT``. It
 imports neither afterburn nor afterburn_core, so it runs in either venv: in
 ours (transformers 5) it is the floor for our generator, in the peers'
 (transformers 4.57) it shows what the transformers version alone changes.
 
-Per model, one at a time: ``AutoTokenizer`` + ``AutoModelForCausalLM`` (fp32,
-eval); every prompt rendered as our generator renders it (the chat template
+Per model, one at a time: ``AutoTokenizer`` + ``AutoModelForCausalLM`` (fp32
+on a CPU; on ``--device cuda`` the stored half dtype, else bf16, as our loader picks; eval); every prompt rendered as our generator renders it (the chat template
 with one user turn and ``add_generation_prompt``, encoded without added
 special tokens; ``User: …\\nAssistant:`` when there is no template); prompts
 sorted by token length, in batches of K, LEFT padded with an attention mask;
@@ -34,7 +34,7 @@ def _encode(tokenizer, text: str) -> list[int]:
     return list(tokenizer(PLAIN_PROMPT_TEMPLATE.format(text=text))["input_ids"])
 
 
-def _generate(model, tokenizer, texts: list[str], max_new_tokens: int, batch_size: int):
+def _generate(model, tokenizer, texts: list[str], max_new_tokens: int, batch_size: int, device: str = "cpu"):
     import torch
 
     eos_ids = model.generation_config.eos_token_id
@@ -54,7 +54,7 @@ def _generate(model, tokenizer, texts: list[str], max_new_tokens: int, batch_siz
             attention_mask[row, width - len(ids):] = 1
         with torch.inference_mode():
             sequences = model.generate(
-                input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), max_new_tokens=max_new_tokens,
                 do_sample=False, eos_token_id=eos_ids, pad_token_id=pad_id,
             )
         for row, index in enumerate(rows):
@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, required=True)
     parser.add_argument("--batch-size", type=int, required=True)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", required=True)
     args = parser.parse_args()
     started = time.perf_counter()
@@ -86,10 +87,12 @@ def main() -> None:
     for role, model_path in zip(roles, args.models):
         tokenizer = AutoTokenizer.from_pretrained(model_path)
         model = AutoModelForCausalLM.from_pretrained(model_path).eval()
-        if model.dtype != torch.float32:
+        if args.device == "cpu" and model.dtype != torch.float32:
             model = model.float()
+        elif args.device != "cpu":
+            model = model.to(args.device, model.dtype if model.dtype in (torch.float16, torch.bfloat16) else torch.bfloat16)
         generation_started = time.perf_counter()
-        encoded, new_token_ids = _generate(model, tokenizer, texts, args.max_new_tokens, args.batch_size)
+        encoded, new_token_ids = _generate(model, tokenizer, texts, args.max_new_tokens, args.batch_size, args.device)
         models.append(
             {
                 "role": role,

@@ -148,7 +148,7 @@ def evaluate_targets(rows: dict) -> list[dict]:
         "wanted": "— (reported)",
         "met": None,
     })
-    targets += _vllm_targets(rows)
+    targets += vllm_targets(rows)
     unbatched = rows.get("ours_unbatched")
     if unbatched and unbatched.get("same_as_ours"):
         same, total = unbatched["same_as_ours"]
@@ -161,25 +161,26 @@ def evaluate_targets(rows: dict) -> list[dict]:
     return targets
 
 
-def _vllm_targets(rows: dict) -> list[dict]:
-    """The vLLM engine against the transformers engine: same greedy answers, and its speed over ours and the floor."""
+def vllm_targets(rows: dict, scope: str = "demo pair") -> list[dict]:
+    """The vLLM engine against the transformers engine (``rows["ours"]``) on ``scope``'s prompts: same greedy
+    answers, and its speed over ours and the floor (``rows["floor"]``)."""
     vllm = rows.get("vllm")
     if vllm is None:
         return []
     if not vllm.get("ok"):
         why = vllm.get("not_run") or "failed"
-        return [{"target": "demo pair: vLLM engine's greedy answers equal the transformers engine's, token for token",
+        return [{"target": f"{scope}: vLLM engine's greedy answers equal the transformers engine's, token for token",
                  "measured": why, "wanted": "0 differ", "met": None}]
     same, total = vllm["same_as_ours"]
     targets = [{
-        "target": "demo pair: vLLM engine's greedy answers equal the transformers engine's, token for token",
+        "target": f"{scope}: vLLM engine's greedy answers equal the transformers engine's, token for token",
         "measured": f"{total - same} of {total} answers (prompt x model) differ", "wanted": "0 differ",
         "met": same == total,
     }]
-    for other, name in (("ours", "ours (transformers engine)"), ("floor", "the transformers 5 floor")):
+    for other, name in (("ours", "ours (transformers engine)"), ("floor", "the transformers floor")):
         ratio = _ratio(vllm, rows.get(other), "real_tps")
         targets.append({
-            "target": f"demo pair: vLLM engine real tokens/s over {name} (generation only)",
+            "target": f"{scope}: vLLM engine real tokens/s over {name} (generation only)",
             "measured": "not measured" if ratio is None else f"{ratio:.2f}x",
             "wanted": "— (reported)", "met": None,
         })
