@@ -78,7 +78,7 @@ _TAG = re.compile(r"(<[^>]*>)")
 _WORD = re.compile(r"\S+")
 
 
-class _Styles:
+class Styles:
     """Paragraph styles on the report's fonts (built after the fonts are registered)."""
 
     def __init__(self) -> None:
@@ -103,7 +103,7 @@ class _Styles:
         self.card_value = ParagraphStyle("card_value", fontName=bold, fontSize=15, leading=19, textColor=ink)
 
 
-def _p(text: str, style: ParagraphStyle, width: float = WIDTH) -> Paragraph:
+def paragraph(text: str, style: ParagraphStyle, width: float = WIDTH) -> Paragraph:
     """A paragraph of this module's markup (model text inside it already went through ``markup``), set in
     ``width`` points."""
     return Paragraph(_wrappable(drawable(text, keep=""), style, width), style)
@@ -133,67 +133,67 @@ def _wrappable(text: str, style: ParagraphStyle, width: float) -> str:
                    for part in _TAG.split(text))
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]], styles: _Styles, widths: tuple[float, ...],
+def table(headers: tuple[str, ...], rows: list[tuple[str, ...]], styles: Styles, widths: tuple[float, ...],
            numeric: tuple[int, ...] = ()) -> Table:
     """A table of markup cells, wrapped to ``widths`` (fractions of the page width)."""
     inner = [WIDTH * fraction - CELL_PADDING for fraction in widths]
-    cells = [[_p(header, styles.cell_head_number if index in numeric else styles.cell_head, inner[index])
+    cells = [[paragraph(header, styles.cell_head_number if index in numeric else styles.cell_head, inner[index])
               for index, header in enumerate(headers)]]
-    cells += [[_p(cell, styles.number if index in numeric else styles.small, inner[index])
+    cells += [[paragraph(cell, styles.number if index in numeric else styles.small, inner[index])
                for index, cell in enumerate(row)] for row in rows]
-    table = Table(cells, colWidths=[WIDTH * fraction for fraction in widths], repeatRows=1)
+    drawn = Table(cells, colWidths=[WIDTH * fraction for fraction in widths], repeatRows=1)
     commands = [
         ("BACKGROUND", (0, 0), (-1, 0), HexColor(theme.PANEL)),
         ("LINEBELOW", (0, 0), (-1, -1), 0.4, HexColor(theme.RULE)),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ("TOPPADDING", (0, 0), (-1, -1), 3), ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
     ]
-    table.setStyle(TableStyle(commands))
-    return table
+    drawn.setStyle(TableStyle(commands))
+    return drawn
 
 
-def _facts(facts: tuple[Fact, ...], styles: _Styles) -> Table:
-    return _table(("", "value", "note"), [(f"<b>{markup(fact.label)}</b>", markup(fact.value),
+def _facts(facts: tuple[Fact, ...], styles: Styles) -> Table:
+    return table(("", "value", "note"), [(f"<b>{markup(fact.label)}</b>", markup(fact.value),
                                            markup(fact.note)) for fact in facts], styles, (0.24, 0.44, 0.32))
 
 
-def _section(key: str, styles: _Styles) -> list:
+def _section(key: str, styles: Styles) -> list:
     # A section opens on a new page unless the page still has room for its heading and a first chart.
-    return [CondPageBreak(90 * mm), _p(SECTIONS[key], styles.h1)]
+    return [CondPageBreak(90 * mm), paragraph(SECTIONS[key], styles.h1)]
 
 
-def _findings(found: tuple[run_view.ReportFinding, ...], styles: _Styles) -> Flowable:
+def _findings(found: tuple[run_view.ReportFinding, ...], styles: Styles) -> Flowable:
     """Findings as a table (severity in its colour, recommendation in italics), or the line saying there are none."""
     if not found:
-        return _p(run_view.NO_FINDINGS, styles.muted)
+        return paragraph(run_view.NO_FINDINGS, styles.muted)
     severity = '<font color="{}"><b>{}</b></font>'
     rows = [(severity.format(theme.SEVERITY_COLORS.get(finding.severity, theme.MUTED), markup(finding.severity)),
              markup(finding.source), f"<b>{markup(finding.title)}</b>",
              markup(finding.detail) + (f"<br/><i>→ {markup(finding.recommendation)}</i>"
                                        if finding.recommendation else ""))
             for finding in found]
-    return _table(("severity", "source", "finding", "detail"), rows, styles, (0.1, 0.12, 0.3, 0.48))
+    return table(("severity", "source", "finding", "detail"), rows, styles, (0.1, 0.12, 0.3, 0.48))
 
 
-def _title_page(report: RunReport, styles: _Styles) -> list:
+def _title_page(report: RunReport, styles: Styles) -> list:
     """The two models, the run line, the summary cards and beside them the composite gauge (when there is one)."""
     run = report.run
     chip = '<font color="{}">■</font>'
-    story = [Spacer(1, 10 * mm), _p("Afterburn report", styles.title), Spacer(1, 3 * mm),
-             _p(f"{chip.format(theme.BASE_COLOR)} {markup(run.base_reference)}  →  "
+    story = [Spacer(1, 10 * mm), paragraph("Afterburn report", styles.title), Spacer(1, 3 * mm),
+             paragraph(f"{chip.format(theme.BASE_COLOR)} {markup(run.base_reference)}  →  "
                 f"{chip.format(theme.TRAINED_COLOR)} {markup(run.trained_reference)}", styles.subtitle),
              Spacer(1, 2 * mm),
-             _p(f"Run {markup(run.run_id)} · {markup(run.status)} · finished {wording.when(run.finished_at)} · "
+             paragraph(f"Run {markup(run.run_id)} · {markup(run.status)} · finished {wording.when(run.finished_at)} · "
                 f"written by afterburn {markup(report.afterburn_version)} on {wording.when(report.generated_at)}",
                 styles.muted),
-             Spacer(1, 6 * mm), _p(SECTIONS["summary"], styles.h1)]
+             Spacer(1, 6 * mm), paragraph(SECTIONS["summary"], styles.h1)]
     gauge_width = WIDTH * (1 - CARDS_SHARE) if report.reward_hack is not None else 0.0
     card_width = (WIDTH - gauge_width) / 2
     text_width = card_width - 20  # the cards' left padding and a margin on the right
-    cards = [[_p(markup(fact.label.upper()), styles.card_label, text_width),
-              _p(f'<font color="{fact.color}">{markup(fact.value)}</font>' if fact.color else markup(fact.value),
+    cards = [[paragraph(markup(fact.label.upper()), styles.card_label, text_width),
+              paragraph(f'<font color="{fact.color}">{markup(fact.value)}</font>' if fact.color else markup(fact.value),
                  styles.card_value, text_width),
-              _p(markup(fact.note), styles.small, text_width)] for fact in run_view.summary_facts(report)]
+              paragraph(markup(fact.note), styles.small, text_width)] for fact in run_view.summary_facts(report)]
     grid = Table([cards[index: index + 2] for index in range(0, len(cards), 2)], colWidths=[card_width] * 2)
     grid.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), HexColor(theme.PANEL)),
                               ("BOX", (0, 0), (-1, -1), 0.6, HexColor("#ffffff")),
@@ -210,51 +210,51 @@ def _title_page(report: RunReport, styles: _Styles) -> list:
     return [*story, beside]
 
 
-def _weights(report: RunReport, styles: _Styles) -> list:
+def _weights(report: RunReport, styles: Styles) -> list:
     story = _section("weights", styles)
     weights = report.weights
     if weights is None:
-        return [*story, _p(markup(run_view.absence(report, "weights")), styles.muted)]
+        return [*story, paragraph(markup(run_view.absence(report, "weights")), styles.muted)]
     concentration = weights.concentration
-    story.append(_p(f"Profile <b>{markup(weights.diagnosis.profile)}</b> · {concentration.tensors_with_change} "
+    story.append(paragraph(f"Profile <b>{markup(weights.diagnosis.profile)}</b> · {concentration.tensors_with_change} "
                     f"tensors changed · the top 10% hold {wording.percent(concentration.top_decile_share)} of "
                     f"‖ΔW‖² (Gini {concentration.gini:.2f})", styles.body))
     for grid, heading in ((weights_view.layer_module_grid(weights), "Layer × module: relative change ‖ΔW‖/‖W‖"),
                           (weights_view.head_grid(weights), "Attention heads: relative change per head")):
         if grid is not None:
-            story.append(KeepTogether([_p(heading, styles.h2), pdf_charts.heatmap(grid, WIDTH)]))
+            story.append(KeepTogether([paragraph(heading, styles.h2), pdf_charts.heatmap(grid, WIDTH)]))
     if weights.heads is None:
-        story.append(_p(markup(weights_view.heads_note(weights)), styles.muted))
+        story.append(paragraph(markup(weights_view.heads_note(weights)), styles.muted))
     spectra = weights_view.spectra(weights)
     if spectra:
-        story.append(KeepTogether([_p("Singular-value spectra of ΔW (most changed matrices)", styles.h2),
+        story.append(KeepTogether([paragraph("Singular-value spectra of ΔW (most changed matrices)", styles.h2),
                                    pdf_charts.spectra(spectra, WIDTH)]))
     rows = [tuple(map(markup, weights_view.tensor_cells(tensor))) for tensor in weights_view.top_tensors(weights)]
-    story += [_p("Most changed tensors", styles.h2),
-              _table(weights_view.TENSOR_COLUMNS, rows, styles, (0.46, 0.1, 0.08, 0.12, 0.13, 0.11),
+    story += [paragraph("Most changed tensors", styles.h2),
+              table(weights_view.TENSOR_COLUMNS, rows, styles, (0.46, 0.1, 0.08, 0.12, 0.13, 0.11),
                      numeric=weights_view.TENSOR_NUMERIC)]
     return story + _experts(weights, styles)
 
 
-def _experts(weights: WeightDiffResult, styles: _Styles) -> list:
+def _experts(weights: WeightDiffResult, styles: Styles) -> list:
     """The MoE layer whose expert moved most, as its experts table (as the other reports); nothing for a dense model."""
     view = weights_detail.experts(weights.experts)
     if view is None:
         return []
     layer = view.layers[view.default]
     rows = [tuple(map(markup, cells)) for cells in weights_detail.expert_cells(layer)]
-    return [_p(f"Experts · layer {layer.layer:d}", styles.h2), _p(markup(view.reading), styles.body),
-            _p(markup(layer.reading), styles.body),
-            _table(weights_detail.EXPERT_COLUMNS, rows, styles, (0.08, 0.11, 0.1, 0.11, 0.09, 0.33, 0.08, 0.1),
+    return [paragraph(f"Experts · layer {layer.layer:d}", styles.h2), paragraph(markup(view.reading), styles.body),
+            paragraph(markup(layer.reading), styles.body),
+            table(weights_detail.EXPERT_COLUMNS, rows, styles, (0.08, 0.11, 0.1, 0.11, 0.09, 0.33, 0.08, 0.1),
                    numeric=weights_detail.EXPERT_NUMERIC)]
 
 
-def _behaviour(report: RunReport, styles: _Styles) -> list:
+def _behaviour(report: RunReport, styles: Styles) -> list:
     story = _section("behaviour", styles)
     behaviour = report.behaviour
     if behaviour is None:
-        return [*story, _p(markup(run_view.absence(report, "behaviour")), styles.muted)]
-    story += [_p(f"{markup(behaviour_view.significance(behaviour))}; "
+        return [*story, paragraph(markup(run_view.absence(report, "behaviour")), styles.muted)]
+    story += [paragraph(f"{markup(behaviour_view.significance(behaviour))}; "
                  f"{behaviour_view.SIGNIFICANT_MARK.strip()} marks them.", styles.body), Spacer(1, 3 * mm),
               pdf_charts.paired_bars(behaviour_view.median_lengths(behaviour), WIDTH, title="Median output tokens", rate=False)]
     for suite, stats in behaviour.suites.items():
@@ -265,17 +265,17 @@ def _behaviour(report: RunReport, styles: _Styles) -> list:
             pdf_charts.paired_bars(behaviour_view.format_rates(stats.overall), WIDTH, title=f"Format rates · {suite}",
                                    rate=True)])]
     rows = [tuple(map(markup, row.cells())) for row in behaviour_view.shift_rows(behaviour) if row.significant]
-    story.append(_p(markup(behaviour_view.suite_tests_title(behaviour, significant_only=True)), styles.h2))
-    story.append(_table(behaviour_view.SHIFT_COLUMNS, rows, styles, (0.12, 0.13, 0.23, 0.13, 0.13, 0.12, 0.14),
-                        numeric=behaviour_view.SHIFT_NUMERIC) if rows else _p("No test is significant.", styles.muted))
+    story.append(paragraph(markup(behaviour_view.suite_tests_title(behaviour, significant_only=True)), styles.h2))
+    story.append(table(behaviour_view.SHIFT_COLUMNS, rows, styles, (0.12, 0.13, 0.23, 0.13, 0.13, 0.12, 0.14),
+                        numeric=behaviour_view.SHIFT_NUMERIC) if rows else paragraph("No test is significant.", styles.muted))
     return story
 
 
-def _reward_hack(report: RunReport, styles: _Styles) -> list:
+def _reward_hack(report: RunReport, styles: Styles) -> list:
     story = _section("reward_hack", styles)
     result = report.reward_hack
     if result is None:
-        return [*story, _p(markup(run_view.absence(report, "reward_hack")), styles.muted)]
+        return [*story, paragraph(markup(run_view.absence(report, "reward_hack")), styles.muted)]
     composite = result.composite
     detectors = reward_view.detectors(result)
     # Every gauge in one row, each as wide as its share of the page (six would overlap at their full size).
@@ -287,20 +287,20 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
     row = Table([gauges], colWidths=[WIDTH / len(gauges)] * len(gauges))
     row.setStyle(TableStyle([("ALIGN", (0, 0), (-1, -1), "CENTER")]))
     weights = markup(reward_view.weight_line(result))
-    story += [_p(f"Composite <b>{composite.score:.0f} / 100 ({markup(composite.band)})</b> for method "
+    story += [paragraph(f"Composite <b>{composite.score:.0f} / 100 ({markup(composite.band)})</b> for method "
                  f"{markup(result.method)}; weights {weights} ({markup(composite.weights_source)}).", styles.body),
               Spacer(1, 3 * mm), row]
     rows = [(f"<b>{markup(detector_title(detector.name))}</b>", f"{detector.score:.0f}",
              markup(detector.band) if detector.available else "not available", "yes" if detector.flagged else "no",
              markup(detector.summary if detector.available else detector.reason))
             for detector in detectors]
-    story += [_p("Detectors", styles.h2), _table(("detector", "score", "band", "flagged", "summary"),
+    story += [paragraph("Detectors", styles.h2), table(("detector", "score", "band", "flagged", "summary"),
                                                   rows, styles, (0.16, 0.08, 0.14, 0.09, 0.53), numeric=(1,))]
     for detector in detectors:
         if detector.statistics:
-            story += [_p(f"Statistics · {markup(detector_title(detector.name))}",
+            story += [paragraph(f"Statistics · {markup(detector_title(detector.name))}",
                          styles.h2),
-                      _table(reward_view.STATISTIC_COLUMNS,
+                      table(reward_view.STATISTIC_COLUMNS,
                              [tuple(map(markup, row)) for row in reward_view.statistic_rows(detector)], styles,
                              (0.27, 0.23, 0.27, 0.23), numeric=reward_view.STATISTIC_NUMERIC)]
     evidence = [(markup(detector_title(detector.name)), markup(link),
@@ -308,7 +308,7 @@ def _reward_hack(report: RunReport, styles: _Styles) -> list:
                 for detector in detectors
                 for link, prompt, answer in reward_view.evidence(report.generations, detector.examples, EVIDENCE_CHARS)]
     if evidence:
-        story += [_p("Evidence", styles.h2), _table(("detector", "prompt", "prompt text",
+        story += [paragraph("Evidence", styles.h2), table(("detector", "prompt", "prompt text",
                                                      f"{theme.TRAINED_LABEL} answer"), evidence, styles,
                                                     (0.14, 0.18, 0.3, 0.38))]
     return story
@@ -319,26 +319,26 @@ def _token(token: str) -> str:
     return f"“{markup(token)}”"
 
 
-def _internals(report: RunReport, styles: _Styles) -> list:
+def _internals(report: RunReport, styles: Styles) -> list:
     story = _section("internals", styles)
     if report.internals is None:
-        return [*story, _p(markup(run_view.absence(report, "internals")), styles.muted)]
+        return [*story, paragraph(markup(run_view.absence(report, "internals")), styles.muted)]
     view = internals_view(report.internals)
     columns = parts_of.layer_columns(view)
-    story += [_p(markup(view.reading), styles.body), _p(f"{markup(view.method_line)}; {markup(view.cost_line)}",
+    story += [paragraph(markup(view.reading), styles.body), paragraph(f"{markup(view.method_line)}; {markup(view.cost_line)}",
                                                         styles.muted),
-              KeepTogether([_p("Per layer, neutral corpus", styles.h2),
+              KeepTogether([paragraph("Per layer, neutral corpus", styles.h2),
                             pdf_charts.layer_curves(view.layers, view.curves, WIDTH)]),
-              _table(columns, [tuple(map(markup, row)) for row in parts_of.layer_rows(view)], styles,
+              table(columns, [tuple(map(markup, row)) for row in parts_of.layer_rows(view)], styles,
                      (0.1, *(0.9 / (len(columns) - 1),) * (len(columns) - 1)), numeric=tuple(range(len(columns))))]
     for adl in parts_of.averaged_tables(view):
-        story += [_p(f"Activation-difference lens · {markup(adl.title)}", styles.h2),
-                  _p(f"‖δ‖ = {adl.norm:.3g}. {markup(parts_of.RELEVANCE_NOTE)}", styles.small),
-                  _table(parts_of.TOKEN_COLUMNS, parts_of.token_rows(adl, _token), styles,
+        story += [paragraph(f"Activation-difference lens · {markup(adl.title)}", styles.h2),
+                  paragraph(f"‖δ‖ = {adl.norm:.3g}. {markup(parts_of.RELEVANCE_NOTE)}", styles.small),
+                  table(parts_of.TOKEN_COLUMNS, parts_of.token_rows(adl, _token), styles,
                          (0.06, 0.24, 0.08, 0.12, 0.24, 0.08, 0.12), numeric=parts_of.TOKEN_NUMERIC)]
         if adl.patchscope:
             persistent = ", ".join(map(_token, adl.persistent)) or "none"
-            story.append(_p(f"{markup(parts_of.PATCHSCOPE_NOTE)}: {persistent}.", styles.body))
+            story.append(paragraph(f"{markup(parts_of.PATCHSCOPE_NOTE)}: {persistent}.", styles.body))
     return [*story, *_causal(report.internals, styles)]
 
 
@@ -348,34 +348,34 @@ CAUSAL_WIDTHS = {TRIAL_COLUMNS: (0.34, 0.33, 0.33), STEERING_COLUMNS: (0.4, 0.2,
                  AMPLIFICATION_COLUMNS: (0.17, 0.04, 0.30, 0.09, 0.19, 0.07, 0.14)}
 
 
-def _causal(result: InternalsResult, styles: _Styles) -> list:
+def _causal(result: InternalsResult, styles: Styles) -> list:
     """Steering, layer localization (with its bars) and amplification as ``causal_view`` words them, or why
     each is absent."""
     view = causal_view(result)
     story: list = []
     for part, title in PART_TITLES.items():
-        story.append(_p(markup(title), styles.h2))
+        story.append(paragraph(markup(title), styles.h2))
         if part in view.notes:
-            story.append(_p(markup(view.notes[part]), styles.muted))
+            story.append(paragraph(markup(view.notes[part]), styles.muted))
         elif part == "steering":
-            story += [_p(markup(view.steering.reading), styles.body), _p(markup(view.steering.method_line), styles.small),
+            story += [paragraph(markup(view.steering.reading), styles.body), paragraph(markup(view.steering.method_line), styles.small),
                       _causal_table(view.steering.trials, styles), Spacer(1, 2 * mm),
                       _causal_table(view.steering.metrics, styles)]
         elif part == "localization":
-            story += [_p(markup(view.localization.reading), styles.body), _p(markup(LOCALIZATION_NOTE), styles.small),
+            story += [paragraph(markup(view.localization.reading), styles.body), paragraph(markup(LOCALIZATION_NOTE), styles.small),
                       pdf_charts.localization_bars(view.localization, WIDTH),
                       _causal_table(view.localization.table, styles)]
         else:
-            story += [_p(markup(view.amplification.reading), styles.body),
-                      _p(f"{markup(view.amplification.sample_line)} {markup(AMPLIFICATION_NOTE)}", styles.small),
+            story += [paragraph(markup(view.amplification.reading), styles.body),
+                      paragraph(f"{markup(view.amplification.sample_line)} {markup(AMPLIFICATION_NOTE)}", styles.small),
                       _causal_table(view.amplification.table, styles)]
     return story
 
 
-def _causal_table(table: CausalTable, styles: _Styles) -> Table:
+def _causal_table(causal: CausalTable, styles: Styles) -> Table:
     """Every cell as reportlab markup (a stored result's metric and detector names are not ours)."""
-    return _table(tuple(map(markup, table.columns)), [tuple(map(markup, row)) for row in table.rows], styles,
-                  CAUSAL_WIDTHS[table.columns], numeric=table.numeric)
+    return table(tuple(map(markup, causal.columns)), [tuple(map(markup, row)) for row in causal.rows], styles,
+                 CAUSAL_WIDTHS[causal.columns], numeric=causal.numeric)
 
 
 def _answer(text: str) -> str:
@@ -384,39 +384,39 @@ def _answer(text: str) -> str:
     return markup(text[:ANSWER_CHARS], mono=True) + f"<br/><i>… cut at {ANSWER_CHARS} characters</i>"
 
 
-def _examples(report: RunReport, styles: _Styles) -> list:
+def _examples(report: RunReport, styles: Styles) -> list:
     story = _section("examples", styles)
     chosen = run_view.examples(report)
     if not chosen:
-        return [*story, _p(markup(run_view.absence(report, "generations")), styles.muted)]
+        return [*story, paragraph(markup(run_view.absence(report, "generations")), styles.muted)]
     for example in chosen:
         tokens = ", ".join(f"{markup(repr(token.token))} (KL {token.kl:.2f})" for token in example.top_tokens[:5])
         side = WIDTH / 2 - CELL_PADDING
-        sides = Table([[_p(f"<b>{theme.BASE_LABEL}</b> · {example.base.n_tokens} tokens · "
+        sides = Table([[paragraph(f"<b>{theme.BASE_LABEL}</b> · {example.base.n_tokens} tokens · "
                            f"{example.base.stop_reason}", styles.small, side),
-                        _p(f"<b>{theme.TRAINED_LABEL}</b> · {example.trained.n_tokens} tokens · "
+                        paragraph(f"<b>{theme.TRAINED_LABEL}</b> · {example.trained.n_tokens} tokens · "
                            f"{example.trained.stop_reason}", styles.small, side)],
-                       [_p(_answer(example.base.text), styles.mono, side),
-                        _p(_answer(example.trained.text), styles.mono, side)]],
+                       [paragraph(_answer(example.base.text), styles.mono, side),
+                        paragraph(_answer(example.trained.text), styles.mono, side)]],
                       colWidths=[WIDTH / 2] * 2)
         sides.setStyle(TableStyle([
             ("LINEABOVE", (0, 0), (0, 0), 3, HexColor(theme.BASE_COLOR)),
             ("LINEABOVE", (1, 0), (1, 0), 3, HexColor(theme.TRAINED_COLOR)),
             ("BACKGROUND", (0, 1), (-1, 1), HexColor("#fbfbfc")), ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ]))
-        block = [_p(f"<b>{markup(example.link)}</b> · {markup(example.prompt.category)} · {markup(example.why)}",
+        block = [paragraph(f"<b>{markup(example.link)}</b> · {markup(example.prompt.category)} · {markup(example.why)}",
                     styles.h2),
-                 _p(f"<b>Prompt:</b> {markup(example.prompt.text)}", styles.body)]
+                 paragraph(f"<b>Prompt:</b> {markup(example.prompt.text)}", styles.body)]
         if tokens:
-            block.append(_p(f"Diverges most at {tokens}", styles.small))
+            block.append(paragraph(f"Diverges most at {tokens}", styles.small))
         story += [KeepTogether([*block, Spacer(1, 2 * mm), sides]), Spacer(1, 5 * mm)]
     return story
 
 
-def _provenance(report: RunReport, styles: _Styles) -> list:
+def _provenance(report: RunReport, styles: Styles) -> list:
     story = _section("provenance", styles)
     for group, facts in run_view.provenance(report):
-        story += [_p(markup(group), styles.h2), _facts(facts, styles)]
+        story += [paragraph(markup(group), styles.h2), _facts(facts, styles)]
     return story
 
 
@@ -440,7 +440,7 @@ def build_a4(story: list, footer: str, title: str, author: str) -> bytes:
 
 def render_pdf(report: RunReport) -> bytes:
     """The report as PDF bytes (A4)."""
-    styles = _Styles()
+    styles = Styles()
     story = [*_title_page(report, styles), *_section("findings", styles), _findings(run_view.findings(report), styles)]
     for part in (_weights, _behaviour, _reward_hack, _internals, _examples, _provenance):
         story += part(report, styles)

@@ -16,7 +16,7 @@ from reportlab.platypus import CondPageBreak, KeepTogether, Spacer
 from reportlab.lib.units import mm
 
 from afterburn_core import __version__
-from afterburn_core.reports.pdf import WIDTH, build_a4, _p as paragraph, _Styles as Styles, _table as table
+from afterburn_core.reports.pdf import WIDTH, Styles, build_a4, paragraph, table
 from afterburn_core.reports.pdf_fonts import drawable, fonts, markup
 from afterburn_core.trajectory.types import TrajectoryResult
 from afterburn_core.views import theme, wording
