@@ -167,6 +167,43 @@ def test_same_seed_same_result_other_seed_same_ranks(planted):
     assert other["layers.1.self_attn.q_proj.weight"].rank_90 == 2
 
 
+def test_pairs_spread_over_several_devices_give_the_one_device_result_in_plan_order(planted):
+    """On a CUDA run every visible GPU takes pairs (``compute_devices``); here three workers on the CPU stand in
+    for them: the same records, in the same order, spectra and all, and progress counted once per pair."""
+    _, _, base, trained, first = planted
+    calls = []
+    cpu = torch.device("cpu")
+    spread = compare_weights(base, trained, device="cpu", devices=[cpu, cpu, cpu],
+                             progress=lambda done, total, message: calls.append((done, message)))
+    assert spread.tensors == first.tensors
+    assert spread.details.keys() == first.details.keys()
+    assert calls == [(done, record.name) for done, record in enumerate(first.tensors, start=1)]
+
+
+def test_a_cancel_stops_every_worker(planted):
+    _, _, base, trained, _ = planted
+
+    class Stop(Exception):
+        pass
+
+    def cancel(done, total, message):
+        if done == 2:
+            raise Stop
+
+    cpu = torch.device("cpu")
+    with pytest.raises(Stop):
+        compare_weights(base, trained, device="cpu", devices=[cpu, cpu], progress=cancel)
+    import threading
+
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("afterburn-weights")]
+
+
+def test_a_cpu_run_uses_one_device():
+    from afterburn_core.weights.engine import compute_devices
+
+    assert compute_devices(torch.device("cpu")) == [torch.device("cpu")]
+
+
 def test_unchanged_pair_with_prefix_and_shard_differences(tmp_path):
     tensors = llama_tensors(seed=1)
     base = resolve(str(save_checkpoint(tmp_path / "base", tensors)))
