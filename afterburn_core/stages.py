@@ -107,7 +107,7 @@ def generation_key(context: RunContext) -> dict[str, Any]:
         "device": context.device.type,
         "batch_size": config.batch_size if config.temperature > 0 else None,
     }
-    engine = backend_key(chosen_backend(config.backend, context.device), config)
+    engine = backend_key(chosen_backend(config.backend, context.device, context.pair()), config)
     return key if engine is None else {**key, "backend": engine}
 
 

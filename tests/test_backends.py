@@ -16,7 +16,13 @@ from afterburn_core.analyses import RunContext
 from afterburn_core.checkpoints import resolve
 from afterburn_core.config import AnalysisConfig
 from afterburn_core.errors import BadCheckpoint, ConfigError
-from afterburn_core.generation.backends import backend_key, backend_label, chosen_backend, vllm_installed
+from afterburn_core.generation.backends import (
+    backend_key,
+    backend_label,
+    chosen_backend,
+    vllm_installed,
+    vllm_serves,
+)
 from afterburn_core.generation.backends.vllm_engine import VllmEngine
 from afterburn_core.stages import generation_key
 
@@ -55,6 +61,10 @@ def test_the_vllm_engine_names_what_it_cannot_serve_before_loading_anything(tmp_
     from checkpoint_factories import build_pickle_checkpoint
 
     pickled = resolve(str(build_pickle_checkpoint(tmp_path / "pickled")))
+    # What auto would hand to vLLM on a GPU: safetensors folders and adapters on them; a pickle stays on
+    # transformers.
+    assert vllm_serves(resolve("demo:base")) and vllm_serves(resolve("demo:lora"))
+    assert not vllm_serves(pickled)
     with pytest.raises(BadCheckpoint) as raised:
         VllmEngine.open(pickled, CPU, AnalysisConfig(backend="vllm"))
     assert str(raised.value).endswith("use --backend transformers")

@@ -58,7 +58,7 @@ def generate_pair(
     prompts = [prompt for suite in suites for prompt in suite.prompts]
     settings = _settings(config)
     device = device if device is not None else choose_device(config.device)
-    backend = chosen_backend(config.backend, device)
+    backend = chosen_backend(config.backend, device, (base, trained))
     total = 2 * len(prompts)
 
     def report(offset: int, label: str) -> Progress:

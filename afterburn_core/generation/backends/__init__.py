@@ -46,8 +46,22 @@ def vllm_installed() -> bool:
     return importlib.util.find_spec("vllm") is not None
 
 
-def chosen_backend(requested: str, device) -> str:
-    """The engine a run uses: ``auto`` is vLLM when it is installed and the run is on a GPU, else transformers.
+#: Weight formats handed to vLLM: safetensors only — its loader of PyTorch pickles is not the project's one
+#: door for pickles (``checkpoints.pickles``, weights only), so a pickled model stays on transformers.
+VLLM_FORMATS = ("safetensors",)
+
+
+def vllm_serves(checkpoint) -> bool:
+    """Whether vLLM can load ``checkpoint`` (an adapter: its base): a model folder of safetensors with its
+    config.json, local or a hub snapshot."""
+    model = checkpoint.adapter_base if checkpoint.kind == "adapter" else checkpoint
+    return (model is not None and model.kind in ("local_dir", "hub") and model.weight_format in VLLM_FORMATS
+            and model.config_path is not None)
+
+
+def chosen_backend(requested: str, device, checkpoints: Sequence = ()) -> str:
+    """The engine a run uses: ``auto`` is vLLM when it is installed, the run is on a GPU and vLLM can load every
+    one of ``checkpoints`` (a GGUF file or a pickle stays on transformers), else transformers.
 
     An explicit ``vllm`` without vLLM installed is a one-line error saying how to install it.
     """
@@ -57,7 +71,9 @@ def chosen_backend(requested: str, device) -> str:
                               "--backend transformers")
         return "vllm"
     if requested == "auto":
-        return "vllm" if vllm_installed() and getattr(device, "type", str(device)) == "cuda" else "transformers"
+        on_gpu = getattr(device, "type", str(device)) == "cuda"
+        served = all(vllm_serves(checkpoint) for checkpoint in checkpoints)
+        return "vllm" if on_gpu and served and vllm_installed() else "transformers"
     return "transformers"
 
 

@@ -40,9 +40,6 @@ CHUNK_PROMPTS = 256
 CPU_KV_CACHE_GIB = "1"
 #: The LoRA request's name and integer id (one adapter per engine; vLLM needs an id ≥ 1).
 ADAPTER_NAME, ADAPTER_ID = "adapter", 1
-#: Weight formats handed to vLLM: safetensors only — its loader of PyTorch pickles is not the project's one
-#: door for pickles (``checkpoints.pickles``, weights only), so a pickled model stays on transformers.
-VLLM_FORMATS = ("safetensors",)
 
 
 @dataclass
@@ -131,7 +128,9 @@ class VllmEngine:
 
 def _check_loadable(checkpoint, model) -> None:
     """vLLM reads a model folder with its config.json; anything else is one line pointing at transformers."""
-    if model.kind not in ("local_dir", "hub") or model.weight_format not in VLLM_FORMATS or model.config_path is None:
+    from afterburn_core.generation.backends import vllm_serves
+
+    if not vllm_serves(checkpoint):
         raise BadCheckpoint(
             f"{checkpoint.reference}: the vllm backend loads model folders of safetensors with their config.json "
             f"(this is a {model.weight_format} {model.kind.replace('_', ' ')}); use --backend transformers"
