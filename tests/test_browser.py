@@ -294,7 +294,10 @@ def test_launch_the_demo_pair_and_open_its_checkpoints(server_url: str, afterbur
     for part in ("Steering", "Amplification"):
         _settled(page)  # each toggle reruns the page; the next click waits for the last one's rerun
         toggle = page.get_by_role("switch", name=part)
-        toggle.click(force=True)  # the input hides behind its drawn switch
+        # The input hides behind its drawn switch, so the click goes to the label a user clicks, with Playwright's
+        # checks (visible, stable, receiving events): a forced click on the input could land while the expander
+        # was still opening, on nothing.
+        page.locator("label").filter(has=toggle).click()
         expect(toggle).not_to_be_checked()
     _settled(page)
     for part in ("Steering", "Amplification"):
