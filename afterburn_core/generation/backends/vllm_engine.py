@@ -38,6 +38,8 @@ CHUNK_PROMPTS = 256
 #: KV-cache space on a CPU when the user set none (GiB, vLLM's ``VLLM_CPU_KVCACHE_SPACE``): vLLM-CPU's own
 #: default takes a large share of RAM; suites of short answers need a small fraction of one GiB.
 CPU_KV_CACHE_GIB = "1"
+#: peft's default ``r`` (an adapter_config.json that names none) and vLLM's smallest ``max_lora_rank``.
+DEFAULT_LORA_RANK, MIN_LORA_RANK = 8, 8
 #: The LoRA request's name and integer id (one adapter per engine; vLLM needs an id ≥ 1).
 ADAPTER_NAME, ADAPTER_ID = "adapter", 1
 
@@ -160,11 +162,11 @@ def _start(model, checkpoint, device, config, max_model_len: int):
     from vllm import LLM
 
     options = {}
-    if checkpoint.kind == "adapter":
-        import json
-
-        rank = int(json.loads((Path(checkpoint.root) / "adapter_config.json").read_text(encoding="utf-8")).get("r", 16))
-        options.update(enable_lora=True, max_loras=1, max_lora_rank=max(rank, 8))
+    adapter = checkpoint.description.adapter if checkpoint.kind == "adapter" else None
+    if adapter is not None:
+        # Read once at resolution; vLLM sizes its LoRA buffers by the largest rank any module uses.
+        ranks = [adapter.rank or DEFAULT_LORA_RANK, *(rank for _, rank in adapter.rank_pattern)]
+        options.update(enable_lora=True, max_loras=1, max_lora_rank=max(*ranks, MIN_LORA_RANK))
     dtype = model_dtype(model.description.torch_dtype, device)
     try:
         return LLM(
