@@ -180,24 +180,6 @@ def test_pairs_spread_over_several_devices_give_the_one_device_result_in_plan_or
     assert calls == [(done, record.name) for done, record in enumerate(first.tensors, start=1)]
 
 
-def test_a_cancel_stops_every_worker(planted):
-    _, _, base, trained, _ = planted
-
-    class Stop(Exception):
-        pass
-
-    def cancel(done, total, message):
-        if done == 2:
-            raise Stop
-
-    cpu = torch.device("cpu")
-    with pytest.raises(Stop):
-        compare_weights(base, trained, device="cpu", devices=[cpu, cpu], progress=cancel)
-    import threading
-
-    assert not [thread for thread in threading.enumerate() if thread.name.startswith("afterburn-weights")]
-
-
 def test_a_cpu_run_uses_one_device():
     from afterburn_core.weights.engine import compute_devices
 
@@ -215,7 +197,11 @@ def test_unchanged_pair_with_prefix_and_shard_differences(tmp_path):
     assert calls == [(index, len(tensors)) for index in range(1, len(tensors) + 1)]
 
 
-def test_progress_may_cancel(planted):
+@pytest.mark.parametrize("workers", [1, 2], ids=["one device", "spread over two"])
+def test_progress_may_cancel(planted, workers):
+    """A cancel raised by progress stops the diff; spread over devices, it stops every worker too."""
+    import threading
+
     _, _, base, trained, _ = planted
 
     class Stop(Exception):
@@ -226,7 +212,8 @@ def test_progress_may_cancel(planted):
             raise Stop
 
     with pytest.raises(Stop):
-        compare_weights(base, trained, device="cpu", progress=cancel)
+        compare_weights(base, trained, device="cpu", devices=[torch.device("cpu")] * workers, progress=cancel)
+    assert not [thread for thread in threading.enumerate() if thread.name.startswith("afterburn-weights")]
 
 
 def test_bf16_resolution_counting_and_dtype_mix(tmp_path):
