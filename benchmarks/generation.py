@@ -46,21 +46,13 @@ sys.path.insert(0, str(HERE))
 
 from generation_models import ensure_models
 from generation_report import evaluate_targets, not_run_row, render_markdown, summarize
-from harness import machine_facts, run_measured, tail
+from harness import log, machine_facts, measured_json_step, run_measured, tail, vllm_interpreter
 
 REPO = HERE.parent
 #: Per step; the slowest (afterburn on the wide model, five suites) takes ~1-2 min here.
 STEP_TIMEOUT_S = 900
 #: afterburn 0.6.3's PromptRunner batch size (its default, fixed by its behaviour command).
 PEER_BATCH_SIZE = 4
-#: Where ``scripts/vllm_lane.sh`` builds the vLLM venv by default (vLLM cannot share the main venv).
-DEFAULT_VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
-NO_VLLM = "not run: no vLLM venv (scripts/vllm_lane.sh builds one)"
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
-
 
 def _env(threads: int, ours: bool) -> dict[str, str]:
     env = dict(os.environ)
@@ -74,13 +66,8 @@ def _env(threads: int, ours: bool) -> dict[str, str]:
 
 
 def _run(name: str, command: list[str], log_dir: Path, json_path: Path, env: dict[str, str]):
-    log(f"-> {name}")
-    json_path.unlink(missing_ok=True)
-    measurement = run_measured(command, log_dir / f"{json_path.stem}.log", STEP_TIMEOUT_S, env=env)
-    payload = json.loads(json_path.read_text()) if measurement.ok and json_path.exists() else None
-    if payload is None:
-        log(f"   FAILED ({'timeout' if measurement.timed_out else f'exit {measurement.returncode}'}):\n{tail(measurement.log_path)}")
-    else:
+    measurement, payload = measured_json_step(name, command, log_dir, json_path, env, STEP_TIMEOUT_S)
+    if payload is not None:
         seconds = sum(model["generation_seconds"] for model in payload["models"])
         log(f"   wall {measurement.wall_s:6.1f} s   generation {seconds:6.2f} s   peak RSS {measurement.peak_rss_bytes / 2**20:6.0f} MiB")
     return measurement, payload
@@ -239,17 +226,6 @@ def _versions(peer_python: Path | None, vllm_python: Path | None) -> dict[str, s
     return {"ours": transformers.__version__, "peer": _package_version(peer_python, "transformers"),
             "vllm": _vllm_version(vllm_python),
             "vllm_transformers": _package_version(vllm_python, "transformers")}
-
-
-def vllm_interpreter(requested: Path | None) -> tuple[Path | None, str | None]:
-    """(the vLLM venv's python, None) or (None, why the vLLM row is not run)."""
-    if requested is not None:
-        if not requested.exists():
-            return None, f"not run: --vllm-python {requested} does not exist"
-        return requested, None
-    if DEFAULT_VLLM_PYTHON.exists():
-        return DEFAULT_VLLM_PYTHON, None
-    return None, NO_VLLM
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from generation_report import render_section, summarize, vllm_targets
-from harness import GIB, machine_facts, run_measured, tail, warm_page_cache
+from harness import GIB, NO_VLLM, log, machine_facts, measured_json_step, run_measured, tail, vllm_interpreter, warm_page_cache
 from report import DEFAULT_VS_RANDOMIZED_FLOOR, EXACT_VS_GRAM_FLOOR
 
 REPO = HERE.parent
@@ -46,12 +46,6 @@ DEFAULT_DIFF_AT_MOST_S = 60.0
 EXACT_DIFF_AT_MOST_S = 300.0
 #: Generous per step: the 7B --exact is wanted under 5 minutes; a smoke step takes seconds.
 STEP_TIMEOUT_S = 1800
-DEFAULT_VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
-NO_VLLM = "not run: no vLLM interpreter (--vllm-python; scripts/vllm_lane.sh builds one)"
-
-
-def log(message: str) -> None:
-    print(message, flush=True)
 
 
 def _env(threads: int, log_dir: Path | None = None) -> dict[str, str]:
@@ -67,12 +61,7 @@ def _env(threads: int, log_dir: Path | None = None) -> dict[str, str]:
 
 
 def _step(name: str, command: list[str], log_dir: Path, json_path: Path, env: dict[str, str]) -> dict:
-    log(f"-> {name}")
-    json_path.unlink(missing_ok=True)
-    measurement = run_measured(command, log_dir / f"{json_path.stem}.log", STEP_TIMEOUT_S, env=env)
-    payload = json.loads(json_path.read_text()) if measurement.ok and json_path.exists() else None
-    if payload is None:
-        log(f"   FAILED ({'timeout' if measurement.timed_out else f'exit {measurement.returncode}'}):\n{tail(measurement.log_path)}")
+    measurement, payload = measured_json_step(name, command, log_dir, json_path, env, STEP_TIMEOUT_S)
     log(f"   {measurement.wall_s:8.1f} s   peak RSS {measurement.peak_rss_gib:6.2f} GiB")
     return {"measurement": measurement, "payload": payload}
 
@@ -236,17 +225,6 @@ def parse_args(argv):
     return args
 
 
-def vllm_interpreter(args) -> tuple[Path | None, str | None]:
-    if args.no_vllm:
-        return None, "not run: --no-vllm"
-    python = args.vllm_python or (DEFAULT_VLLM_PYTHON if DEFAULT_VLLM_PYTHON.exists() else None)
-    if python is None:
-        return None, NO_VLLM
-    if not python.exists():
-        return None, f"not run: {python} does not exist"
-    return python, None
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now()
@@ -267,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"pair: {pair['parameters']:,} parameters a side, {pair['shards']} shards; page cache warmed in {warm_page_cache(shards):.1f} s")
 
     rows = run_weights(WeightSteps(pair, args.device, args.top_k, args.threads, log_dir), args.repeats, exact=not args.no_exact)
-    vllm_python, behaviour_note = vllm_interpreter(args)
+    vllm_python, behaviour_note = (None, "not run: --no-vllm") if args.no_vllm else vllm_interpreter(args.vllm_python)
     behaviour = None
     if vllm_python is not None:
         behaviour = run_behaviour(args, pair, vllm_python, log_dir)

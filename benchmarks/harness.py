@@ -1,6 +1,7 @@
 """Run one benchmark step in its own process and measure it: wall time and that process's peak RSS.
 
-Contract: ``run_measured(command, log_path, timeout_s, env=None) -> Measurement``.
+Contract: ``run_measured(command, log_path, timeout_s, env=None) -> Measurement``;
+``measured_json_step`` runs a step that writes a JSON result and reads it back.
 Peak RSS comes from ``os.wait4`` on that very child (its ``ru_maxrss``, which
 also covers any grandchildren it waited for), so every step's number is its
 own — ``getrusage(RUSAGE_CHILDREN)`` would be a running maximum over all steps.
@@ -16,6 +17,7 @@ It knows nothing about what the steps compute.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,3 +113,37 @@ def machine_facts() -> dict:
         "python": sys.version.split()[0],
         "platform": sys.platform,
     }
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def measured_json_step(name: str, command: list[str], log_dir: Path, json_path: Path, env: dict[str, str],
+                       timeout_s: float) -> tuple[Measurement, dict | None]:
+    """Run a step that writes ``json_path``: (its measurement, the JSON it wrote, or None with the log's tail
+    printed when it failed). A stale file from an earlier run is removed first, so it is never read as this
+    run's."""
+    log(f"-> {name}")
+    json_path.unlink(missing_ok=True)
+    measurement = run_measured(command, log_dir / f"{json_path.stem}.log", timeout_s, env=env)
+    payload = json.loads(json_path.read_text()) if measurement.ok and json_path.exists() else None
+    if payload is None:
+        log(f"   FAILED ({'timeout' if measurement.timed_out else f'exit {measurement.returncode}'}):\n{tail(measurement.log_path)}")
+    return measurement, payload
+
+
+#: Where ``scripts/vllm_lane.sh`` builds the vLLM venv by default (vLLM cannot share the main venv).
+DEFAULT_VLLM_PYTHON = Path(__file__).resolve().parent.parent / ".venv-vllm" / "bin" / "python"
+NO_VLLM = "not run: no vLLM venv (--vllm-python; scripts/vllm_lane.sh builds one)"
+
+
+def vllm_interpreter(requested: Path | None) -> tuple[Path | None, str | None]:
+    """(the vLLM venv's python, None) or (None, why the benchmark's vLLM rows are not run)."""
+    if requested is not None:
+        if not requested.exists():
+            return None, f"not run: --vllm-python {requested} does not exist"
+        return requested, None
+    if DEFAULT_VLLM_PYTHON.exists():
+        return DEFAULT_VLLM_PYTHON, None
+    return None, NO_VLLM
